@@ -1,0 +1,132 @@
+"""Localhost compute: hands calls to the detached runner (:mod:`.localhost_runner`)."""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import logging
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from airflow_pywren.executor.compute.base import ComputeBackend, Invocation
+from airflow_pywren.executor.compute.localhost_runner import recv_message, send_message
+from airflow_pywren.executor.config import Config
+from airflow_pywren.executor.errors import ComputeError, PyWrenConfigError
+
+logger = logging.getLogger(__name__)
+
+RUNNER_START_TIMEOUT = 30.0
+_MAX_SOCKET_PATH = 100  # AF_UNIX paths are limited to 108 bytes
+
+
+class LocalhostCompute(ComputeBackend):
+    """Runs calls in local worker processes owned by a runner that outlives this process."""
+
+    name = "localhost"
+
+    def __init__(self, config: Config) -> None:
+        super().__init__(config)
+        settings = config["localhost"]
+        self.workers: int = settings["workers"]
+        self.idle_timeout: float = settings["runner_idle_timeout"]
+        self.runner_dir = Path(os.path.expanduser(settings["runner_dir"]))
+        self.socket_path = _socket_path(self.runner_dir, self.workers)
+
+    def check(self) -> None:
+        try:
+            self.runner_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise PyWrenConfigError(f"cannot create 'localhost.runner_dir' {self.runner_dir}: {exc}") from exc
+
+    def request(self, message: dict[str, Any], start: bool = True) -> dict[str, Any]:
+        """Send one request to the runner, starting it first if needed and ``start`` is set."""
+        try:
+            return self._send(message)
+        except (FileNotFoundError, ConnectionRefusedError):
+            if not start:
+                raise
+        self._start_runner()
+        return self._send(message)
+
+    def _send(self, message: dict[str, Any]) -> dict[str, Any]:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(60)
+            sock.connect(self.socket_path)
+            send_message(sock, message)
+            reply = recv_message(sock)
+        if not reply.get("ok"):
+            raise ComputeError(f"localhost runner refused {message.get('op')}: {reply.get('error')}")
+        return reply
+
+    def _start_runner(self) -> None:
+        self.runner_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.runner_dir / "spawn.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                self._send({"op": "ping"})
+                return
+            except (FileNotFoundError, ConnectionRefusedError):
+                pass
+            log_path = self.runner_dir / "runner.log"
+            package_root = str(Path(__file__).resolve().parents[3])
+            env = dict(os.environ)
+            env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
+            with open(log_path, "ab") as log:
+                process = subprocess.Popen(
+                    [sys.executable, "-m", "airflow_pywren.executor.compute.localhost_runner",
+                     "--socket", self.socket_path, "--workers", str(self.workers),
+                     "--idle-timeout", str(self.idle_timeout)],
+                    cwd=self.runner_dir, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                    start_new_session=True, close_fds=True,
+                )
+            deadline = time.monotonic() + RUNNER_START_TIMEOUT
+            while time.monotonic() < deadline:
+                try:
+                    self._send({"op": "ping"})
+                    logger.debug("started localhost runner pid %s with %d workers", process.pid, self.workers)
+                    return
+                except (FileNotFoundError, ConnectionRefusedError):
+                    if process.poll() is not None and not os.path.exists(self.socket_path):
+                        break
+                    time.sleep(0.005)
+            tail = log_path.read_text(errors="replace")[-2000:] if log_path.exists() else ""
+            raise ComputeError(f"the localhost runner did not start (log {log_path}):\n{tail}")
+
+    def invoke(self, job: dict[str, Any], calls: Sequence[dict[str, Any]]) -> list[Invocation]:
+        reply = self.request({"op": "invoke", "job": job, "calls": list(calls)})
+        return [Invocation(call["call_id"], activation_id) for call, activation_id in zip(calls, reply["activation_ids"])]
+
+    def cancel(self, executor_id: str, job_id: str | None = None) -> int:
+        try:
+            return self.request({"op": "cancel", "executor_id": executor_id, "job_id": job_id}, start=False)["cancelled"]
+        except (FileNotFoundError, ConnectionRefusedError):
+            return 0
+
+    def stats(self) -> dict[str, Any] | None:
+        """The runner's counters (invoked, completed, killed, ...), or None when no runner is up."""
+        try:
+            return self.request({"op": "stats"}, start=False)
+        except (FileNotFoundError, ConnectionRefusedError):
+            return None
+
+    def shutdown(self) -> bool:
+        """Stop the runner (running calls are killed); False when none was running."""
+        try:
+            self.request({"op": "shutdown"}, start=False)
+            return True
+        except (FileNotFoundError, ConnectionRefusedError):
+            return False
+
+
+def _socket_path(runner_dir: Path, workers: int) -> str:
+    path = str(runner_dir.resolve() / f"runner-{workers}w.sock")
+    if len(path) > _MAX_SOCKET_PATH:
+        digest = hashlib.sha1(path.encode()).hexdigest()[:16]
+        path = os.path.join("/tmp", f"pywren-runner-{digest}.sock")
+    return path

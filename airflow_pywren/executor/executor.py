@@ -1,0 +1,417 @@
+"""The PyWren executor: stage jobs in storage, invoke them, and collect their results."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import time
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from airflow_pywren.executor import keys, serialization
+from airflow_pywren.executor.compute import ComputeBackend, create_compute
+from airflow_pywren.executor.config import Config, load_config, storage_section
+from airflow_pywren.executor.errors import (
+    ComputeError,
+    PyWrenConfigError,
+    PyWrenError,
+    PyWrenSubmitError,
+    StorageError,
+    StorageKeyNotFound,
+)
+from airflow_pywren.executor.future import ResponseFuture
+from airflow_pywren.executor.monitor import JobMonitor, create_monitor
+from airflow_pywren.executor.monitor.storage import read_objects
+from airflow_pywren.executor.storage import StorageBackend, create_storage, storage_spec
+from airflow_pywren.executor.wait import ALL_COMPLETED, ALWAYS, ANY_COMPLETED, WAIT_MODES
+from airflow_pywren.executor.worker import handler
+
+logger = logging.getLogger(__name__)
+
+CALL_ASYNC, MAP, REDUCE = "call_async", "map", "reduce"
+_JOB_LETTER = {CALL_ASYNC: "A", MAP: "M", REDUCE: "R"}
+PROGRESS_LOG_SECONDS = 5.0
+
+
+class FunctionExecutor:
+    """Runs Python functions as activations on the configured compute and storage backends.
+
+    ``executor_id`` names the executor's storage prefix; pass one to continue an executor
+    started elsewhere (jobs are then numbered after those already in storage).
+    """
+
+    def __init__(
+        self,
+        config: dict[str, Any] | None = None,
+        runtime: str | None = None,
+        runtime_memory: int | None = 256,
+        log_level: str | None = None,
+        rabbitmq_monitor: bool = False,
+        executor_id: str | None = None,
+    ) -> None:
+        overrides: dict[str, dict[str, Any]] = {"pywren": {}}
+        if runtime is not None:
+            overrides["pywren"]["runtime"] = runtime
+        if runtime_memory is not None:
+            overrides["pywren"]["runtime_memory"] = runtime_memory
+        if log_level is not None:
+            overrides["pywren"]["log_level"] = log_level
+        if rabbitmq_monitor:
+            overrides["pywren"]["rabbitmq_monitor"] = True
+        if config is not None and not isinstance(config, dict):
+            raise PyWrenConfigError(f"config must be a dict of sections, got {type(config).__name__}")
+        config = dict(config or {})
+        config["pywren"] = {**(config.get("pywren") or {}), **overrides["pywren"]}
+        self.config: Config = load_config(config)
+        if self.config["pywren"]["log_level"]:
+            logging.getLogger("airflow_pywren").setLevel(self.config["pywren"]["log_level"].upper())
+        self.executor_id = executor_id or uuid.uuid4().hex[:12]
+        if "/" in self.executor_id or not self.executor_id.strip():
+            raise PyWrenConfigError(f"executor_id {self.executor_id!r} must be a non-empty name without '/'")
+        self.storage: StorageBackend = create_storage(
+            self.config["pywren"]["storage_backend"], storage_section(self.config)
+        )
+        self.storage.check()
+        if self.config["pywren"]["compute_backend"] != "localhost" and self.storage.name == "localhost":
+            logger.warning("compute backend %s uses localhost storage: its activations must share this machine's "
+                           "files; use storage_backend 'ibm_cos' for remote compute", self.config["pywren"]["compute_backend"])
+        self.compute: ComputeBackend = create_compute(self.config)
+        self.compute.check()
+        self.monitor: JobMonitor = create_monitor(self.config, self.storage, self.executor_id)
+        self.futures: list[ResponseFuture] = []
+        self._job_counter = itertools.count(self._first_free_job_number() if executor_id else 0)
+        self._progress_logged: dict[str, tuple[float, int]] = {}
+
+    # ------------------------------------------------------------------ submit
+    def call_async(
+        self,
+        func: Callable,
+        data: Any,
+        extra_env: dict[str, str] | None = None,
+        extra_meta: dict[str, Any] | None = None,
+        runtime_memory: int = 256,
+        timeout: float = 600,
+        exclude_modules: Sequence[str] | None = None,
+    ) -> ResponseFuture:
+        """Run ``func(data)`` once; return its future."""
+        return self._submit(CALL_ASYNC, func, [data], extra_env, extra_meta, runtime_memory, timeout, exclude_modules)[0]
+
+    def map(
+        self,
+        func: Callable,
+        iterdata: Iterable[Any],
+        extra_env: dict[str, str] | None = None,
+        extra_meta: dict[str, Any] | None = None,
+        runtime_memory: int = 256,
+        timeout: float = 600,
+        exclude_modules: Sequence[str] | None = None,
+    ) -> list[ResponseFuture]:
+        """Run ``func`` once per item of ``iterdata``; return the futures in input order."""
+        items = _as_list(iterdata, "iterdata")
+        return self._submit(MAP, func, items, extra_env, extra_meta, runtime_memory, timeout, exclude_modules)
+
+    def map_reduce(
+        self,
+        map_func: Callable,
+        iterdata: Iterable[Any],
+        reduce_func: Callable,
+        reducer_wait_local: bool = False,
+        extra_env: dict[str, str] | None = None,
+        extra_meta: dict[str, Any] | None = None,
+        map_runtime_memory: int = 256,
+        reduce_runtime_memory: int = 256,
+        timeout: float = 600,
+        exclude_modules: Sequence[str] | None = None,
+    ) -> list[ResponseFuture]:
+        """Map, then reduce the map results (a list in input order) with ``reduce_func``.
+
+        The reducer is invoked at once and waits for the maps inside its activation; with
+        ``reducer_wait_local=True`` the client waits for the maps and then invokes it.
+        Returns the map futures followed by the reducer's future.
+        """
+        items = _as_list(iterdata, "iterdata")
+        serialization.serialize_items(reduce_func, [[]], what="the reducer's argument (the list of map results)")
+        reduce_bytes = serialization.serialize_function(reduce_func, exclude_modules)
+        _check_call_options(extra_env, extra_meta, reduce_runtime_memory, timeout, exclude_modules)
+        map_futures = self._submit(MAP, map_func, items, extra_env, extra_meta, map_runtime_memory, timeout, exclude_modules)
+        for future in map_futures:
+            future.produce_output = False
+        if reducer_wait_local:
+            self.wait(map_futures, return_when=ALL_COMPLETED)
+        reduce = {"job_id": map_futures[0].job_id, "call_ids": [f.call_id for f in map_futures],
+                  "poll_interval": self.config["pywren"]["monitor_interval"]}
+        reduce_future = self._submit(REDUCE, reduce_func, [None], extra_env, extra_meta, reduce_runtime_memory,
+                                     timeout, exclude_modules, reduce=reduce, func_bytes=reduce_bytes)[0]
+        return [*map_futures, reduce_future]
+
+    def _submit(
+        self,
+        kind: str,
+        func: Callable,
+        items: list[Any],
+        extra_env: dict[str, str] | None,
+        extra_meta: dict[str, Any] | None,
+        runtime_memory: int,
+        timeout: float,
+        exclude_modules: Sequence[str] | None,
+        reduce: dict[str, Any] | None = None,
+        func_bytes: bytes | None = None,
+    ) -> list[ResponseFuture]:
+        """Validate and serialize everything, stage it in storage (3 PUTs), then invoke."""
+        _check_call_options(extra_env, extra_meta, runtime_memory, timeout, exclude_modules)
+        if not items:
+            raise PyWrenSubmitError(f"{kind} got no data: iterdata is empty; pass at least one item")
+        func_bytes = func_bytes or serialization.serialize_function(func, exclude_modules)
+        if reduce is None:
+            data_bytes, ranges = serialization.serialize_items(func, items, "data" if kind == CALL_ASYNC else "iterdata")
+        else:
+            data_bytes, ranges = b"", [(0, 0)]
+        job_id = f"{_JOB_LETTER[kind]}{next(self._job_counter):03d}"
+        prefix = self.storage.prefix
+        call_ids = [keys.call_id_of(i) for i in range(len(items))]
+        submit_time = time.time()
+        manifest = {
+            "executor_id": self.executor_id, "job_id": job_id, "kind": kind,
+            "function": getattr(func, "__qualname__", repr(func)), "call_ids": call_ids,
+            "host_submit_time": submit_time, "extra_meta": extra_meta or {}, "location": self.storage.location(),
+            "reduce_of": reduce and reduce["job_id"],
+        }
+        try:
+            self.storage.put(keys.job_key(prefix, self.executor_id, job_id, keys.FUNC_OBJECT), func_bytes)
+            if reduce is None:
+                self.storage.put(keys.job_key(prefix, self.executor_id, job_id, keys.DATA_OBJECT), data_bytes)
+            self.storage.put(keys.job_key(prefix, self.executor_id, job_id, keys.JOB_MANIFEST), json.dumps(manifest).encode())
+        except StorageError:
+            raise
+        except OSError as exc:
+            raise StorageError(f"could not stage job {job_id} in {self.storage.location()}: {exc}") from exc
+        job_payload = {
+            "storage": storage_spec(self.storage),
+            "prefix": prefix,
+            "executor_id": self.executor_id,
+            "job_id": job_id,
+            "func_key": keys.job_key(prefix, self.executor_id, job_id, keys.FUNC_OBJECT),
+            "data_key": keys.job_key(prefix, self.executor_id, job_id, keys.DATA_OBJECT),
+            "extra_env": {k: str(v) for k, v in (extra_env or {}).items()},
+            "extra_meta": extra_meta or {},
+            "runtime_memory": runtime_memory,
+            "timeout": timeout,
+            "host_submit_time": submit_time,
+            "rabbitmq": self.monitor.notifier_settings(self.executor_id, job_id),
+        }
+        calls = [{"call_id": call_id, "data_byte_range": list(byte_range)} for call_id, byte_range in zip(call_ids, ranges)]
+        if reduce is not None:
+            calls[0]["reduce"] = reduce
+        futures = [
+            ResponseFuture(self, self.executor_id, job_id, call_id, kind, submit_time, extra_meta)
+            for call_id in call_ids
+        ]
+        try:
+            invocations = self.compute.invoke(job_payload, calls)
+        except ComputeError as exc:
+            invocations = None
+            failure: BaseException = exc
+        except OSError as exc:
+            invocations = None
+            failure = ComputeError(f"could not invoke job {job_id} on {self.compute.name}: {exc}")
+        for index, future in enumerate(futures):
+            invocation = invocations[index] if invocations is not None else None
+            if invocation is not None and invocation.error is None:
+                future.stats["activation_id"] = invocation.activation_id
+                continue
+            reason = failure if invocation is None else ComputeError(invocation.error)
+            handler.record_failure({**job_payload, **calls[index]}, reason)
+        self.futures.extend(futures)
+        logger.info("%s job %s: %d call(s) submitted to %s", kind, job_id, len(futures), self.compute.name)
+        return futures
+
+    # ------------------------------------------------------------------- wait
+    def wait(
+        self,
+        futures: ResponseFuture | Sequence[ResponseFuture] | None = None,
+        return_when: str = ALL_COMPLETED,
+        timeout: float | None = None,
+    ) -> tuple[list[ResponseFuture], list[ResponseFuture]]:
+        """Wait for ``futures`` (default: all of this executor's); return ``(done, not_done)``."""
+        if return_when not in WAIT_MODES:
+            raise ValueError(f"return_when must be one of {', '.join(WAIT_MODES)}, got {return_when!r}")
+        futures = self._future_list(futures)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            pending = [f for f in futures if not f.finished]
+            if pending:
+                self.monitor.refresh(pending)
+                self._log_progress(futures)
+            done = [f for f in futures if f.finished]
+            if (
+                return_when == ALWAYS
+                or len(done) == len(futures)
+                or (return_when == ANY_COMPLETED and done)
+            ):
+                break
+            remaining = float("inf") if deadline is None else deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            self.monitor.pause(remaining)
+        return done, [f for f in futures if not f.finished]
+
+    def get_result(
+        self, futures: ResponseFuture | Sequence[ResponseFuture] | None = None, timeout: float | None = None
+    ) -> Any:
+        """Wait for and return results; a single value for one call_async or one reducer.
+
+        With no ``futures``, the results not yet read of this executor's calls (map
+        results of a map_reduce are consumed by its reducer and left out).
+        """
+        single = isinstance(futures, ResponseFuture)
+        if futures is None:
+            candidates = [f for f in self.futures if f.produce_output and not f.read]
+        else:
+            candidates = self._future_list(futures)
+        wanted = candidates if single else ([f for f in candidates if f.produce_output] or candidates)
+        done, not_done = self.wait(wanted, return_when=ALL_COMPLETED, timeout=timeout)
+        if not_done:
+            raise TimeoutError(
+                f"{len(not_done)} of {len(wanted)} call(s) did not finish within {timeout} s "
+                f"(first pending: job {not_done[0].job_id} call {not_done[0].call_id})"
+            )
+        failed = [f for f in wanted if f.status == "error"]
+        if failed:
+            if len(failed) > 1:
+                logger.error("%d of %d call(s) failed; raising the first (job %s call %s)",
+                             len(failed), len(wanted), failed[0].job_id, failed[0].call_id)
+            failed[0].result()
+        missing = [f for f in wanted if not f._has_value]
+        blobs = read_objects(self.storage, [f.output_key for f in missing], self.config["pywren"]["max_workers"])
+        for future, blob in zip(missing, blobs):
+            future._value, future._has_value = serialization.loads(blob), True
+        results = [f.result() for f in wanted]
+        if single or (len(wanted) == 1 and wanted[0].kind in (CALL_ASYNC, REDUCE)):
+            return results[0]
+        return results
+
+    # ----------------------------------------------------------- other jobs
+    def job_futures(self, job_id: str, executor_id: str | None = None) -> list[ResponseFuture]:
+        """Futures of a job submitted earlier, maybe by another process, read from its manifest."""
+        executor_id = executor_id or self.executor_id
+        try:
+            manifest = json.loads(self.storage.get(keys.job_key(self.storage.prefix, executor_id, job_id, keys.JOB_MANIFEST)))
+        except StorageKeyNotFound:
+            raise PyWrenError(
+                f"no job {job_id} of executor {executor_id} in {self.storage.location()}; "
+                "check the ids and that this executor uses the same storage configuration"
+            ) from None
+        kind = manifest["kind"]
+        return [
+            ResponseFuture(self, executor_id, job_id, call_id, kind, manifest["host_submit_time"], manifest["extra_meta"])
+            for call_id in manifest["call_ids"]
+        ]
+
+    def job_ids(self, executor_id: str | None = None) -> list[str]:
+        """Ids of the jobs stored under an executor (default: this one), in submission order."""
+        prefix = keys.executor_prefix(self.storage.prefix, executor_id or self.executor_id)
+        found = {key[len(prefix):].split("/")[0] for key in self.storage.list_keys(prefix) if key.endswith("/" + keys.JOB_MANIFEST)}
+        return sorted(found, key=lambda job_id: int(job_id[1:]))
+
+    def _first_free_job_number(self) -> int:
+        return max((int(job_id[1:]) + 1 for job_id in self.job_ids()), default=0)
+
+    def cancel(self, futures: Sequence[ResponseFuture] | None = None) -> int:
+        """Stop the activations of these futures' jobs that have not finished, where the backend can."""
+        jobs = {(f.executor_id, f.job_id) for f in self._future_list(futures) if not f.finished}
+        return sum(self.compute.cancel(executor_id, job_id) for executor_id, job_id in jobs)
+
+    def clean(self, executor_id: str | None = None) -> int:
+        """Delete everything this executor (or ``executor_id``) stored; return the object count."""
+        executor_id = executor_id or self.executor_id
+        removed = self.storage.delete_prefix(keys.executor_prefix(self.storage.prefix, executor_id))
+        self.monitor.forget(executor_id)
+        logger.info("removed %d object(s) of executor %s from %s", removed, executor_id, self.storage.location())
+        return removed
+
+    def close(self) -> None:
+        """Release the monitor, compute and storage connections."""
+        self.monitor.close()
+        self.compute.close()
+        self.storage.close()
+
+    def __enter__(self) -> FunctionExecutor:
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
+
+    # ---------------------------------------------------------------- helpers
+    def _future_list(self, futures: ResponseFuture | Sequence[ResponseFuture] | None) -> list[ResponseFuture]:
+        if futures is None:
+            return list(self.futures)
+        if isinstance(futures, ResponseFuture):
+            return [futures]
+        return list(futures)
+
+    def _log_progress(self, futures: list[ResponseFuture]) -> None:
+        jobs: dict[str, list[ResponseFuture]] = {}
+        for future in futures:
+            jobs.setdefault(future.job_id, []).append(future)
+        now = time.monotonic()
+        for job_id, job_futures in jobs.items():
+            done = sum(f.finished for f in job_futures)
+            last_time, last_done = self._progress_logged.get(job_id, (0.0, -1))
+            if done != last_done and (now - last_time >= PROGRESS_LOG_SECONDS or done == len(job_futures)):
+                failed = sum(f.status == "error" for f in job_futures)
+                logger.info("%s job %s: %d/%d done, %d failed", job_futures[0].kind, job_id, done, len(job_futures), failed)
+                self._progress_logged[job_id] = (now, done)
+
+
+def _as_list(iterdata: Iterable[Any], name: str) -> list[Any]:
+    if isinstance(iterdata, (str, bytes, dict)) or not isinstance(iterdata, Iterable):
+        raise PyWrenSubmitError(
+            f"{name} must be a list (or other iterable) of items, one per call; got {type(iterdata).__name__}. "
+            "Wrap a single item in a list."
+        )
+    return list(iterdata)
+
+
+def _check_call_options(
+    extra_env: Any, extra_meta: Any, runtime_memory: Any, timeout: Any, exclude_modules: Any
+) -> None:
+    """Reject bad keyword values before anything is staged or invoked."""
+    if extra_env is not None:
+        if not isinstance(extra_env, dict) or not all(isinstance(k, str) and k for k in extra_env):
+            raise PyWrenSubmitError(f"extra_env must be a dict of variable names to values, got {extra_env!r:.80}")
+        bad = [k for k, v in extra_env.items() if not isinstance(v, (str, int, float, bool))]
+        if bad:
+            raise PyWrenSubmitError(f"extra_env values must be strings (or numbers); {bad[0]!r} is {type(extra_env[bad[0]]).__name__}")
+    if extra_meta is not None:
+        if not isinstance(extra_meta, dict):
+            raise PyWrenSubmitError(f"extra_meta must be a dict, got {type(extra_meta).__name__}")
+        try:
+            json.dumps(extra_meta)
+        except (TypeError, ValueError) as exc:
+            raise PyWrenSubmitError(f"extra_meta must be JSON-serializable (it is stored with each call's status): {exc}") from None
+    if isinstance(runtime_memory, bool) or not isinstance(runtime_memory, int) or runtime_memory < 1:
+        raise PyWrenSubmitError(f"runtime_memory must be a positive number of MB, got {runtime_memory!r}")
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
+        raise PyWrenSubmitError(f"timeout must be a positive number of seconds, got {timeout!r}")
+    if exclude_modules is not None and (
+        isinstance(exclude_modules, str) or not all(isinstance(m, str) for m in exclude_modules)
+    ):
+        raise PyWrenSubmitError(f"exclude_modules must be a list of module names, got {exclude_modules!r}")
+
+
+def ibm_cf_executor(
+    config: dict[str, Any] | None = None,
+    runtime: str | None = None,
+    runtime_memory: int = 256,
+    log_level: str | None = None,
+    rabbitmq_monitor: bool = False,
+) -> FunctionExecutor:
+    """An executor configured from the config file, ``PYWREN_CONFIG`` and ``config``.
+
+    With no configuration at all, calls run on this machine and data lives in
+    ``~/.pywren/storage``.
+    """
+    return FunctionExecutor(config=config, runtime=runtime, runtime_memory=runtime_memory,
+                            log_level=log_level, rabbitmq_monitor=rabbitmq_monitor)

@@ -1,0 +1,125 @@
+"""``ResponseFuture``: the handle of one call, shaped like ``concurrent.futures.Future``."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from airflow_pywren.executor import keys, serialization
+from airflow_pywren.executor.errors import FunctionError, RemoteTraceback, StorageKeyNotFound
+
+if TYPE_CHECKING:
+    from airflow_pywren.executor.executor import FunctionExecutor
+
+PENDING, RUNNING, SUCCESS, ERROR = "pending", "running", "success", "error"
+_STAT_FIELDS = ("activation_id", "host_submit_time", "start_time", "end_time", "duration", "worker_host", "worker_pid")
+
+
+class ResponseFuture:
+    """One call of a job. ``status`` moves pending → running → success | error."""
+
+    def __init__(
+        self,
+        executor: FunctionExecutor,
+        executor_id: str,
+        job_id: str,
+        call_id: str,
+        kind: str,
+        host_submit_time: float,
+        extra_meta: dict[str, Any] | None = None,
+        activation_id: str | None = None,
+        produce_output: bool = True,
+    ) -> None:
+        self._executor = executor
+        self.executor_id = executor_id
+        self.job_id = job_id
+        self.call_id = call_id
+        self.kind = kind
+        self.produce_output = produce_output
+        self.status = PENDING
+        self.extra_meta = dict(extra_meta or {})
+        self.error: dict[str, Any] | None = None
+        self.stats: dict[str, Any] = {"host_submit_time": host_submit_time, "activation_id": activation_id}
+        self.read = False
+        self._has_value = False
+        self._value: Any = None
+
+    # --- state -----------------------------------------------------------------
+    @property
+    def output_key(self) -> str:
+        """Where the call's result is stored."""
+        return keys.call_key(self._executor.storage.prefix, self.executor_id, self.job_id, self.call_id, keys.OUTPUT_OBJECT)
+
+    @property
+    def finished(self) -> bool:
+        """True once a final status is known, without asking storage."""
+        return self.status in (SUCCESS, ERROR)
+
+    def done(self) -> bool:
+        """True if the call has finished (asks storage once when not yet known)."""
+        if not self.finished:
+            self._executor.monitor.refresh([self])
+        return self.finished
+
+    def running(self) -> bool:
+        return self.status == RUNNING
+
+    def cancelled(self) -> bool:
+        return False
+
+    def _set_running(self, start: dict[str, Any] | None = None) -> None:
+        if self.status == PENDING:
+            self.status = RUNNING
+            if start:
+                self.stats.update({k: start[k] for k in _STAT_FIELDS if start.get(k) is not None})
+
+    def _set_final(self, status: dict[str, Any]) -> None:
+        self.stats.update({k: status[k] for k in _STAT_FIELDS if status.get(k) is not None})
+        self.extra_meta = status.get("extra_meta") or self.extra_meta
+        self.error = status.get("error")
+        self.status = status["status"]
+
+    def __getattr__(self, name: str) -> Any:
+        if name in _STAT_FIELDS:
+            return self.stats.get(name)
+        raise AttributeError(name)
+
+    # --- results ---------------------------------------------------------------
+    def result(self, timeout: float | None = None) -> Any:
+        """The call's return value; re-raises its exception with the remote traceback chained."""
+        self._wait(timeout)
+        if self.status == ERROR:
+            raise self._exception_object()
+        if not self._has_value:
+            self._value = serialization.loads(self._executor.storage.get(self.output_key))
+            self._has_value = True
+        self.read = True
+        return self._value
+
+    def exception(self, timeout: float | None = None) -> BaseException | None:
+        """The call's exception, or None if it succeeded."""
+        self._wait(timeout)
+        return self._exception_object() if self.status == ERROR else None
+
+    def _wait(self, timeout: float | None) -> None:
+        if not self.finished:
+            from airflow_pywren.executor.wait import ALL_COMPLETED
+
+            self._executor.wait([self], return_when=ALL_COMPLETED, timeout=timeout)
+        if not self.finished:
+            raise TimeoutError(f"call {self.call_id} of job {self.job_id} did not finish within {timeout} s")
+
+    def _exception_object(self) -> BaseException:
+        error = self.error or {}
+        traceback_text = error.get("traceback", "")
+        exc: BaseException | None = None
+        try:
+            exc = serialization.loads(self._executor.storage.get(self.output_key))
+        except (StorageKeyNotFound, Exception):
+            exc = None
+        if not isinstance(exc, BaseException):
+            exc = FunctionError(error.get("type", "Exception"), error.get("message", ""), traceback_text)
+        exc.__cause__ = RemoteTraceback(traceback_text)
+        return exc
+
+    def __repr__(self) -> str:
+        return f"<ResponseFuture {self.executor_id}/{self.job_id}/{self.call_id} {self.status}>"

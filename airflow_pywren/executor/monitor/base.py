@@ -1,0 +1,32 @@
+"""The monitor interface: how the client learns that calls started and finished."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from airflow_pywren.executor.future import ResponseFuture
+
+
+class JobMonitor(ABC):
+    """Updates futures from the backend; storage stays the source of truth."""
+
+    @abstractmethod
+    def refresh(self, futures: Sequence[ResponseFuture]) -> int:
+        """Update the status of ``futures``; return how many reached a final status."""
+
+    @abstractmethod
+    def pause(self, seconds: float) -> None:
+        """Wait up to ``seconds`` for news (a poll interval, or until a message arrives)."""
+
+    def close(self) -> None:
+        """Release connections."""
+
+    def notifier_settings(self, executor_id: str, job_id: str) -> dict | None:
+        """What a call needs to send its start/end notices to this monitor (None: storage only)."""
+        return None
+
+    def forget(self, executor_id: str, job_id: str | None = None) -> None:
+        """Drop the message channels of a job or of the whole executor (on ``clean``)."""

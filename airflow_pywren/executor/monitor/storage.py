@@ -1,0 +1,79 @@
+"""The storage monitor: one LIST per job and poll, then GETs of new final statuses only."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
+
+from airflow_pywren.executor import keys
+from airflow_pywren.executor.monitor.base import JobMonitor
+from airflow_pywren.executor.storage.base import StorageBackend
+
+if TYPE_CHECKING:
+    from airflow_pywren.executor.future import ResponseFuture
+
+
+def read_objects(storage: StorageBackend, object_keys: Sequence[str], threads: int) -> list[bytes]:
+    """GET many objects; in parallel threads unless storage is on this machine."""
+    if storage.name == "localhost" or len(object_keys) < 4 or threads <= 1:
+        return [storage.get(key) for key in object_keys]
+    with ThreadPoolExecutor(max_workers=min(threads, len(object_keys))) as pool:
+        return list(pool.map(storage.get, object_keys))
+
+
+class StorageMonitor(JobMonitor):
+    """Polls storage every ``interval`` seconds."""
+
+    def __init__(self, storage: StorageBackend, interval: float, threads: int = 16) -> None:
+        self.storage = storage
+        self.interval = interval
+        self.threads = threads
+
+    def refresh(self, futures: Sequence[ResponseFuture]) -> int:
+        by_job: dict[tuple[str, str], list[ResponseFuture]] = defaultdict(list)
+        for future in futures:
+            if not future.finished:
+                by_job[(future.executor_id, future.job_id)].append(future)
+        finished = 0
+        for (executor_id, job_id), job_futures in by_job.items():
+            prefix = keys.job_prefix(self.storage.prefix, executor_id, job_id)
+            present = self.storage.list_keys(prefix)
+            started, ended = set(), set()
+            for key in present:
+                parts = keys.split_call_key(key, prefix)
+                if parts is None:
+                    continue
+                if parts[1] == keys.STATUS_OBJECT:
+                    ended.add(parts[0])
+                elif parts[1] == keys.START_OBJECT:
+                    started.add(parts[0])
+            newly_ended = [f for f in job_futures if f.call_id in ended]
+            statuses = read_objects(
+                self.storage,
+                [keys.call_key(self.storage.prefix, executor_id, job_id, f.call_id, keys.STATUS_OBJECT) for f in newly_ended],
+                self.threads,
+            )
+            for future, raw in zip(newly_ended, statuses):
+                future._set_final(json.loads(raw))
+            finished += len(newly_ended)
+            for future in job_futures:
+                if future.call_id in started:
+                    future._set_running()
+        return finished
+
+    def pause(self, seconds: float) -> None:
+        time.sleep(max(0.0, min(self.interval, seconds)))
+
+
+def read_status(storage: StorageBackend, executor_id: str, job_id: str, call_id: str) -> dict[str, Any] | None:
+    """The final status of one call, or None while it has none."""
+    from airflow_pywren.executor.errors import StorageKeyNotFound
+
+    try:
+        return json.loads(storage.get(keys.call_key(storage.prefix, executor_id, job_id, call_id, keys.STATUS_OBJECT)))
+    except StorageKeyNotFound:
+        return None

@@ -1,0 +1,277 @@
+"""Serialization of functions (with the local modules they need) and of call data.
+
+Functions are pickled with cloudpickle. Modules the runtime cannot import by name
+(``__main__``, DAG files that Airflow imports under mangled names) are pickled by value;
+local modules a function uses (code on ``sys.path`` that is not an installed package)
+are shipped as source with the function, except those named in ``exclude_modules``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import inspect
+import os
+import pickle
+import site
+import sys
+import sysconfig
+import types
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import lru_cache, partial
+from pathlib import Path
+from typing import Any
+
+import cloudpickle
+
+from airflow_pywren.executor.errors import PyWrenSubmitError
+
+# Packages every runtime has: never shipped.
+RUNTIME_PACKAGES = frozenset({"airflow_pywren", "cloudpickle", "__main__", "builtins"})
+
+CALL_AS_KWARGS = "kwargs"
+CALL_AS_ARG = "arg"
+
+
+@dataclass(frozen=True)
+class ResultRef:
+    """A pointer to a stored call output; the function side replaces it by the value."""
+
+    key: str
+
+
+def dumps(obj: Any) -> bytes:
+    return cloudpickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def loads(data: bytes) -> Any:
+    return pickle.loads(data)
+
+
+@lru_cache(maxsize=1)
+def _installed_roots() -> tuple[str, ...]:
+    paths = {sysconfig.get_paths()[name] for name in ("stdlib", "platstdlib", "purelib", "platlib")}
+    paths.update(site.getsitepackages() if hasattr(site, "getsitepackages") else [])
+    paths.update({sys.base_prefix, sys.base_exec_prefix} if sys.prefix != sys.base_prefix else set())
+    paths.add(site.getusersitepackages() if hasattr(site, "getusersitepackages") else "")
+    return tuple(os.path.realpath(p) + os.sep for p in paths if p)
+
+
+def _is_local(module: types.ModuleType) -> bool:
+    """True for user code: a module with a source file outside the interpreter and site-packages."""
+    name = module.__name__
+    if name.split(".")[0] in RUNTIME_PACKAGES or name in sys.builtin_module_names:
+        return False
+    file = getattr(module, "__file__", None)
+    if not file or not file.endswith(".py"):
+        return False
+    return not os.path.realpath(file).startswith(_installed_roots())
+
+
+def _importable_by_name(module: types.ModuleType) -> bool:
+    """False for modules whose name does not lead back to their file (DAG files, ``__main__``)."""
+    if module.__name__ == "__main__":
+        return False
+    try:
+        spec = importlib.util.find_spec(module.__name__)
+    except (ImportError, ValueError):
+        return False
+    origin = getattr(spec, "origin", None)
+    file = getattr(module, "__file__", None)
+    return bool(origin and file and os.path.realpath(origin) == os.path.realpath(file))
+
+
+def _code_names(code: types.CodeType) -> Iterator[str]:
+    yield from code.co_names
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            yield from _code_names(const)
+
+
+def _referenced_modules(root: Any) -> set[types.ModuleType]:
+    """Modules reachable from ``root`` through globals, closures, defaults and attributes of local modules."""
+    found: set[types.ModuleType] = set()
+    seen: set[int] = set()
+    pending: list[Any] = [root]
+    while pending:
+        obj = pending.pop()
+        if id(obj) in seen:
+            continue
+        seen.add(id(obj))
+        if isinstance(obj, types.ModuleType):
+            if obj not in found:
+                found.add(obj)
+                if _is_local(obj):
+                    pending.extend(vars(obj).values())
+            continue
+        if isinstance(obj, partial):
+            pending.extend([obj.func, *obj.args, *obj.keywords.values()])
+            continue
+        if isinstance(obj, types.MethodType):
+            pending.append(obj.__func__)
+            continue
+        module = sys.modules.get(getattr(obj, "__module__", None) or "")
+        if module is not None and (isinstance(obj, (types.FunctionType, type))):
+            pending.append(module)
+        if isinstance(obj, types.FunctionType):
+            names = set(_code_names(obj.__code__))
+            pending.extend(value for name, value in obj.__globals__.items() if name in names)
+            pending.extend(cell.cell_contents for cell in (obj.__closure__ or ()) if _cell_filled(cell))
+            pending.extend(obj.__defaults__ or ())
+        elif isinstance(obj, type) and module is not None and _is_local(module):
+            pending.extend(v for v in vars(obj).values() if isinstance(v, (types.FunctionType, classmethod, staticmethod)))
+        elif isinstance(obj, (classmethod, staticmethod)):
+            pending.append(obj.__func__)
+    return found
+
+
+def _cell_filled(cell: types.CellType) -> bool:
+    try:
+        cell.cell_contents  # noqa: B018
+    except ValueError:
+        return False
+    return True
+
+
+def _excluded(name: str, exclude: Iterable[str]) -> bool:
+    return any(name == ex or name.startswith(ex + ".") for ex in exclude)
+
+
+def _module_sources(module: types.ModuleType) -> dict[str, bytes]:
+    """The source files of ``module``'s top-level package (or of the module itself), by relative path."""
+    top_name = module.__name__.split(".")[0]
+    top = sys.modules.get(top_name, module)
+    if hasattr(top, "__path__") and getattr(top, "__file__", None):
+        package_dir = Path(top.__file__).parent
+        return {
+            str(Path(top_name) / path.relative_to(package_dir)): path.read_bytes()
+            for path in package_dir.rglob("*.py")
+            if "__pycache__" not in path.parts
+        }
+    file = Path(module.__file__)
+    return {file.name: file.read_bytes()}
+
+
+@contextmanager
+def _by_value(modules: Iterable[types.ModuleType]) -> Iterator[None]:
+    registered = []
+    for module in modules:
+        try:
+            cloudpickle.register_pickle_by_value(module)
+            registered.append(module)
+        except ValueError:
+            continue
+    try:
+        yield
+    finally:
+        for module in registered:
+            cloudpickle.unregister_pickle_by_value(module)
+
+
+def serialize_function(func: Callable, exclude_modules: Sequence[str] | None = None) -> bytes:
+    """Pickle ``func`` with the local modules it needs; raise PyWrenSubmitError if it cannot be pickled."""
+    if not callable(func):
+        raise PyWrenSubmitError(f"the function to run must be callable, got {type(func).__name__} {func!r:.80}")
+    exclude = list(exclude_modules or ())
+    local = [m for m in _referenced_modules(func) if _is_local(m) and not _excluded(m.__name__, exclude)]
+    by_value = [m for m in local if not _importable_by_name(m)]
+    shipped: dict[str, bytes] = {}
+    for module in local:
+        if module not in by_value:
+            shipped.update(_module_sources(module))
+    try:
+        with _by_value(by_value):
+            func_bytes = dumps(func)
+    except Exception as exc:  # cloudpickle raises many types
+        raise PyWrenSubmitError(
+            f"function {getattr(func, '__qualname__', func)!r} cannot be pickled: {type(exc).__name__}: {exc}; "
+            "move unpicklable objects (locks, connections, open files) inside the function"
+        ) from exc
+    return dumps({"function": func_bytes, "modules": shipped})
+
+
+def load_function(data: bytes, modules_root: str | os.PathLike[str]) -> Callable:
+    """Unpack a function serialized by :func:`serialize_function`, installing its shipped modules."""
+    package = loads(data)
+    modules: dict[str, bytes] = package["modules"]
+    if modules:
+        digest = hashlib.sha1(b"".join(k.encode() + v for k, v in sorted(modules.items()))).hexdigest()[:16]
+        target = Path(modules_root) / digest
+        if not target.exists():
+            staging = target.with_name(f"{digest}.tmp-{os.getpid()}")
+            for relative, source in modules.items():
+                path = staging / relative
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(source)
+            try:
+                os.replace(staging, target)
+            except OSError:
+                pass  # another process installed the same modules first
+        if str(target) not in sys.path:
+            sys.path.insert(0, str(target))
+        importlib.invalidate_caches()
+    return loads(package["function"])
+
+
+def call_mode(func: Callable, item: Any) -> str:
+    """``kwargs`` when ``item`` is a dict whose keys are all parameter names of ``func``, else ``arg``."""
+    if isinstance(item, dict) and item:
+        params = _keyword_parameters(func)
+        if params is not None and all(isinstance(k, str) and k in params for k in item):
+            return CALL_AS_KWARGS
+    return CALL_AS_ARG
+
+
+def _keyword_parameters(func: Callable) -> frozenset[str] | None:
+    try:
+        signature = inspect.signature(func)
+    except (TypeError, ValueError):
+        return None
+    kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    return frozenset(name for name, p in signature.parameters.items() if p.kind in kinds)
+
+
+def check_call(func: Callable, item: Any, mode: str, where: str) -> None:
+    """Raise PyWrenSubmitError if ``func`` cannot be called with ``item`` as ``mode`` says."""
+    try:
+        signature = inspect.signature(func)
+    except (TypeError, ValueError):
+        return
+    try:
+        if mode == CALL_AS_KWARGS:
+            signature.bind(**item)
+        else:
+            signature.bind(item)
+    except TypeError as exc:
+        raise PyWrenSubmitError(
+            f"{where} ({_short(item)}) does not fit {getattr(func, '__name__', 'the function')}{signature}: {exc}. "
+            "A dict whose keys are all parameter names is passed as keyword arguments; "
+            "anything else is passed as the single positional argument."
+        ) from None
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def serialize_items(func: Callable, items: Sequence[Any], what: str = "iterdata") -> tuple[bytes, list[tuple[int, int]]]:
+    """Pickle each call's ``(mode, item)`` into one blob; return it with each call's byte range."""
+    chunks: list[bytes] = []
+    ranges: list[tuple[int, int]] = []
+    offset = 0
+    for index, item in enumerate(items):
+        mode = call_mode(func, item)
+        check_call(func, item, mode, f"{what} item {index}")
+        try:
+            chunk = dumps((mode, item))
+        except Exception as exc:
+            raise PyWrenSubmitError(
+                f"{what} item {index} ({_short(item)}) cannot be pickled: {type(exc).__name__}: {exc}"
+            ) from exc
+        chunks.append(chunk)
+        ranges.append((offset, offset + len(chunk)))
+        offset += len(chunk)
+    return b"".join(chunks), ranges

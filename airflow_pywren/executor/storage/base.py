@@ -1,0 +1,53 @@
+"""The storage interface every backend implements."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections import Counter
+from typing import Any, ClassVar
+
+
+class StorageBackend(ABC):
+    """Object storage: put, ranged get, list and delete of keys in one bucket.
+
+    ``request_counts`` counts requests by kind (PUT, GET, LIST, DELETE) for benchmarks.
+    """
+
+    name: ClassVar[str]
+
+    def __init__(self, settings: dict[str, Any]) -> None:
+        self.settings = dict(settings)
+        self.bucket: str = settings["bucket"]
+        self.prefix: str = settings["storage_prefix"].strip("/")
+        self.request_counts: Counter[str] = Counter()
+
+    @abstractmethod
+    def put(self, key: str, data: bytes) -> None:
+        """Store ``data`` at ``key`` atomically: readers see the old object or the whole new one."""
+
+    @abstractmethod
+    def get(self, key: str, byte_range: tuple[int, int] | None = None) -> bytes:
+        """Read ``key`` (``byte_range`` is ``(start, end)``, end exclusive); raise StorageKeyNotFound."""
+
+    @abstractmethod
+    def list_keys(self, prefix: str) -> list[str]:
+        """Every key that starts with ``prefix`` (all pages)."""
+
+    @abstractmethod
+    def delete_prefix(self, prefix: str) -> int:
+        """Delete every key under ``prefix``; return how many were deleted."""
+
+    @abstractmethod
+    def check(self) -> None:
+        """Raise a clear StorageError when the bucket cannot be used with these settings."""
+
+    def function_settings(self) -> dict[str, Any]:
+        """The settings the function side needs to reach this storage, and nothing more."""
+        return dict(self.settings)
+
+    def location(self) -> str:
+        """A human-readable location of the job data, e.g. ``cos://bucket/prefix``."""
+        return f"{self.name}://{self.bucket}/{self.prefix}"
+
+    def close(self) -> None:
+        """Release connections."""

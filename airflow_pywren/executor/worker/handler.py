@@ -1,0 +1,247 @@
+"""The function-side handler: ``main(args)``, run by every compute backend.
+
+OpenWhisk calls ``main`` with the activation payload; the localhost runner calls it in
+its worker processes. It reads the function and this call's data range from storage,
+writes ``start.json``, runs the function, then writes the output and ``status.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import socket
+import tempfile
+import threading
+import time
+import traceback
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from airflow_pywren.executor import keys, serialization
+from airflow_pywren.executor.errors import ActivationMemoryError, ActivationTimeoutError, PyWrenError
+from airflow_pywren.executor.serialization import CALL_AS_KWARGS, ResultRef
+from airflow_pywren.executor.storage import StorageBackend, storage_from_spec
+from airflow_pywren.executor.worker.notify import notifier_for
+
+logger = logging.getLogger(__name__)
+
+MODULES_ROOT = os.path.join(tempfile.gettempdir(), "pywren-modules")
+_storages: dict[str, StorageBackend] = {}
+_functions: OrderedDict[tuple[str, str], Callable] = OrderedDict()
+_FUNCTION_CACHE_SIZE = 8
+
+
+def main(args: dict[str, Any]) -> dict[str, Any]:
+    """OpenWhisk entry point: run the call described by ``args``; return a small summary."""
+    if "invoke_batch" in args:
+        from airflow_pywren.executor.worker.remote_invoker import invoke_batch
+
+        return invoke_batch(args)
+    return run_call(args)
+
+
+def storage_for(spec: dict[str, Any]) -> StorageBackend:
+    """The storage of an activation, reused across warm calls."""
+    cache_key = json.dumps(spec, sort_keys=True)
+    storage = _storages.get(cache_key)
+    if storage is None:
+        storage = _storages[cache_key] = storage_from_spec(spec)
+    return storage
+
+
+def _function_for(storage: StorageBackend, func_key: str) -> Callable:
+    cache_key = (storage.location(), func_key)
+    func = _functions.get(cache_key)
+    if func is None:
+        func = serialization.load_function(storage.get(func_key), MODULES_ROOT)
+        _functions[cache_key] = func
+        while len(_functions) > _FUNCTION_CACHE_SIZE:
+            _functions.popitem(last=False)
+    return func
+
+
+@contextmanager
+def _call_environment(extra_env: dict[str, str] | None) -> Iterator[None]:
+    """Set ``extra_env`` for the duration of the call, then restore the environment."""
+    saved = {name: os.environ.get(name) for name in (extra_env or {})}
+    os.environ.update({name: str(value) for name, value in (extra_env or {}).items()})
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+@contextmanager
+def _soft_timeout(seconds: float, describe: str) -> Iterator[None]:
+    """Raise ActivationTimeoutError in the call after ``seconds`` (main thread only)."""
+    if threading.current_thread() is not threading.main_thread() or seconds <= 0:
+        yield
+        return
+
+    def expire(signum: int, frame: Any) -> None:
+        raise ActivationTimeoutError(f"{describe} exceeded its timeout of {seconds:g} s and was stopped")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _resolve_refs(storage: StorageBackend, mode: str, item: Any) -> Any:
+    """Replace ResultRef values (an upstream call's output) by the values they point to."""
+    if isinstance(item, ResultRef):
+        return serialization.loads(storage.get(item.key))
+    if mode == CALL_AS_KWARGS:
+        return {k: serialization.loads(storage.get(v.key)) if isinstance(v, ResultRef) else v for k, v in item.items()}
+    return item
+
+
+def wait_for_map_results(storage: StorageBackend, prefix: str, executor_id: str, reduce: dict[str, Any]) -> list[Any]:
+    """Wait (polling storage) until every map call has a status; return their results in input order."""
+    map_job = reduce["job_id"]
+    call_ids: list[str] = reduce["call_ids"]
+    listing_prefix = keys.job_prefix(prefix, executor_id, map_job)
+    interval = reduce.get("poll_interval", 0.05)
+    wanted = {call_id: keys.call_key(prefix, executor_id, map_job, call_id, keys.STATUS_OBJECT) for call_id in call_ids}
+    while True:
+        present = set(storage.list_keys(listing_prefix))
+        if all(key in present for key in wanted.values()):
+            break
+        time.sleep(interval)
+        interval = min(interval * 1.5, 2.0)
+    results = []
+    for call_id, status_key in wanted.items():
+        status = json.loads(storage.get(status_key))
+        if status["status"] != "success":
+            error = status.get("error") or {}
+            raise PyWrenError(
+                f"map call {call_id} of job {map_job} failed, so the reducer cannot run: "
+                f"{error.get('type')}: {error.get('message')}\n{error.get('traceback', '')}"
+            )
+        results.append(serialization.loads(storage.get(keys.call_key(prefix, executor_id, map_job, call_id, keys.OUTPUT_OBJECT))))
+    return results
+
+
+def _describe_error(exc: BaseException) -> dict[str, Any]:
+    return {
+        "type": type(exc).__name__,
+        "module": type(exc).__module__,
+        "message": str(exc),
+        "traceback": "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),
+    }
+
+
+def run_call(payload: dict[str, Any]) -> dict[str, Any]:
+    """Run one call and record its start, output and final status in storage."""
+    storage = storage_for(payload["storage"])
+    prefix, executor_id, job_id, call_id = payload["prefix"], payload["executor_id"], payload["job_id"], payload["call_id"]
+    notifier = notifier_for(payload.get("rabbitmq"))
+    activation_id = payload.get("activation_id") or os.environ.get("__OW_ACTIVATION_ID")
+    base = {
+        "executor_id": executor_id,
+        "job_id": job_id,
+        "call_id": call_id,
+        "activation_id": activation_id,
+        "host_submit_time": payload.get("host_submit_time"),
+        "start_time": time.time(),
+        "worker_host": socket.gethostname(),
+        "worker_pid": os.getpid(),
+    }
+    start = {**base, "status": "running"}
+    storage.put(keys.call_key(prefix, executor_id, job_id, call_id, keys.START_OBJECT), json.dumps(start).encode())
+    notifier.publish(start)
+
+    describe = f"call {call_id} of job {job_id}"
+    error: dict[str, Any] | None = None
+    output: bytes | None = None
+    try:
+        with _call_environment(payload.get("extra_env")), _soft_timeout(payload.get("timeout", 0), describe):
+            func = _function_for(storage, payload["func_key"])
+            if payload.get("reduce"):
+                mode, item = serialization.CALL_AS_ARG, wait_for_map_results(storage, prefix, executor_id, payload["reduce"])
+            else:
+                start_byte, end_byte = payload["data_byte_range"]
+                mode, item = serialization.loads(storage.get(payload["data_key"], (start_byte, end_byte)))
+                item = _resolve_refs(storage, mode, item)
+            value = func(**item) if mode == CALL_AS_KWARGS else func(item)
+        output = serialization.dumps(value)
+    except MemoryError as exc:
+        memory = payload.get("runtime_memory")
+        wrapped = ActivationMemoryError(f"{describe} ran out of memory (runtime_memory={memory} MB): {exc}")
+        wrapped.__cause__ = exc
+        error = _describe_error(wrapped)
+        error["traceback"] = _describe_error(exc)["traceback"]
+        output = _pickle_exception(wrapped)
+    except BaseException as exc:  # the function's own errors, including SystemExit
+        error = _describe_error(exc)
+        output = _pickle_exception(exc)
+    finish_call(storage, payload, base, error, output)
+    notifier.publish({**base, "status": "error" if error else "success", "end_time": time.time()})
+    return {"executor_id": executor_id, "job_id": job_id, "call_id": call_id, "status": "error" if error else "success"}
+
+
+def _pickle_exception(exc: BaseException) -> bytes | None:
+    try:
+        exc.__traceback__ = None
+        data = serialization.dumps(exc)
+        serialization.loads(data)
+        return data
+    except Exception:
+        return None
+
+
+def finish_call(
+    storage: StorageBackend,
+    payload: dict[str, Any],
+    base: dict[str, Any],
+    error: dict[str, Any] | None,
+    output: bytes | None,
+) -> dict[str, Any]:
+    """Write the output (if any), then ``status.json``: the status is always the last object written."""
+    prefix, executor_id, job_id, call_id = payload["prefix"], payload["executor_id"], payload["job_id"], payload["call_id"]
+    output_key = keys.call_key(prefix, executor_id, job_id, call_id, keys.OUTPUT_OBJECT)
+    if output is not None:
+        storage.put(output_key, output)
+    end_time = time.time()
+    status = {
+        **base,
+        "status": "error" if error else "success",
+        "end_time": end_time,
+        "duration": end_time - base["start_time"],
+        "output_key": output_key if output is not None else None,
+        "extra_meta": payload.get("extra_meta") or {},
+        "error": error,
+    }
+    storage.put(keys.call_key(prefix, executor_id, job_id, call_id, keys.STATUS_OBJECT), json.dumps(status).encode())
+    return status
+
+
+def record_failure(payload: dict[str, Any], exc: BaseException, start_time: float | None = None, **fields: Any) -> dict[str, Any]:
+    """Record a call that could not run or did not finish (killed, invocation refused) as failed."""
+    storage = storage_for(payload["storage"])
+    base = {
+        "executor_id": payload["executor_id"],
+        "job_id": payload["job_id"],
+        "call_id": payload["call_id"],
+        "activation_id": payload.get("activation_id"),
+        "host_submit_time": payload.get("host_submit_time"),
+        "start_time": start_time or time.time(),
+        "worker_host": socket.gethostname(),
+        "worker_pid": None,
+        **fields,
+    }
+    error = _describe_error(exc)
+    status = finish_call(storage, payload, base, error, _pickle_exception(exc))
+    notifier_for(payload.get("rabbitmq")).publish({**base, "status": "error", "end_time": status["end_time"]})
+    return status

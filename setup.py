@@ -1,0 +1,44 @@
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+version = {}
+exec(Path("airflow_pywren/version.py").read_text(), version)
+
+setup(
+    name="airflow-pywren",
+    version=version["__version__"],
+    description="Massively parallel Python from Apache Airflow: the PyWren API on OpenWhisk / IBM Cloud Functions and COS",
+    long_description=Path("README.md").read_text() if Path("README.md").exists() else "",
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.10",
+    packages=find_packages(include=["airflow_pywren", "airflow_pywren.*"]),
+    install_requires=[
+        "cloudpickle>=2.2",
+        "PyYAML>=6",
+        "requests>=2.28",
+        "pika>=1.3",
+        "ibm-cos-sdk>=2.13",
+    ],
+    extras_require={
+        "airflow": ["apache-airflow>=3.0"],
+        "test": [
+            "apache-airflow>=3.0",
+            "pytest>=8",
+            "pytest-timeout>=2.2",
+            "moto[server]>=5",
+            "ruff>=0.5",
+        ],
+        "bench": ["matplotlib>=3.7", "psutil>=5.9", "moto[server]>=5"],
+    },
+    entry_points={
+        "apache_airflow_provider": ["provider_info=airflow_pywren.provider_info:get_provider_info"],
+        "console_scripts": ["pywren=airflow_pywren.cli:main"],
+    },
+    classifiers=[
+        "Framework :: Apache Airflow",
+        "Framework :: Apache Airflow :: Provider",
+        "Programming Language :: Python :: 3",
+    ],
+)
