@@ -1,0 +1,84 @@
+"""Shared fixtures: an isolated PyWren home per test session and the backend matrix.
+
+Service fixtures (local S3 server, OpenWhisk test server, RabbitMQ broker) live in
+``tests/services`` and start real processes on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import copy
+import socket
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from airflow_pywren.executor.compute.localhost_runner import recv_message, send_message
+
+pytest_plugins = ["tests.services.s3", "tests.services.openwhisk", "tests.services.rabbitmq"]
+
+# Backends the executor suite runs against: compute+storage.
+BACKEND_PARAMS = ["localhost"]
+
+
+def merge_config(*configs: dict[str, Any]) -> dict[str, Any]:
+    """Merge config dicts section by section, later wins."""
+    merged: dict[str, Any] = {}
+    for config in configs:
+        for section, values in config.items():
+            merged.setdefault(section, {}).update(copy.deepcopy(values))
+    return merged
+
+
+def shutdown_runners(runner_dir: Path) -> None:
+    """Stop every localhost runner serving a socket in ``runner_dir``."""
+    for path in runner_dir.glob("runner-*.sock"):
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+                sock.settimeout(10)
+                sock.connect(str(path))
+                send_message(sock, {"op": "shutdown"})
+                recv_message(sock)
+        except OSError:
+            pass
+
+
+@pytest.fixture(scope="session")
+def pywren_home(tmp_path_factory: pytest.TempPathFactory):
+    """A private storage directory and runner directory for the whole test session."""
+    home = tmp_path_factory.mktemp("pywren")
+    yield home
+    shutdown_runners(home / "runner")
+
+
+@pytest.fixture
+def localhost_config(pywren_home: Path) -> dict[str, Any]:
+    """Embedded default backends, in the session's private directories, with 2 workers."""
+    return {
+        "pywren": {"monitor_interval": 0.02},
+        "localhost": {
+            "storage_dir": str(pywren_home / "storage"),
+            "runner_dir": str(pywren_home / "runner"),
+            "workers": 2,
+        },
+    }
+
+
+@pytest.fixture(autouse=True)
+def _no_user_config(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Tests never read the developer's ~/.pywren_config or PYWREN_CONFIG."""
+    monkeypatch.delenv("PYWREN_CONFIG", raising=False)
+    monkeypatch.delenv("PYWREN_CONFIG_FILE", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+
+
+@pytest.fixture(params=BACKEND_PARAMS)
+def executor_config(request: pytest.FixtureRequest, localhost_config: dict[str, Any]) -> dict[str, Any]:
+    """Config for one backend combination of the matrix (``compute+storage``)."""
+    compute, _, storage = request.param.partition("+")
+    parts = [localhost_config]
+    if storage == "ibm_cos":
+        parts.append(request.getfixturevalue("cos_config"))
+    if compute == "ibm_cf":
+        parts.append(request.getfixturevalue("openwhisk_config"))
+    return merge_config(*parts)

@@ -1,0 +1,1 @@
+"""Placeholder: fixtures for this service are added with its backend."""
