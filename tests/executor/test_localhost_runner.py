@@ -1,0 +1,136 @@
+"""The localhost compute backend: detached runner, warm pool, hard limits."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+import uuid
+
+import pytest
+
+import airflow_pywren as pywren
+from airflow_pywren.executor.compute.localhost import LocalhostCompute
+
+
+@pytest.fixture
+def pw(localhost_config):
+    executor = pywren.FunctionExecutor(config=localhost_config)
+    yield executor
+    executor.clean()
+
+
+def allocate(megabytes):
+    block = bytearray(megabytes * 1024 * 1024)
+    return len(block)
+
+
+def test_memory_overrun_is_reported_as_out_of_memory(pw):
+    future = pw.call_async(allocate, 512, runtime_memory=128)
+    with pytest.raises(MemoryError, match="ran out of memory \\(runtime_memory=128 MB\\)"):
+        future.result()
+    assert future.error["type"] == "ActivationMemoryError"
+    # the worker is reused and its limit lifted for the next call
+    assert pw.get_result(pw.call_async(allocate, 300, runtime_memory=512)) == 300 * 1024 * 1024
+
+
+def ignore_alarm_and_sleep(seconds):
+    import signal as _signal
+    import time as _time
+
+    _signal.pthread_sigmask(_signal.SIG_BLOCK, {_signal.SIGALRM})
+    _time.sleep(seconds)
+    return "finished"
+
+
+def test_a_call_that_ignores_the_soft_timeout_is_killed(pw):
+    future = pw.call_async(ignore_alarm_and_sleep, 60, timeout=1)
+    with pytest.raises(pywren.ActivationTimeoutError, match="was killed"):
+        future.result()
+    assert pw.get_result(pw.call_async(len, [1, 2])) == 2  # the pool replaced the worker
+
+
+def crash(x):
+    import os as _os
+
+    _os.kill(_os.getpid(), signal.SIGSEGV)
+
+
+def test_a_crashed_worker_is_reported_not_hung(pw):
+    future = pw.call_async(crash, 1)
+    with pytest.raises(pywren.PyWrenError, match="killed by signal SIGSEGV"):
+        future.result()
+
+
+def test_runner_survives_the_submitting_process(localhost_config, tmp_path):
+    script = tmp_path / "submit.py"
+    script.write_text(textwrap.dedent(f"""
+        import json, time
+        import airflow_pywren as pywren
+
+        def slow_square(x):
+            time.sleep(1.5)
+            return x * x
+
+        pw = pywren.FunctionExecutor(config={json.dumps(localhost_config)!s})
+        futures = pw.map(slow_square, [1, 2, 3])
+        print(json.dumps({{"executor_id": pw.executor_id, "job_id": futures[0].job_id}}))
+    """).replace("true", "True").replace("false", "False"))
+    submitted = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
+    assert submitted.returncode == 0, submitted.stderr
+    ids = json.loads(submitted.stdout.strip().splitlines()[-1])
+    collector = pywren.FunctionExecutor(config=localhost_config)
+    futures = collector.job_futures(ids["job_id"], executor_id=ids["executor_id"])
+    assert not all(f.done() for f in futures)  # still running after the submitter exited
+    assert collector.get_result(futures) == [1, 4, 9]
+    collector.clean(ids["executor_id"])
+
+
+def test_concurrency_is_capped_by_workers(pw):
+    def occupied_window(x):
+        import time as _time
+
+        start = _time.time()
+        _time.sleep(0.3)
+        return start, _time.time()
+
+    windows = pw.get_result(pw.map(occupied_window, range(6)))
+    events = sorted([(start, 1) for start, _ in windows] + [(end, -1) for _, end in windows])
+    running, peak = 0, 0
+    for _, delta in events:
+        running += delta
+        peak = max(peak, running)
+    assert peak == 2  # localhost.workers is 2 in the test config
+
+
+def test_cancel_stops_queued_and_running_calls(pw):
+    futures = pw.map(time.sleep, [30] * 4, timeout=60)
+    time.sleep(0.3)
+    assert pw.cancel(futures) == 4
+    done, not_done = pw.wait(futures, timeout=10)
+    assert not not_done
+    assert all("was cancelled" in f.error["message"] for f in futures)
+
+
+def test_runner_stats_count_invocations(pw, localhost_config):
+    compute = LocalhostCompute(pw.config)
+    before = compute.stats()["invoked"]
+    pw.get_result(pw.map(len, [[1]] * 7))
+    assert compute.stats()["invoked"] - before == 7
+
+
+def test_exclude_modules_keeps_a_local_module_out(pw, tmp_path, monkeypatch):
+    module_name = f"pw_helper_{uuid.uuid4().hex[:8]}"
+    (tmp_path / f"{module_name}.py").write_text("def triple(x):\n    return 3 * x\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    helper = __import__(module_name)
+
+    def use_helper(x):
+        return helper.triple(x)
+
+    with pytest.raises(ModuleNotFoundError, match=module_name):
+        pw.get_result(pw.call_async(use_helper, 2, exclude_modules=[module_name]))
+    assert pw.get_result(pw.call_async(use_helper, 2)) == 6  # shipped with the function
