@@ -2,15 +2,16 @@
 
 ::
 
-    {prefix}/{executor_id}/{job_id}/job.json                 job manifest (calls, data ranges)
-    {prefix}/{executor_id}/{job_id}/func.pickle              the function and shipped modules
-    {prefix}/{executor_id}/{job_id}/data.pickle              all call data, one byte range per call
-    {prefix}/{executor_id}/{job_id}/{call_id}/start.json     written when the call starts
-    {prefix}/{executor_id}/{job_id}/{call_id}/status.json    written when the call ends
-    {prefix}/{executor_id}/{job_id}/{call_id}/output.pickle  the result (or the exception)
+    {prefix}/{executor_id}/{job_id}/job.json                    job manifest (kind, call ids)
+    {prefix}/{executor_id}/{job_id}/func.pickle                 the function and shipped modules
+    {prefix}/{executor_id}/{job_id}/data.pickle                 all call data, one byte range per call
+    {prefix}/{executor_id}/{job_id}/status/{call_id}.start.json written when the call starts
+    {prefix}/{executor_id}/{job_id}/status/{call_id}.json       written when the call ends (the last write)
+    {prefix}/{executor_id}/{job_id}/output/{call_id}.pickle     the result (or the exception)
 
-``start.json`` and ``status.json`` are separate objects so that one LIST of the job
-prefix tells which calls are pending, running or finished.
+Start and end are separate objects, grouped under ``status/``, so that one LIST of
+``{job}/status/`` tells which calls are pending, running or finished, without listing
+the outputs.
 """
 
 from __future__ import annotations
@@ -18,9 +19,13 @@ from __future__ import annotations
 JOB_MANIFEST = "job.json"
 FUNC_OBJECT = "func.pickle"
 DATA_OBJECT = "data.pickle"
-START_OBJECT = "start.json"
-STATUS_OBJECT = "status.json"
-OUTPUT_OBJECT = "output.pickle"
+START_OBJECT = "start"
+STATUS_OBJECT = "status"
+OUTPUT_OBJECT = "output"
+
+STATUS_DIR = "status/"
+_START_SUFFIX = ".start.json"
+_STATUS_SUFFIX = ".json"
 
 
 def call_id_of(index: int) -> str:
@@ -36,6 +41,11 @@ def job_prefix(prefix: str, executor_id: str, job_id: str) -> str:
     return f"{prefix}/{executor_id}/{job_id}/"
 
 
+def status_prefix(prefix: str, executor_id: str, job_id: str) -> str:
+    """The prefix a monitor lists: every start and end status of a job's calls."""
+    return f"{prefix}/{executor_id}/{job_id}/{STATUS_DIR}"
+
+
 def job_key(prefix: str, executor_id: str, job_id: str, name: str) -> str:
     """Key of a job-level object (``JOB_MANIFEST``, ``FUNC_OBJECT``, ``DATA_OBJECT``)."""
     return f"{prefix}/{executor_id}/{job_id}/{name}"
@@ -43,11 +53,21 @@ def job_key(prefix: str, executor_id: str, job_id: str, name: str) -> str:
 
 def call_key(prefix: str, executor_id: str, job_id: str, call_id: str, name: str) -> str:
     """Key of a call-level object (``START_OBJECT``, ``STATUS_OBJECT``, ``OUTPUT_OBJECT``)."""
-    return f"{prefix}/{executor_id}/{job_id}/{call_id}/{name}"
+    base = f"{prefix}/{executor_id}/{job_id}/"
+    if name == STATUS_OBJECT:
+        return f"{base}{STATUS_DIR}{call_id}{_STATUS_SUFFIX}"
+    if name == START_OBJECT:
+        return f"{base}{STATUS_DIR}{call_id}{_START_SUFFIX}"
+    if name == OUTPUT_OBJECT:
+        return f"{base}output/{call_id}.pickle"
+    raise ValueError(f"unknown call object {name!r}")
 
 
-def split_call_key(key: str, job_prefix_: str) -> tuple[str, str] | None:
-    """``(call_id, object name)`` of a key listed under ``job_prefix_``, or None for job-level keys."""
-    rest = key[len(job_prefix_):]
-    call_id, sep, name = rest.partition("/")
-    return (call_id, name) if sep else None
+def parse_status_key(key: str, status_prefix_: str) -> tuple[str, str] | None:
+    """``(call_id, START_OBJECT | STATUS_OBJECT)`` of a key listed under ``status_prefix_``."""
+    name = key[len(status_prefix_):]
+    if name.endswith(_START_SUFFIX):
+        return name[: -len(_START_SUFFIX)], START_OBJECT
+    if name.endswith(_STATUS_SUFFIX):
+        return name[: -len(_STATUS_SUFFIX)], STATUS_OBJECT
+    return None

@@ -84,7 +84,7 @@ def test_futures_carry_activation_stats(pw):
     future = pw.call_async(square, 2)
     pw.get_result(future)
     assert future.executor_id == pw.executor_id and future.job_id.startswith("A") and future.call_id == "00000"
-    assert future.output_key.endswith("/00000/output.pickle")
+    assert future.output_key.endswith(f"/{future.job_id}/output/00000.pickle")
     assert future.host_submit_time <= future.start_time <= future.end_time
     assert future.duration == pytest.approx(future.end_time - future.start_time)
     assert future.worker_host and isinstance(future.worker_pid, int)
@@ -187,9 +187,12 @@ def test_job_is_staged_as_one_function_and_one_data_object(pw):
     pw.wait(futures)
     job_prefix = keys.job_prefix(pw.storage.prefix, pw.executor_id, futures[0].job_id)
     listed = pw.storage.list_keys(job_prefix)
-    job_level = sorted(k[len(job_prefix):] for k in listed if keys.split_call_key(k, job_prefix) is None)
+    job_level = sorted(k[len(job_prefix):] for k in listed if "/" not in k[len(job_prefix):])
     assert job_level == ["data.pickle", "func.pickle", "job.json"]
-    assert sum(k.endswith("/status.json") for k in listed) == 25
+    status_prefix = keys.status_prefix(pw.storage.prefix, pw.executor_id, futures[0].job_id)
+    parsed = [keys.parse_status_key(k, status_prefix) for k in listed if k.startswith(status_prefix)]
+    assert sorted(parsed) == sorted([(keys.call_id_of(i), kind) for i in range(25) for kind in ("start", "status")])
+    assert sum(k.startswith(job_prefix + "output/") for k in listed) == 25
 
 
 def test_storage_monitor_lists_once_per_poll_and_reads_only_new_statuses(pw):

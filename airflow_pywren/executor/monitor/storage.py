@@ -1,4 +1,4 @@
-"""The storage monitor: one LIST per job and poll, then GETs of new final statuses only."""
+"""The storage monitor: one LIST of a job's ``status/`` prefix per poll, then GETs of new final statuses only."""
 
 from __future__ import annotations
 
@@ -26,25 +26,38 @@ def read_objects(storage: StorageBackend, object_keys: Sequence[str], threads: i
 
 
 class StorageMonitor(JobMonitor):
-    """Polls storage every ``interval`` seconds."""
+    """Polls storage every ``interval`` seconds, or less often when a poll itself is costly.
+
+    A poll of a large job can take a while (a LIST of thousands of keys); the pause
+    after it is at least twice its cost, so polling never takes more than a third of
+    the client's time.
+    """
 
     def __init__(self, storage: StorageBackend, interval: float, threads: int = 16) -> None:
         self.storage = storage
         self.interval = interval
         self.threads = threads
+        self._last_poll_cost = 0.0
 
     def refresh(self, futures: Sequence[ResponseFuture]) -> int:
+        started_at = time.perf_counter()
+        try:
+            return self._refresh(futures)
+        finally:
+            self._last_poll_cost = time.perf_counter() - started_at
+
+    def _refresh(self, futures: Sequence[ResponseFuture]) -> int:
         by_job: dict[tuple[str, str], list[ResponseFuture]] = defaultdict(list)
         for future in futures:
             if not future.finished:
                 by_job[(future.executor_id, future.job_id)].append(future)
         finished = 0
         for (executor_id, job_id), job_futures in by_job.items():
-            prefix = keys.job_prefix(self.storage.prefix, executor_id, job_id)
+            prefix = keys.status_prefix(self.storage.prefix, executor_id, job_id)
             present = self.storage.list_keys(prefix)
             started, ended = set(), set()
             for key in present:
-                parts = keys.split_call_key(key, prefix)
+                parts = keys.parse_status_key(key, prefix)
                 if parts is None:
                     continue
                 if parts[1] == keys.STATUS_OBJECT:
@@ -66,7 +79,7 @@ class StorageMonitor(JobMonitor):
         return finished
 
     def pause(self, seconds: float) -> None:
-        time.sleep(max(0.0, min(self.interval, seconds)))
+        time.sleep(max(0.0, min(max(self.interval, 2 * self._last_poll_cost), seconds)))
 
 
 def read_status(storage: StorageBackend, executor_id: str, job_id: str, call_id: str) -> dict[str, Any] | None:

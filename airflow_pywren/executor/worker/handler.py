@@ -2,7 +2,7 @@
 
 OpenWhisk calls ``main`` with the activation payload; the localhost runner calls it in
 its worker processes. It reads the function and this call's data range from storage,
-writes ``start.json``, runs the function, then writes the output and ``status.json``.
+writes its start status, runs the function, then writes the output and the final status.
 """
 
 from __future__ import annotations
@@ -111,7 +111,7 @@ def wait_for_map_results(storage: StorageBackend, prefix: str, executor_id: str,
     """Wait (polling storage) until every map call has a status; return their results in input order."""
     map_job = reduce["job_id"]
     call_ids: list[str] = reduce["call_ids"]
-    listing_prefix = keys.job_prefix(prefix, executor_id, map_job)
+    listing_prefix = keys.status_prefix(prefix, executor_id, map_job)
     interval = reduce.get("poll_interval", 0.05)
     wanted = {call_id: keys.call_key(prefix, executor_id, map_job, call_id, keys.STATUS_OBJECT) for call_id in call_ids}
     while True:
@@ -208,7 +208,7 @@ def finish_call(
     error: dict[str, Any] | None,
     output: bytes | None,
 ) -> dict[str, Any]:
-    """Write the output (if any), then ``status.json``: the status is always the last object written."""
+    """Write the output (if any), then the final status: the status is always the last object written."""
     prefix, executor_id, job_id, call_id = payload["prefix"], payload["executor_id"], payload["job_id"], payload["call_id"]
     output_key = keys.call_key(prefix, executor_id, job_id, call_id, keys.OUTPUT_OBJECT)
     if output is not None:

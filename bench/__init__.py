@@ -1,0 +1,1 @@
+"""Benchmarks of airflow-pywren; run ``python -m bench``."""
