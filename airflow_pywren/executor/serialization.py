@@ -9,7 +9,7 @@ are shipped as source with the function, except those named in ``exclude_modules
 from __future__ import annotations
 
 import hashlib
-import importlib.util
+import importlib.machinery
 import inspect
 import os
 import pickle
@@ -74,8 +74,12 @@ def _importable_by_name(module: types.ModuleType) -> bool:
     """False for modules whose name does not lead back to their file (DAG files, ``__main__``)."""
     if module.__name__ == "__main__":
         return False
-    try:
-        spec = importlib.util.find_spec(module.__name__)
+    parent_name, _, _ = module.__name__.rpartition(".")
+    search_path = getattr(sys.modules.get(parent_name), "__path__", None) if parent_name else None
+    if parent_name and search_path is None:
+        return False
+    try:  # search the path, not sys.modules: a module imported under a made-up name is found there too
+        spec = importlib.machinery.PathFinder.find_spec(module.__name__, search_path)
     except (ImportError, ValueError):
         return False
     origin = getattr(spec, "origin", None)
