@@ -326,10 +326,17 @@ class FunctionExecutor:
     def clean(self, executor_id: str | None = None) -> int:
         """Delete everything this executor (or ``executor_id``) stored; return the object count."""
         executor_id = executor_id or self.executor_id
+        self.monitor.forget(executor_id)  # first: it may look up the executor's jobs in storage
         removed = self.storage.delete_prefix(keys.executor_prefix(self.storage.prefix, executor_id))
-        self.monitor.forget(executor_id)
         logger.info("removed %d object(s) of executor %s from %s", removed, executor_id, self.storage.location())
         return removed
+
+    def plot(self, futures: Sequence[ResponseFuture] | None = None, dst_dir: str = ".", dst_file_prefix: str | None = None) -> list:
+        """Write timeline plots (PNG) of finished calls; see :func:`plots.create_timeline_plots`."""
+        from airflow_pywren.executor.plots import create_timeline_plots
+
+        futures = self._future_list(futures)
+        return create_timeline_plots(futures, dst_dir, dst_file_prefix or f"{self.executor_id}")
 
     def close(self) -> None:
         """Release the monitor, compute and storage connections."""

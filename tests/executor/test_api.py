@@ -227,3 +227,15 @@ def test_executor_with_an_existing_id_numbers_jobs_after_stored_ones(pw, executo
     future = again.call_async(square, 5)
     assert future.job_id == "A002"
     assert again.get_result() == 25
+
+
+def test_timeline_plots_are_written(pw, tmp_path):
+    from airflow_pywren.executor.plots import call_timeline
+
+    futures = pw.map(square, range(8))
+    pw.wait(futures)
+    timeline = call_timeline(futures)
+    assert len(timeline) == 8 and all(submit <= start <= end for submit, start, end in timeline)
+    paths = pw.plot(futures, dst_dir=str(tmp_path), dst_file_prefix="job")
+    assert [p.name for p in paths] == ["job_timeline.png", "job_concurrency.png"]
+    assert all(p.read_bytes().startswith(b"\x89PNG") for p in paths)
