@@ -91,6 +91,7 @@ SCHEMA: dict[str, dict[str, Setting]] = {
     "rabbitmq": {
         "amqp_url": Setting((str, type(None)), None, "amqp://user:password@host:port/vhost"),
         "queue_ttl": Setting((int,), 86_400, "seconds an unconsumed status queue is kept"),
+        "reconcile_interval": Setting((int, float), 5.0, "seconds between storage checks that catch lost notices"),
     },
 }
 
