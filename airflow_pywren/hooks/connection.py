@@ -1,0 +1,181 @@
+"""The ``pywren`` connection: which form fields it has and how they become executor config.
+
+This module does not import Airflow, so that provider metadata can be built from it cheaply.
+
+Layout of a ``pywren`` connection (later rows win)::
+
+    extra["config"]           a JSON object of executor config sections, merged section by section
+                              over the embedded default, e.g. {"ibm_cos": {"bucket": "b"}}
+    extra[<field>]            the form fields of FIELDS below (e.g. "cos_bucket" -> ibm_cos.bucket)
+    host                      ibm_cf.endpoint   (OpenWhisk API host; https:// is added if no scheme)
+    login                     ibm_cf.namespace  (OpenWhisk namespace)
+    password                  ibm_cf.api_key    (OpenWhisk key "uuid:key")
+
+Secrets belong in the password or in the sensitive fields (SENSITIVE_KEYS); they are
+registered with Airflow's secrets masker when the connection is read.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from airflow_pywren.executor.config import COMPUTE_BACKENDS, SCHEMA, STORAGE_BACKENDS
+from airflow_pywren.executor.errors import PyWrenConfigError
+
+CONN_TYPE = "pywren"
+CONFIG_FIELD = "config"
+
+
+@dataclass(frozen=True)
+class Field:
+    """One form field of the connection, stored under its name in ``extra``."""
+
+    name: str
+    section: str
+    key: str
+    label: str
+    description: str
+    sensitive: bool = False
+    kind: str = "string"  # "string" | "boolean"
+    choices: tuple[str, ...] = ()
+
+
+FIELDS: tuple[Field, ...] = (
+    Field("compute_backend", "pywren", "compute_backend", "Compute backend",
+          "localhost (calls run on the Airflow worker's machine) or ibm_cf (OpenWhisk / IBM Cloud Functions)",
+          choices=COMPUTE_BACKENDS),
+    Field("storage_backend", "pywren", "storage_backend", "Storage backend",
+          "localhost (a local directory) or ibm_cos (IBM COS or another S3-compatible store)", choices=STORAGE_BACKENDS),
+    Field("runtime", "pywren", "runtime", "Runtime", "Docker image of the OpenWhisk action that runs the calls"),
+    Field("rabbitmq_monitor", "pywren", "rabbitmq_monitor", "Monitor with RabbitMQ",
+          "follow calls through RabbitMQ notices instead of polling storage (needs the RabbitMQ URL)", kind="boolean"),
+    Field("cos_endpoint", "ibm_cos", "endpoint", "COS endpoint", "e.g. https://s3.us-south.cloud-object-storage.appdomain.cloud"),
+    Field("cos_bucket", "ibm_cos", "bucket", "COS bucket", "bucket holding job data and results"),
+    Field("cos_region", "ibm_cos", "region", "COS region", "region used to sign requests (default us-east-1)"),
+    Field("cos_access_key_id", "ibm_cos", "access_key_id", "COS HMAC access key id", "HMAC credentials: key id"),
+    Field("cos_secret_access_key", "ibm_cos", "secret_access_key", "COS HMAC secret access key",
+          "HMAC credentials: secret", sensitive=True),
+    Field("cos_api_key", "ibm_cos", "api_key", "COS IAM API key", "IAM API key (instead of HMAC credentials)",
+          sensitive=True),
+    Field("cf_iam_api_key", "ibm_cf", "iam_api_key", "OpenWhisk IAM API key",
+          "for IAM-based namespaces, instead of the password's 'uuid:key'", sensitive=True),
+    Field("amqp_url", "rabbitmq", "amqp_url", "RabbitMQ URL", "amqp://user:password@host:5672/vhost", sensitive=True),
+)
+FIELDS_BY_NAME = {f.name: f for f in FIELDS}
+
+# Connection attributes mapped to config keys.
+HOST_KEY, LOGIN_KEY, PASSWORD_KEY = ("ibm_cf", "endpoint"), ("ibm_cf", "namespace"), ("ibm_cf", "api_key")
+
+# Config keys whose values are secrets, wherever they come from.
+SENSITIVE_KEYS = frozenset({
+    ("ibm_cos", "secret_access_key"), ("ibm_cos", "api_key"), ("ibm_cf", "api_key"), ("ibm_cf", "iam_api_key"),
+    ("rabbitmq", "amqp_url"),
+})
+
+HIDDEN_FIELDS = ["schema", "port"]
+RELABELING = {"host": "OpenWhisk API host", "login": "OpenWhisk namespace", "password": "OpenWhisk API key (uuid:key)"}
+PLACEHOLDERS = {
+    "host": "https://us-south.functions.cloud.ibm.com (only for compute backend ibm_cf)",
+    "login": "namespace, e.g. user@example.com_dev",
+    "password": "uuid:key from 'ibmcloud fn property get --auth'",
+    "extra": '{"config": {"pywren": {"runtime_memory": 512}, "ibm_cos": {"storage_prefix": "jobs"}}}',
+}
+
+
+def _field_name(raw: str) -> str:
+    """Extra keys may carry the legacy form prefix ``extra__pywren__``."""
+    prefix = f"extra__{CONN_TYPE}__"
+    return raw[len(prefix):] if raw.startswith(prefix) else raw
+
+
+def _empty(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def _as_bool(name: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "1", "yes", "on", "false", "0", "no", "off"):
+        return value.strip().lower() in ("true", "1", "yes", "on")
+    raise PyWrenConfigError(f"connection field '{name}' must be true or false, got {value!r}")
+
+
+def config_from_connection(
+    host: str | None, login: str | None, password: str | None, extra: dict[str, Any] | None
+) -> dict[str, dict[str, Any]]:
+    """Executor config sections from a connection's fields (see the module docstring for the layout)."""
+    extra = dict(extra or {})
+    config: dict[str, dict[str, Any]] = {}
+    raw_config = extra.pop(CONFIG_FIELD, None)
+    if isinstance(raw_config, str) and raw_config.strip():
+        import json
+
+        try:
+            raw_config = json.loads(raw_config)
+        except json.JSONDecodeError as exc:
+            raise PyWrenConfigError(f"connection extra 'config' is not valid JSON: {exc}") from None
+    if not _empty(raw_config):
+        if not isinstance(raw_config, dict) or not all(isinstance(v, dict) or v is None for v in raw_config.values()):
+            raise PyWrenConfigError(
+                "connection extra 'config' must be an object of sections, e.g. "
+                '{"pywren": {"storage_backend": "ibm_cos"}, "ibm_cos": {"bucket": "b"}}'
+            )
+        for section, values in raw_config.items():
+            if section not in SCHEMA:
+                close = difflib.get_close_matches(section, list(SCHEMA), n=1)
+                hint = f"; did you mean '{close[0]}'?" if close else f"; sections: {', '.join(SCHEMA)}"
+                raise PyWrenConfigError(f"unknown section '{section}' in connection extra 'config'{hint}")
+            config.setdefault(section, {}).update(values or {})
+    for raw_name, value in extra.items():
+        name = _field_name(raw_name)
+        field = FIELDS_BY_NAME.get(name)
+        if field is None:
+            close = difflib.get_close_matches(name, list(FIELDS_BY_NAME) + [CONFIG_FIELD], n=1)
+            hint = f"did you mean '{close[0]}'?" if close else f"valid keys: {', '.join([CONFIG_FIELD, *FIELDS_BY_NAME])}"
+            raise PyWrenConfigError(f"unknown key '{raw_name}' in the extra of a pywren connection; {hint}")
+        if _empty(value):
+            continue
+        config.setdefault(field.section, {})[field.key] = _as_bool(name, value) if field.kind == "boolean" else value
+    if not _empty(host):
+        host = host.strip()
+        config.setdefault(HOST_KEY[0], {})[HOST_KEY[1]] = host if "://" in host else f"https://{host}"
+    if not _empty(login):
+        config.setdefault(LOGIN_KEY[0], {})[LOGIN_KEY[1]] = login.strip()
+    if not _empty(password):
+        config.setdefault(PASSWORD_KEY[0], {})[PASSWORD_KEY[1]] = password
+    return config
+
+
+def secret_values(config: dict[str, dict[str, Any]]) -> list[str]:
+    """The secret strings of a config (and the password inside a RabbitMQ URL), for the log masker."""
+    secrets = []
+    for section, key in SENSITIVE_KEYS:
+        value = (config.get(section) or {}).get(key)
+        if isinstance(value, str) and value:
+            secrets.append(value)
+            if key == "amqp_url":
+                password = urlsplit(value).password
+                if password:
+                    secrets.append(password)
+    return secrets
+
+
+def conn_fields() -> dict[str, dict[str, Any]]:
+    """The declarative form (``conn-fields``) Airflow 3.2+ reads from provider info."""
+    fields: dict[str, dict[str, Any]] = {}
+    for field in FIELDS:
+        schema: dict[str, Any] = {"type": [field.kind, "null"]}
+        if field.sensitive:
+            schema["format"] = "password"
+        if field.choices:
+            schema["enum"] = [*field.choices, None]
+        fields[field.name] = {"label": field.label, "description": field.description, "schema": schema}
+    return fields
+
+
+def ui_field_behaviour() -> dict[str, Any]:
+    """Hidden, relabelled and placeholder standard fields (Airflow's ``get_ui_field_behaviour`` shape)."""
+    return {"hidden_fields": list(HIDDEN_FIELDS), "relabeling": dict(RELABELING), "placeholders": dict(PLACEHOLDERS)}

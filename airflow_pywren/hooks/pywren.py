@@ -1,0 +1,214 @@
+"""PyWrenHook: builds PyWren executors from an Airflow connection and reads jobs by reference."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import os
+import uuid
+from typing import Any
+
+from airflow_pywren.compat import AirflowNotFoundException, BaseHook, mask_secret
+from airflow_pywren.executor.config import load_config
+from airflow_pywren.executor.errors import PyWrenConfigError, PyWrenError
+from airflow_pywren.executor.executor import FunctionExecutor
+from airflow_pywren.executor.jobs import JobWatcher
+from airflow_pywren.hooks import connection as conn_layout
+from airflow_pywren.operators.inputs import JOB_REF_KEYS, is_job_ref
+
+
+class PyWrenHook(BaseHook):
+    """Interact with PyWren: the ``pywren`` connection holds the executor configuration.
+
+    The connection (type ``pywren``) is read as follows, later rows winning:
+
+    * no connection with that id: the embedded default (calls and storage on this
+      machine, plus ``~/.pywren_config`` / ``PYWREN_CONFIG`` if set); the log says so;
+    * ``extra["config"]``: an object of executor config sections merged section by
+      section over the default, e.g. ``{"pywren": {"storage_backend": "ibm_cos"},
+      "ibm_cos": {"endpoint": "...", "bucket": "..."}}``;
+    * form fields stored in ``extra``: ``compute_backend``, ``storage_backend``, ``runtime``,
+      ``rabbitmq_monitor``, ``cos_endpoint``, ``cos_bucket``, ``cos_region``,
+      ``cos_access_key_id``, ``cos_secret_access_key``, ``cos_api_key``, ``cf_iam_api_key``,
+      ``amqp_url``;
+    * ``host`` -> ``ibm_cf.endpoint``, ``login`` -> ``ibm_cf.namespace``,
+      ``password`` -> ``ibm_cf.api_key`` (the OpenWhisk ``uuid:key``).
+
+    Keep secrets in the password or in the sensitive fields (``cos_secret_access_key``,
+    ``cos_api_key``, ``cf_iam_api_key``, ``amqp_url``); every secret value, wherever it is
+    set, is registered with Airflow's secrets masker when the connection is read.
+
+    Example (environment variable)::
+
+        AIRFLOW_CONN_PYWREN_DEFAULT='{"conn_type": "pywren", "host": "us-south.functions.cloud.ibm.com",
+          "login": "my_namespace", "password": "uuid:key",
+          "extra": {"compute_backend": "ibm_cf", "storage_backend": "ibm_cos",
+                    "cos_endpoint": "https://s3.us-south.cloud-object-storage.appdomain.cloud",
+                    "cos_bucket": "my-bucket", "cos_api_key": "..."}}'
+
+    :param pywren_conn_id: the connection id.
+    """
+
+    conn_name_attr = "pywren_conn_id"
+    default_conn_name = "pywren_default"
+    conn_type = conn_layout.CONN_TYPE
+    hook_name = "PyWren"
+
+    def __init__(self, pywren_conn_id: str = default_conn_name, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.pywren_conn_id = pywren_conn_id
+        self._config: dict[str, dict[str, Any]] | None = None
+
+    # ------------------------------------------------------------ config
+    def get_config(self) -> dict[str, dict[str, Any]]:
+        """Executor config sections from the connection (``{}``: the embedded default)."""
+        if self._config is None:
+            try:
+                conn = self.get_connection(self.pywren_conn_id)
+            except AirflowNotFoundException:
+                self.log.info(
+                    "connection %r is not defined: using the embedded default configuration "
+                    "(localhost compute and storage, plus ~/.pywren_config or PYWREN_CONFIG if set)",
+                    self.pywren_conn_id,
+                )
+                self._config = {}
+            else:
+                self._config = self._config_from(conn)
+        return copy.deepcopy(self._config)
+
+    def _config_from(self, conn: Any) -> dict[str, dict[str, Any]]:
+        if conn.conn_type and conn.conn_type != self.conn_type:
+            raise PyWrenConfigError(
+                f"connection {self.pywren_conn_id!r} has type {conn.conn_type!r}; PyWren needs a connection of type 'pywren'"
+            )
+        config = conn_layout.config_from_connection(conn.host, conn.login, conn.password, conn.extra_dejson)
+        for secret in conn_layout.secret_values(config):
+            mask_secret(secret)
+        pw = load_config(config)["pywren"]  # fails here, naming the key, rather than at submit
+        self.log.info(
+            "connection %r: compute %s, storage %s, monitor %s",
+            self.pywren_conn_id, pw["compute_backend"], pw["storage_backend"],
+            "rabbitmq" if pw["rabbitmq_monitor"] else "storage",
+        )
+        return config
+
+    async def aget_config(self) -> dict[str, dict[str, Any]]:
+        """:meth:`get_config` for triggers: the connection lookup runs off the event loop."""
+        return await asyncio.to_thread(self.get_config)
+
+    # ---------------------------------------------------------- executors
+    def get_conn(
+        self,
+        executor_id: str | None = None,
+        rabbitmq_monitor: bool | None = None,
+        runtime: str | None = None,
+        runtime_memory: int | None = None,
+    ) -> FunctionExecutor:
+        """A FunctionExecutor configured from the connection.
+
+        :param executor_id: continue this executor (its jobs in storage) instead of starting a new one.
+        :param rabbitmq_monitor: override the connection's monitoring choice (None keeps it).
+        :param runtime: override the runtime image.
+        :param runtime_memory: override the default memory per call in MB.
+        """
+        config = self.get_config()
+        if rabbitmq_monitor is not None:
+            config.setdefault("pywren", {})["rabbitmq_monitor"] = bool(rabbitmq_monitor)
+        return FunctionExecutor(
+            config=config, runtime=runtime, runtime_memory=runtime_memory, executor_id=executor_id
+        )
+
+    def watch(self, job_ref: dict[str, Any], rabbitmq_monitor: bool | None = None) -> JobWatcher:
+        """A JobWatcher following a referenced job (close ``watcher.executor`` when done)."""
+        _check_ref(job_ref)
+        executor = self.get_conn(executor_id=job_ref["executor_id"], rabbitmq_monitor=rabbitmq_monitor)
+        try:
+            _check_same_storage(executor, job_ref, self.pywren_conn_id)
+            return JobWatcher(executor, job_ref)
+        except BaseException:
+            executor.close()
+            raise
+
+    async def awatch(self, job_ref: dict[str, Any], rabbitmq_monitor: bool | None = None) -> JobWatcher:
+        """:meth:`watch` for triggers: lookup, executor construction and manifest reads run off the event loop."""
+        return await asyncio.to_thread(self.watch, job_ref, rabbitmq_monitor)
+
+    def get_results(self, job_ref: dict[str, Any]) -> list[Any]:
+        """The values behind a job reference's ``result_keys``, read from storage, in call order.
+
+        Use it in a downstream Python task: ``PyWrenHook().get_results(ti.xcom_pull("map_task"))``.
+        Raises the first failed call's exception.
+        """
+        watcher = self.watch(job_ref)
+        try:
+            return watcher.results()
+        finally:
+            watcher.executor.close()
+
+    # ---------------------------------------------------------------- UI
+    def test_connection(self) -> tuple[bool, str]:
+        """Check the configuration, storage access (write, read, delete) and the compute backend."""
+        try:
+            executor = self.get_conn()
+        except Exception as exc:
+            return False, f"{type(exc).__name__}: {exc}"
+        try:
+            storage = executor.storage
+            probe = f"{storage.prefix}/.connection-test-{uuid.uuid4().hex[:8]}/"
+            payload = b"pywren connection test"
+            storage.put(probe + "probe", payload)
+            if storage.get(probe + "probe") != payload:
+                return False, f"storage {storage.location()} returned different bytes than were written"
+            storage.delete_prefix(probe)
+            return True, (
+                f"storage {storage.location()} is writable and readable; compute backend "
+                f"{executor.compute.name} accepted the configuration"
+            )
+        except Exception as exc:
+            return False, f"{type(exc).__name__}: {exc}"
+        finally:
+            executor.close()
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        """Standard connection fields: hidden, relabelled, with placeholders (Airflow < 3.2 forms)."""
+        return conn_layout.ui_field_behaviour()
+
+    @classmethod
+    def get_connection_form_widgets(cls) -> dict[str, Any]:
+        """Extra form fields for Airflow < 3.2 (3.2+ reads ``conn-fields`` from provider info)."""
+        from flask_appbuilder.fieldwidgets import BS3PasswordFieldWidget, BS3TextFieldWidget
+        from flask_babel import lazy_gettext
+        from wtforms import BooleanField, PasswordField, StringField
+
+        widgets: dict[str, Any] = {}
+        for field in conn_layout.FIELDS:
+            label = lazy_gettext(field.label)
+            if field.kind == "boolean":
+                widgets[field.name] = BooleanField(label, description=field.description, default=False)
+            elif field.sensitive:
+                widgets[field.name] = PasswordField(label, widget=BS3PasswordFieldWidget(), description=field.description)
+            else:
+                widgets[field.name] = StringField(label, widget=BS3TextFieldWidget(), description=field.description)
+        return widgets
+
+
+def _check_ref(job_ref: Any) -> None:
+    if not is_job_ref(job_ref):
+        raise PyWrenError(
+            "expected the job reference a PyWren operator pushes to XCom (a dict with "
+            f"{', '.join(JOB_REF_KEYS)}), got {type(job_ref).__name__}: {job_ref!r:.120}"
+        )
+
+
+def _check_same_storage(executor: FunctionExecutor, job_ref: dict[str, Any], conn_id: str) -> None:
+    """A reference can only be read with the storage it was written to."""
+    storage = executor.storage
+    wanted, have = job_ref.get("location"), storage.location()
+    if wanted and wanted.startswith("file://") and have.startswith("file://"):
+        wanted, have = os.path.realpath(wanted[7:]), os.path.realpath(have[7:])
+    if wanted and wanted != have:
+        raise PyWrenConfigError(
+            f"job {'+'.join(job_ref['job_ids'])} of executor {job_ref['executor_id']} lives in {job_ref.get('location')}, "
+            f"but connection {conn_id!r} uses {storage.location()}; read it with the connection that submitted it"
+        )

@@ -1,0 +1,86 @@
+"""Turn operator inputs into call data: upstream job references become ResultRefs.
+
+A job reference (the XCom of an upstream PyWren task) never brings its values through
+Airflow: each reference is replaced by :class:`ResultRef` items that the function side
+replaces by the stored values.
+
+* ``iterdata`` = a job reference: one call per upstream result (``result_refs``).
+* ``iterdata`` = a list: items that are references to single-result jobs (call_async,
+  map_reduce) become that result; dict items have such references resolved in their values.
+* ``data`` (call_async) = a reference to a single-result job: the call gets that value.
+  A reference to a job with several results (a map) is refused: map over it instead,
+  or reduce it with map_reduce first.
+* ``data`` = a dict whose keys are the function's parameters: single-result references
+  among its values are resolved (the call gets them as keyword arguments).
+
+Rendered templates arrive as strings; a string that holds a Python or JSON literal of a
+list or of a job reference is parsed.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+from typing import Any
+
+from airflow_pywren.executor.errors import PyWrenSubmitError
+from airflow_pywren.executor.jobs import result_refs
+from airflow_pywren.executor.serialization import ResultRef
+
+JOB_REF_KEYS = ("executor_id", "kind", "job_ids", "result_keys")
+
+
+def is_job_ref(value: Any) -> bool:
+    """True for the job reference a PyWren operator pushes to XCom."""
+    return isinstance(value, dict) and all(key in value for key in JOB_REF_KEYS)
+
+
+def _literal(text: str) -> Any:
+    stripped = text.strip()
+    if stripped[:1] not in ("[", "{", "("):
+        return text
+    for parse in (ast.literal_eval, json.loads):
+        try:
+            return parse(stripped)
+        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+            continue
+    return text
+
+
+def _single(ref: dict[str, Any], what: str) -> ResultRef:
+    keys = ref["result_keys"]
+    if len(keys) != 1:
+        raise PyWrenSubmitError(
+            f"{what} is the reference of {ref['kind']} job {'+'.join(ref['job_ids'])} with {len(keys)} results, "
+            "but one value is expected here; pass the reference as iterdata of a map (one call per result), "
+            "or combine the results with map_reduce first"
+        )
+    return ResultRef(keys[0])
+
+
+def _resolve_item(item: Any, what: str) -> Any:
+    if is_job_ref(item):
+        return _single(item, what)
+    if isinstance(item, dict):
+        return {k: _single(v, f"{what}[{k!r}]") if is_job_ref(v) else v for k, v in item.items()}
+    return item
+
+
+def resolve_data(data: Any) -> Any:
+    """The ``data`` of a call_async, with upstream references resolved."""
+    if isinstance(data, str):
+        parsed = _literal(data)
+        if is_job_ref(parsed):
+            data = parsed
+    return _resolve_item(data, "data")
+
+
+def resolve_iterdata(iterdata: Any) -> Any:
+    """The ``iterdata`` of a map or map_reduce, with upstream references resolved."""
+    if isinstance(iterdata, str):
+        iterdata = _literal(iterdata)
+    if is_job_ref(iterdata):
+        return result_refs(iterdata)
+    if isinstance(iterdata, (list, tuple)):
+        return [_resolve_item(item, f"iterdata item {index}") for index, item in enumerate(iterdata)]
+    return iterdata  # the executor rejects what is not a list, naming the type

@@ -1,0 +1,417 @@
+"""PyWren operators: run call_async, map and map_reduce jobs as Airflow tasks.
+
+Every operator pushes a *job reference* to XCom (``return_value``): ids, storage location
+and result keys, never the results themselves (unless ``return_results=True``). Downstream:
+
+* another PyWren operator takes the reference as ``iterdata`` (one call per upstream result)
+  or ``data``; values are read from storage inside the functions;
+* a Python task reads the values with ``PyWrenHook().get_results(reference)``.
+
+Retries are idempotent. Each task instance gets a deterministic executor id derived from
+``(dag_id, run_id, task_id, map_index)``. Before submitting, the operator looks in storage
+for jobs under that id (an earlier try of the same task instance):
+
+* the earlier job is still running, or finished without failures: the operator re-attaches
+  to it (waits for it, or returns its reference) and invokes nothing again;
+* the earlier job finished with failed calls: every call runs again, as a new job of the
+  same executor (failed and successful calls alike, so that the results always come from
+  one complete job); ``reattach=False`` always submits a new job.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from airflow_pywren.compat import AirflowException, BaseOperator, Context
+from airflow_pywren.executor import keys
+from airflow_pywren.executor.errors import PyWrenError
+from airflow_pywren.executor.executor import FunctionExecutor
+from airflow_pywren.executor.future import ERROR, ResponseFuture
+from airflow_pywren.executor.jobs import JobProgress, JobWatcher, job_reference
+from airflow_pywren.executor.monitor.storage import StorageMonitor
+from airflow_pywren.hooks.pywren import PyWrenHook
+from airflow_pywren.links.pywren import PyWrenJobLink
+from airflow_pywren.operators.inputs import resolve_data, resolve_iterdata
+
+CALL_ASYNC, MAP, MAP_REDUCE = "call_async", "map", "map_reduce"
+MAX_ERRORS_LOGGED = 5
+
+
+class PyWrenJobTimeout(AirflowException):
+    """The job did not finish within the trigger's timeout."""
+
+
+def executor_id_for(dag_id: str, run_id: str, task_id: str, map_index: int) -> str:
+    """The executor id of a task instance: stable across its tries, short, without '/'."""
+    digest = hashlib.sha256("\0".join((dag_id, run_id, task_id, str(map_index))).encode()).hexdigest()
+    return f"af{digest[:14]}"
+
+
+class BasePyWrenOperator(BaseOperator):
+    """What every PyWren operator shares: connection, waiting, re-attaching, failure reports.
+
+    :param extra_env: environment variables set in each call (templated).
+    :param extra_meta: JSON metadata stored with each call's status (templated).
+    :param runtime: runtime image (default: the connection's).
+    :param timeout: seconds each call may run (default: ``pywren.runtime_timeout``).
+    :param exclude_modules: local modules not to ship with the function.
+    :param rabbitmq_monitor: follow calls through RabbitMQ (None: the connection's choice).
+    :param pywren_conn_id: the ``pywren`` connection with the executor configuration.
+    :param deferrable: wait in the triggerer (``PyWrenJobTrigger``), freeing the worker slot.
+    :param wait_for_completion: False returns right after submitting (status ``submitted``).
+    :param return_results: also put the results (JSON-serializable) in the XCom, under ``results``.
+    :param reattach: re-attach to the job of an earlier try of this task instance (see the module docs).
+    :param poll_interval: seconds between status polls while waiting (worker or triggerer).
+    """
+
+    template_fields: Sequence[str] = ("extra_env", "extra_meta", "runtime")
+    template_fields_renderers = {"extra_env": "json", "extra_meta": "json"}
+    operator_extra_links = (PyWrenJobLink(),)
+    ui_color = "#cfe8f7"
+    kind: str = ""
+    progress_log_seconds = 5.0
+    quiet_log_seconds = 60.0
+
+    def __init__(
+        self,
+        *,
+        extra_env: dict[str, str] | None = None,
+        extra_meta: dict[str, Any] | None = None,
+        runtime: str | None = None,
+        timeout: float | None = None,
+        exclude_modules: Sequence[str] | None = None,
+        rabbitmq_monitor: bool | None = None,
+        pywren_conn_id: str = PyWrenHook.default_conn_name,
+        deferrable: bool = False,
+        wait_for_completion: bool = True,
+        return_results: bool = False,
+        reattach: bool = True,
+        poll_interval: float = 1.0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if deferrable and not wait_for_completion:
+            raise ValueError(
+                f"task {self.task_id}: deferrable=True waits in the triggerer, so it needs wait_for_completion=True; "
+                "with wait_for_completion=False follow the job with PyWrenJobSensor instead"
+            )
+        if isinstance(poll_interval, bool) or not isinstance(poll_interval, (int, float)) or poll_interval <= 0:
+            raise ValueError(f"task {self.task_id}: poll_interval must be a positive number of seconds, got {poll_interval!r}")
+        self.extra_env = extra_env
+        self.extra_meta = extra_meta
+        self.runtime = runtime
+        self.timeout = timeout
+        self.exclude_modules = exclude_modules
+        self.rabbitmq_monitor = rabbitmq_monitor
+        self.pywren_conn_id = pywren_conn_id
+        self.deferrable = deferrable
+        self.wait_for_completion = wait_for_completion
+        self.return_results = return_results
+        self.reattach = reattach
+        self.poll_interval = poll_interval
+        self._executor: FunctionExecutor | None = None
+        self._job_ref: dict[str, Any] | None = None
+
+    # ----------------------------------------------------------- to override
+    def submit(self, executor: FunctionExecutor, context: Context) -> list[ResponseFuture]:
+        """Submit the job; return its futures."""
+        raise NotImplementedError
+
+    # --------------------------------------------------------------- execute
+    def execute(self, context: Context) -> dict[str, Any]:
+        ti = context["ti"]
+        executor_id = executor_id_for(ti.dag_id, ti.run_id, ti.task_id, ti.map_index)
+        hook = PyWrenHook(pywren_conn_id=self.pywren_conn_id)
+        executor = hook.get_conn(executor_id=executor_id, rabbitmq_monitor=self.rabbitmq_monitor, runtime=self.runtime)
+        self._executor = executor
+        try:
+            ref, progress = self._reattach(executor) if self.reattach else (None, None)
+            if ref is None:
+                futures = self.submit(executor, context)
+                ref = job_reference(executor, self.kind, futures)
+                self.log.info(
+                    "submitted %s job %s: %d call(s) on %s, executor %s, results in %s",
+                    self.kind, "+".join(ref["job_ids"]), ref["total"], executor.compute.name, executor_id, ref["location"],
+                )
+            ref["pywren_conn_id"] = self.pywren_conn_id
+            self._job_ref = ref
+            PyWrenJobLink.persist(context, PyWrenJobLink.url_for(executor, ref))
+            if not self.wait_for_completion:
+                return _with_progress(ref, progress)
+            if self.deferrable:
+                self._defer(context, executor, ref, progress)
+            watcher = JobWatcher(executor, ref)
+            progress = self._wait(watcher)
+            return self._complete(watcher, progress)
+        finally:
+            self._executor = None
+            executor.close()
+
+    def _defer(self, context: Context, executor: FunctionExecutor, ref: dict[str, Any], progress: JobProgress | None) -> None:
+        from airflow_pywren.triggers.pywren import PyWrenJobTrigger
+
+        context["ti"].xcom_push(key="return_value", value=_with_progress(ref, progress))
+        monitor = "rabbitmq" if executor.config["pywren"]["rabbitmq_monitor"] else "storage"
+        self.log.info("deferring: the triggerer follows %s job %s by %s", self.kind, "+".join(ref["job_ids"]), monitor)
+        self.defer(
+            trigger=PyWrenJobTrigger(
+                job_ref=ref, pywren_conn_id=self.pywren_conn_id, monitor=monitor, poll_interval=self.poll_interval
+            ),
+            method_name="execute_complete",
+        )
+
+    def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
+        """Resume after the trigger fired: fail with the calls' error, or return the job reference."""
+        ref = event.get("job_ref") or self._job_ref
+        status = event.get("status")
+        message = event.get("message", "")
+        if status == "timeout":
+            raise PyWrenJobTimeout(message)
+        self.log.info("trigger reported %s: %s", status, message)
+        hook = PyWrenHook(pywren_conn_id=(ref or {}).get("pywren_conn_id") or self.pywren_conn_id)
+        watcher = hook.watch(ref)
+        try:
+            progress = watcher.poll()
+            if progress.finished and (status == "success" or progress.failed):
+                return self._complete(watcher, progress)
+            raise AirflowException(f"{self.kind} job {'+'.join(ref['job_ids'])} could not be followed: {message}")
+        finally:
+            watcher.executor.close()
+
+    def on_kill(self) -> None:
+        """Cancel the activations of the job that have not finished (where the backend can)."""
+        executor, ref = self._executor, self._job_ref
+        if executor is None or ref is None:
+            return
+        cancelled = sum(executor.compute.cancel(ref["executor_id"], job_id) for job_id in ref["job_ids"])
+        self.log.warning("task killed: cancelled %d pending activation(s) of %s job %s",
+                         cancelled, self.kind, "+".join(ref["job_ids"]))
+
+    # ------------------------------------------------------------- re-attach
+    def _reattach(self, executor: FunctionExecutor) -> tuple[dict[str, Any] | None, JobProgress | None]:
+        """The reference and progress of an earlier try's job to continue with, or (None, None) to submit."""
+        job_ids = executor.job_ids()
+        if not job_ids:
+            return None, None
+        attempt = self._last_attempt(executor, job_ids)
+        if attempt is None:
+            self.log.warning("executor %s holds jobs %s but no complete %s submission; submitting anew",
+                             executor.executor_id, ", ".join(job_ids), self.kind)
+            return None, None
+        futures = [future for job_id in attempt for future in executor.job_futures(job_id)]
+        if self.kind == MAP_REDUCE:
+            for future in futures:
+                future.produce_output = future.job_id != attempt[0]
+        ref = job_reference(executor, self.kind, futures)
+        progress = JobWatcher(executor, ref).poll()
+        if progress.finished and progress.failed:
+            self.log.warning(
+                "an earlier try's %s job %s finished with %d failed call(s) of %d: running all %d call(s) again as a new job",
+                self.kind, "+".join(attempt), progress.failed, progress.total, progress.total,
+            )
+            return None, None
+        self.log.info(
+            "re-attached to %s job %s of executor %s submitted by an earlier try (%s); nothing is invoked again",
+            self.kind, "+".join(attempt), executor.executor_id, progress.line(),
+        )
+        return ref, progress
+
+    def _last_attempt(self, executor: FunctionExecutor, job_ids: list[str]) -> list[str] | None:
+        """The job ids of the latest submission of this operator's kind (map + reducer for map_reduce)."""
+        storage = executor.storage
+        last = job_ids[-1]
+        manifest = json.loads(storage.get(keys.job_key(storage.prefix, executor.executor_id, last, keys.JOB_MANIFEST)))
+        if self.kind == MAP_REDUCE:
+            return [manifest["reduce_of"], last] if manifest["kind"] == "reduce" and manifest.get("reduce_of") else None
+        return [last] if manifest["kind"] == self.kind else None
+
+    # ------------------------------------------------------------------ wait
+    def _wait(self, watcher: JobWatcher) -> JobProgress:
+        """Poll until every call finished, logging a progress line every few seconds."""
+        monitor = watcher.executor.monitor
+        logged_at, logged_done = -math.inf, -1
+        while True:
+            progress = watcher.poll()
+            now = time.monotonic()
+            if (
+                progress.finished
+                or (progress.done != logged_done and now - logged_at >= self.progress_log_seconds)
+                or now - logged_at >= self.quiet_log_seconds
+            ):
+                self.log.info("%s", progress.line())
+                logged_at, logged_done = now, progress.done
+            if progress.finished:
+                return progress
+            if isinstance(monitor, StorageMonitor):
+                time.sleep(self.poll_interval)
+            else:
+                monitor.pause(self.poll_interval)  # returns early when a notice arrives
+
+    def _complete(self, watcher: JobWatcher, progress: JobProgress) -> dict[str, Any]:
+        """The final reference, or the first failed call's exception (with the remote traceback)."""
+        ref = watcher.job_ref
+        if progress.failed:
+            self._raise_failure(watcher, progress)
+        result = {**ref, "status": "success", "done": progress.done, "failed": 0}
+        if self.return_results:
+            values = watcher.results()
+            try:
+                json.dumps(values)
+            except (TypeError, ValueError) as exc:
+                raise PyWrenError(
+                    f"return_results=True needs JSON-serializable results for XCom, but {exc}; "
+                    "leave return_results off and read them with PyWrenHook().get_results(reference)"
+                ) from None
+            result["results"] = values
+        self.log.info("%s job %s succeeded: %d call(s); results under %s", self.kind, "+".join(ref["job_ids"]),
+                      progress.total, ref["location"])
+        return result
+
+    def _raise_failure(self, watcher: JobWatcher, progress: JobProgress) -> None:
+        failed = [f for f in watcher.futures if f.status == ERROR]
+        ref = watcher.job_ref
+        self.log.error("%d of %d call(s) of %s job %s failed", len(failed), progress.total, self.kind, "+".join(ref["job_ids"]))
+        for future in failed[:MAX_ERRORS_LOGGED]:
+            error = future.error or {}
+            self.log.error("job %s call %s failed: %s: %s", future.job_id, future.call_id,
+                           error.get("type", "Exception"), error.get("message", ""))
+        first = failed[0]
+        traceback_text = (first.error or {}).get("traceback")
+        if traceback_text:
+            self.log.error("remote traceback of job %s call %s:\n%s", first.job_id, first.call_id, traceback_text.rstrip())
+        raise first.exception()
+
+    # --------------------------------------------------------------- helpers
+    def _call_options(self, executor: FunctionExecutor) -> dict[str, Any]:
+        pw = executor.config["pywren"]
+        return {
+            "extra_env": self.extra_env,
+            "extra_meta": self.extra_meta,
+            "timeout": pw["runtime_timeout"] if self.timeout is None else self.timeout,
+            "exclude_modules": self.exclude_modules,
+        }
+
+
+def _with_progress(ref: dict[str, Any], progress: JobProgress | None) -> dict[str, Any]:
+    if progress is None:
+        return {**ref, "status": "submitted", "done": 0, "failed": 0}
+    return {**ref, "status": progress.status if progress.finished else "submitted", "done": progress.done,
+            "failed": progress.failed}
+
+
+def _memory(value: int | None, executor: FunctionExecutor) -> int:
+    return executor.config["pywren"]["runtime_memory"] if value is None else value
+
+
+class PyWrenCallAsyncOperator(BasePyWrenOperator):
+    """Run ``func(data)`` once as a PyWren call.
+
+    ``data`` (templated) is the call's argument; a dict whose keys are all parameter names
+    of ``func`` is passed as keyword arguments. The reference of an upstream single-result
+    job (call_async, map_reduce), or such references among a dict's values, are replaced by
+    the upstream values inside the call. XCom gets the job reference; ``result_keys`` holds
+    one key.
+
+    :param func: the function (module-level, or defined in the DAG file).
+    :param data: its argument.
+    :param runtime_memory: memory of the call in MB (default: the connection's).
+
+    See :class:`BasePyWrenOperator` for the other parameters, and the module docs for retries.
+    """
+
+    template_fields: Sequence[str] = (*BasePyWrenOperator.template_fields, "data")
+    kind = CALL_ASYNC
+
+    def __init__(self, *, func: Callable, data: Any = None, runtime_memory: int | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.func = func
+        self.data = data
+        self.runtime_memory = runtime_memory
+
+    def submit(self, executor: FunctionExecutor, context: Context) -> list[ResponseFuture]:
+        future = executor.call_async(self.func, resolve_data(self.data), runtime_memory=_memory(self.runtime_memory, executor),
+                                     **self._call_options(executor))
+        return [future]
+
+
+class PyWrenMapOperator(BasePyWrenOperator):
+    """Run ``map_function`` once per item of ``iterdata``, in parallel.
+
+    ``iterdata`` (templated) is a list, an XComArg, or the job reference of an upstream
+    PyWren task: then each call receives one upstream result, read from storage inside
+    the call. XCom gets the job reference; ``result_keys`` follow ``iterdata``'s order.
+
+    :param map_function: the function (module-level, or defined in the DAG file).
+    :param iterdata: one item per call.
+    :param runtime_memory: memory per call in MB (default: the connection's).
+
+    See :class:`BasePyWrenOperator` for the other parameters, and the module docs for retries.
+    """
+
+    template_fields: Sequence[str] = (*BasePyWrenOperator.template_fields, "iterdata")
+    kind = MAP
+
+    def __init__(self, *, map_function: Callable, iterdata: Any, runtime_memory: int | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.map_function = map_function
+        self.iterdata = iterdata
+        self.runtime_memory = runtime_memory
+
+    def submit(self, executor: FunctionExecutor, context: Context) -> list[ResponseFuture]:
+        return executor.map(self.map_function, resolve_iterdata(self.iterdata),
+                            runtime_memory=_memory(self.runtime_memory, executor), **self._call_options(executor))
+
+
+class PyWrenMapReduceOperator(BasePyWrenOperator):
+    """Map ``map_function`` over ``iterdata``, then reduce the list of map results with ``reduce_function``.
+
+    The reducer is invoked right away and waits for the maps inside its activation; with
+    ``reducer_wait_local=True`` the task waits for the maps, then invokes it. XCom gets the
+    job reference; ``result_keys`` holds the reducer's key (``job_ids`` lists map and reducer).
+    A retry interrupted between the map and the reducer submission runs both again.
+
+    :param map_function: the map function.
+    :param iterdata: one item per map call (a list, an XComArg or an upstream job reference; templated).
+    :param reduce_function: called with the list of map results, in ``iterdata`` order.
+    :param reducer_wait_local: wait for the maps in the task instead of in the reducer.
+    :param map_runtime_memory: memory per map call in MB (default: the connection's).
+    :param reduce_runtime_memory: memory of the reducer in MB (default: the connection's).
+
+    See :class:`BasePyWrenOperator` for the other parameters, and the module docs for retries.
+    """
+
+    template_fields: Sequence[str] = (*BasePyWrenOperator.template_fields, "iterdata")
+    kind = MAP_REDUCE
+
+    def __init__(
+        self,
+        *,
+        map_function: Callable,
+        iterdata: Any,
+        reduce_function: Callable,
+        reducer_wait_local: bool = False,
+        map_runtime_memory: int | None = None,
+        reduce_runtime_memory: int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.map_function = map_function
+        self.iterdata = iterdata
+        self.reduce_function = reduce_function
+        self.reducer_wait_local = reducer_wait_local
+        self.map_runtime_memory = map_runtime_memory
+        self.reduce_runtime_memory = reduce_runtime_memory
+
+    def submit(self, executor: FunctionExecutor, context: Context) -> list[ResponseFuture]:
+        return executor.map_reduce(
+            self.map_function, resolve_iterdata(self.iterdata), self.reduce_function,
+            reducer_wait_local=self.reducer_wait_local,
+            map_runtime_memory=_memory(self.map_runtime_memory, executor),
+            reduce_runtime_memory=_memory(self.reduce_runtime_memory, executor),
+            **self._call_options(executor),
+        )
