@@ -281,7 +281,7 @@ class OpenWhiskTestServer:
         self.queue: collections.deque[Activation] = collections.deque()
         self.queue_ready = threading.Condition(self.lock)
         self.running = 0
-        self.faults: collections.deque[tuple[int, str | None]] = collections.deque()
+        self.faults: collections.deque[tuple[int, str | None, str | None]] = collections.deque()
         self.invoke_delay = 0.0
         self.reset_stats()
         self.httpd = ThreadingHTTPServer((host, port), _make_handler(self))
@@ -336,10 +336,10 @@ class OpenWhiskTestServer:
         section.update(overrides)
         return section
 
-    def inject(self, status: int, count: int = 1, namespace: str | None = None) -> None:
-        """The next ``count`` invocations (of ``namespace``, or any) answer ``status``."""
+    def inject(self, status: int, count: int = 1, namespace: str | None = None, user_agent: str | None = None) -> None:
+        """The next ``count`` invocations (of ``namespace``, from a User-Agent containing ``user_agent``) answer ``status``."""
         with self.lock:
-            self.faults.extend([(status, namespace)] * count)
+            self.faults.extend([(status, namespace, user_agent)] * count)
 
     def reset_faults(self) -> None:
         with self.lock:
@@ -350,6 +350,7 @@ class OpenWhiskTestServer:
         with self.lock:
             self.invocations: list[dict[str, Any]] = []
             self.attempts: collections.Counter[str] = collections.Counter()
+            self.puts: collections.Counter[str] = collections.Counter()
             self.answers: collections.Counter[int] = collections.Counter()
             self.in_flight = 0
             self.max_in_flight = 0
@@ -474,12 +475,14 @@ class OpenWhiskTestServer:
             "updated": int(time.time() * 1000),
         }
         space.actions[name] = action
+        self.puts[name] += 1
         return action
 
-    def invoke(self, space: Namespace, name: str, params: Any, query: dict[str, str], user_agent: str) -> tuple[int, Any]:
+    def invoke(self, space: Namespace, name: str, params: Any, query: dict[str, str], user_agent: str,
+               auth: str = "") -> tuple[int, Any]:
         with self.lock:
             self.attempts[name] += 1
-            fault = next((f for f in self.faults if f[1] in (None, space.name)), None)
+            fault = next((f for f in self.faults if f[1] in (None, space.name) and (f[2] or "") in user_agent), None)
             if fault is not None:
                 self.faults.remove(fault)
         if fault is not None:
@@ -497,7 +500,7 @@ class OpenWhiskTestServer:
             while len(self.activations) > RECORD_LIMIT:
                 self.activations.popitem(last=False)
             self.invocations.append({"namespace": space.name, "action": name, "activation_id": activation.activation_id,
-                                     "payload": merged, "user_agent": user_agent, "time": time.time()})
+                                     "payload": merged, "user_agent": user_agent, "auth": auth, "time": time.time()})
             del self.invocations[:-RECORD_LIMIT]
             self.queue.append(activation)
             self.queue_ready.notify()
@@ -543,10 +546,14 @@ def _make_handler(server: OpenWhiskTestServer) -> type[BaseHTTPRequestHandler]:
             raw = self.rfile.read(length) if length else b""
             parts = urlsplit(self.path)
             query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+            path = [unquote(p) for p in parts.path.strip("/").split("/")]
             try:
-                status, body = self._route(method, [unquote(p) for p in parts.path.strip("/").split("/")], query, raw)
+                status, body = self._route(method, path, query, raw)
             except HTTPError as exc:
                 status, body = exc.status, {"error": exc.message, "code": uuid.uuid4().hex[:8]}
+            if method == "POST" and len(path) == 6 and path[4] == "actions":
+                with server.lock:
+                    server.answers[status] += 1
             self._reply(status, body)
 
         def _route(self, method: str, path: list[str], query: dict[str, str], raw: bytes) -> tuple[int, Any]:
@@ -605,17 +612,11 @@ def _make_handler(server: OpenWhiskTestServer) -> type[BaseHTTPRequestHandler]:
                 try:
                     if server.invoke_delay:
                         time.sleep(server.invoke_delay)
-                    status, answer = server.invoke(space, name, body, query, self.headers.get("User-Agent", ""))
-                except HTTPError as exc:
-                    with server.lock:
-                        server.answers[exc.status] += 1
-                    raise
+                    return server.invoke(space, name, body, query, self.headers.get("User-Agent", ""),
+                                         (self.headers.get("Authorization") or " ").split()[0])
                 finally:
                     with server.lock:
                         server.in_flight -= 1
-                with server.lock:
-                    server.answers[status] += 1
-                return status, answer
             raise HTTPError(405, "method not allowed")
 
         @staticmethod

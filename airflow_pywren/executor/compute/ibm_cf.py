@@ -73,7 +73,7 @@ BACKOFF_BASE = 0.25
 BACKOFF_CAP = 30.0
 CONNECT_TIMEOUT = 10.0
 READ_TIMEOUT = 60.0
-TIMEOUT_MARGIN = 5.0  # seconds kept between the call's own timeout and the action's
+TIMEOUT_MARGIN = 5.0  # seconds (at most a tenth of it) kept between the call's timeout and the action's
 IAM_REFRESH_MARGIN = 60.0
 _NAME_CHARS = re.compile(r"[^A-Za-z0-9_.-]+")
 
@@ -449,7 +449,7 @@ class OpenWhiskCompute(ComputeBackend):
 
     def _cap_timeout(self, job: dict[str, Any]) -> dict[str, Any]:
         """Keep the call's own timeout below the action's, so the handler records it before OpenWhisk kills it."""
-        limit = max(1.0, self.action_timeout - TIMEOUT_MARGIN) if self.action_timeout > 2 * TIMEOUT_MARGIN else self.action_timeout
+        limit = self.action_timeout - min(TIMEOUT_MARGIN, self.action_timeout / 10)
         timeout = float(job.get("timeout") or 0)
         if timeout <= limit:
             return job
