@@ -47,7 +47,12 @@ from airflow_pywren.executor import keys
 from airflow_pywren.executor.errors import PyWrenConfigError
 from airflow_pywren.executor.monitor.base import JobMonitor
 from airflow_pywren.executor.monitor.storage import StorageMonitor, read_status
-from airflow_pywren.executor.worker.rabbitmq_notify import connection_parameters, queue_arguments, safe_url
+from airflow_pywren.executor.worker.rabbitmq_notify import (
+    connection_parameters,
+    describe_error,
+    queue_arguments,
+    safe_url,
+)
 
 if TYPE_CHECKING:
     from airflow_pywren.executor.future import ResponseFuture
@@ -73,25 +78,37 @@ class Inbox:
         self.cond = threading.Condition()
         self.notices: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
         self.news = False  # a notice arrived, or the connection state changed
-        self.reconcile = False  # set on every (re)connection
+        self.generation = 0  # counts connections: notices are known complete per job and connection
         self.up = False
 
     def add(self, notice: dict[str, Any]) -> None:
-        """Record ``notice``; a final notice is never replaced, so duplicates are harmless."""
+        """Record ``notice`` unless it is older news than the one known for its call.
+
+        A final notice replaces a running one, never another final one of the same
+        submission, so duplicates are harmless; a later submission (an executor id
+        reused after ``clean``) replaces an earlier one.
+        """
         with self.cond:
             calls = self.notices.setdefault((notice["executor_id"], notice["job_id"]), {})
             known = calls.get(notice["call_id"])
-            if known is None or known["status"] not in FINAL:
+            if known is None or _precedence(notice) > _precedence(known):
                 calls[notice["call_id"]] = notice
             self.news = True
             self.cond.notify_all()
 
-    def set_up(self, up: bool) -> None:
+    def set_up(self, up: bool) -> int:
+        """Record a connection (a new generation) or its loss; return the generation."""
         with self.cond:
             self.up = up
-            self.reconcile = self.reconcile or up
+            self.generation += up
             self.news = True
             self.cond.notify_all()
+            return self.generation
+
+
+def _precedence(notice: dict[str, Any]) -> tuple[float, bool]:
+    submitted = notice.get("host_submit_time")
+    return (submitted if isinstance(submitted, (int, float)) else 0.0, notice["status"] in FINAL)
 
 
 def parse_notice(body: bytes) -> dict[str, Any] | None:
@@ -127,7 +144,8 @@ class BrokerLink:
         self.inbox = inbox
         self.params = connection_parameters(amqp_url)
         self.lock = threading.Condition()
-        self.wanted: dict[str, bool] = {}  # queue -> consuming now
+        self.wanted: dict[str, int] = {}  # queue -> generation of the connection consuming it (0: none)
+        self.generation = 0
         self.deletions: list[_Deletion] = []
         self.stopping = threading.Event()
         self.first_attempt = threading.Event()
@@ -137,22 +155,22 @@ class BrokerLink:
         self.thread.start()
 
     # --- other threads ------------------------------------------------------
-    def subscribe(self, queue: str, timeout: float = 0.0) -> bool:
-        """Declare and consume ``queue``; wait up to ``timeout`` s for it; True once consuming."""
+    def subscribe(self, queue: str, timeout: float = 0.0) -> int:
+        """Declare and consume ``queue``; wait up to ``timeout`` s for it.
+
+        Returns the generation of the connection consuming it, or 0 when none is yet.
+        """
         with self.lock:
-            self.wanted.setdefault(queue, False)
+            self.wanted.setdefault(queue, 0)
         self._wake()
-        if timeout <= 0:
-            with self.lock:
-                return self.wanted.get(queue, False)
         deadline = time.monotonic() + timeout
         with self.lock:
-            while not self.wanted.get(queue, False) and self.inbox.up and not self.stopping.is_set():
+            while not self.wanted.get(queue, 0) and self.inbox.up and not self.stopping.is_set():
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     break
                 self.lock.wait(remaining)
-            return self.wanted.get(queue, False)
+            return self.wanted.get(queue, 0)
 
     def delete(self, queues: list[str], timeout: float = DECLARE_TIMEOUT) -> bool:
         """Stop consuming ``queues`` and delete them; False when the broker could not be reached."""
@@ -194,7 +212,7 @@ class BrokerLink:
                 self._close()
                 if not outage_logged:
                     logger.warning("RabbitMQ at %s is unreachable (%s); polling storage until it is back, "
-                                   "reconnecting in the background", safe_url(self.amqp_url), _describe(exc))
+                                   "reconnecting in the background", safe_url(self.amqp_url), describe_error(exc))
                     outage_logged = True
                 self.first_attempt.set()
                 self.stopping.wait(delay)
@@ -203,7 +221,7 @@ class BrokerLink:
             logger.log(logging.INFO if outage_logged else logging.DEBUG,
                        "connected to RabbitMQ at %s; reconciling with storage", safe_url(self.amqp_url))
             delay, outage_logged = RETRY_MIN, False
-            self.inbox.set_up(True)
+            self.generation = self.inbox.set_up(True)
             self.first_attempt.set()
             try:
                 while not self.stopping.is_set():
@@ -212,7 +230,7 @@ class BrokerLink:
             except Exception as exc:
                 if not self.stopping.is_set():
                     logger.warning("lost the connection to RabbitMQ at %s (%s); polling storage until it is back",
-                                   safe_url(self.amqp_url), _describe(exc))
+                                   safe_url(self.amqp_url), describe_error(exc))
                     outage_logged = True
             finally:
                 self.inbox.set_up(False)
@@ -228,7 +246,7 @@ class BrokerLink:
         self.consumer_tags.clear()
         with self.lock:
             for queue in self.wanted:
-                self.wanted[queue] = False
+                self.wanted[queue] = 0
 
     def _do_work(self) -> None:
         with self.lock:
@@ -239,7 +257,7 @@ class BrokerLink:
             self.consumer_tags[queue] = self.consumer.basic_consume(queue, self._on_message)
             with self.lock:
                 if queue in self.wanted:
-                    self.wanted[queue] = True
+                    self.wanted[queue] = self.generation
                 self.lock.notify_all()
         for deletion in deletions:
             for queue in deletion.queues:
@@ -276,7 +294,7 @@ class BrokerLink:
         connection, self.connection = self.connection, None
         with self.lock:
             for queue in self.wanted:
-                self.wanted[queue] = False
+                self.wanted[queue] = 0
             for deletion in self.deletions:
                 deletion.done.set()
             self.deletions = []
@@ -308,11 +326,6 @@ def _delete_directly(amqp_url: str, queues: list[str]) -> bool:
             pass
 
 
-def _describe(exc: BaseException) -> str:
-    text = str(exc) or repr(exc)
-    return f"{type(exc).__name__}: {text[:200]}"
-
-
 class RabbitMQMonitor(JobMonitor):
     """Futures resolved by RabbitMQ notices, with storage as the fallback and the source of truth."""
 
@@ -323,7 +336,8 @@ class RabbitMQMonitor(JobMonitor):
         self.storage_monitor = storage_monitor
         self.executor_id = executor_id
         _check_settings(self.amqp_url, self.queue_ttl, self.reconcile_interval)
-        self.jobs: dict[tuple[str, str], bool] = {}  # job -> its notices are known to be in the queue
+        # job -> generation of the connection since which all its notices reach this monitor (0: unknown)
+        self.jobs: dict[tuple[str, str], int] = {}
         self.next_reconcile = 0.0
         self._start()
 
@@ -339,7 +353,7 @@ class RabbitMQMonitor(JobMonitor):
         """In a forked child the thread is gone: start a new one (the parent's socket is left alone)."""
         if os.getpid() != self.pid:
             self._finalizer.detach()
-            self.jobs = dict.fromkeys(self.jobs, False)
+            self.jobs = dict.fromkeys(self.jobs, 0)
             self._start()
 
     @property
@@ -353,8 +367,8 @@ class RabbitMQMonitor(JobMonitor):
         self._check_fork()
         queue = queue_name(executor_id, job_id)
         key = (executor_id, job_id)
-        covered = self.inbox.up and self.link.subscribe(queue, timeout=DECLARE_TIMEOUT)
-        self.jobs[key] = self.jobs.get(key, False) or covered
+        generation = self.link.subscribe(queue, timeout=DECLARE_TIMEOUT) if self.inbox.up else 0
+        self.jobs[key] = generation or self.jobs.get(key, 0)
         return {"amqp_url": self.amqp_url, "queue": queue, "queue_ttl": self.queue_ttl}
 
     def refresh(self, futures: Sequence[ResponseFuture]) -> int:
@@ -365,14 +379,12 @@ class RabbitMQMonitor(JobMonitor):
         job_keys = {(f.executor_id, f.job_id) for f in pending}
         for key in job_keys:
             if key not in self.jobs:
-                self.jobs[key] = False
+                self.jobs[key] = 0
                 self.link.subscribe(queue_name(*key), timeout=DECLARE_TIMEOUT if self.inbox.up else 0)
         with self.inbox.cond:
-            up, reconcile_all = self.inbox.up, self.inbox.reconcile
-            self.inbox.reconcile = self.inbox.news = False
+            up, generation = self.inbox.up, self.inbox.generation
+            self.inbox.news = False
             notices = {key: dict(self.inbox.notices.get(key, {})) for key in job_keys}
-        if reconcile_all:  # (re)connected: every job is refreshed from storage once more
-            self.jobs = dict.fromkeys(self.jobs, False)
         finished = self._apply(pending, notices)
         still = [f for f in pending if not f.finished]
         now = time.monotonic()
@@ -382,21 +394,23 @@ class RabbitMQMonitor(JobMonitor):
             targets = still
             self.next_reconcile = now + self.reconcile_interval
         else:
-            targets = [f for f in still if not self.jobs[(f.executor_id, f.job_id)]]
+            # jobs not consumed since this connection began: first seen, or (re)connected since
+            targets = [f for f in still if self.jobs[(f.executor_id, f.job_id)] != generation]
         if targets:
             finished += self.storage_monitor.refresh(targets)
             if up:
                 for future in targets:
-                    self.jobs[(future.executor_id, future.job_id)] = True
+                    self.jobs[(future.executor_id, future.job_id)] = generation
         return finished
 
     def pause(self, seconds: float) -> None:
+        self._check_fork()
         if not self.inbox.up:
             self.storage_monitor.pause(seconds)
             return
         timeout = max(0.0, min(seconds, self.next_reconcile - time.monotonic()))
         with self.inbox.cond:
-            if self.inbox.up and not self.inbox.news and not self.inbox.reconcile:
+            if self.inbox.up and not self.inbox.news:
                 self.inbox.cond.wait(timeout)
 
     def forget(self, executor_id: str, job_id: str | None = None) -> None:

@@ -37,6 +37,31 @@ URL_DEFAULTS: dict[str, Any] = {
 }
 
 
+def quiet_pika() -> None:
+    """Leave connection errors to this package's messages: pika logs several lines per failed attempt.
+
+    Only when the application did not configure the ``pika`` logger itself.
+    """
+    pika_logger = logging.getLogger("pika")
+    if pika_logger.level == logging.NOTSET:
+        pika_logger.setLevel(logging.CRITICAL)
+
+
+quiet_pika()
+
+
+def describe_error(exc: BaseException) -> str:
+    """The root cause of a pika error in one line, e.g. ``ConnectionRefusedError: [Errno 111] ...``."""
+    for _ in range(10):
+        inner = [*(getattr(exc, "exceptions", None) or []), getattr(exc, "exception", None), *exc.args]
+        causes = [e for e in inner if isinstance(e, BaseException)]
+        if not causes:
+            break
+        exc = causes[0]
+    text = str(exc) or repr(exc)
+    return f"{type(exc).__name__}: {text[:200]}"
+
+
 def connection_parameters(amqp_url: str, **defaults: Any) -> pika.URLParameters:
     """pika parameters for ``amqp_url``, with ``defaults`` for settings its query string leaves out."""
     params = pika.URLParameters(amqp_url)
@@ -121,9 +146,9 @@ class _Publisher:
                 self.reset()
                 if attempt == 2:
                     self.retry_at = time.monotonic() + RETRY_AFTER_SECONDS
-                    logger.warning("cannot publish to RabbitMQ at %s (%s: %s); the client will read the status from "
-                                   "storage; next attempt in %.0f s", safe_url(self.amqp_url), type(exc).__name__,
-                                   exc, RETRY_AFTER_SECONDS)
+                    logger.warning("cannot publish to RabbitMQ at %s (%s); the client will read the status from "
+                                   "storage; next attempt in %.0f s", safe_url(self.amqp_url), describe_error(exc),
+                                   RETRY_AFTER_SECONDS)
         return False
 
 
