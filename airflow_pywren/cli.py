@@ -1,0 +1,222 @@
+"""The ``pywren`` command: build and deploy the runtime, clean storage, run a hello world.
+
+::
+
+    pywren runtime build [--tag IMAGE] [--python 3.11] [--push] [--dry-run]
+    pywren runtime deploy [--memory MB ...] [--runtime IMAGE]
+    pywren runtime list
+    pywren runtime delete [--memory MB] [--runtime IMAGE] [--all]
+    pywren clean [--executor-id ID]
+    pywren test
+
+The configuration comes from the usual layers (``~/.pywren_config``, ``PYWREN_CONFIG_FILE``
+or ``--config``, ``PYWREN_CONFIG``). ``runtime`` commands use the ``ibm_cf`` section whatever
+``pywren.compute_backend`` says.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from airflow_pywren.executor.config import SCHEMA, Config, load_config, storage_section
+from airflow_pywren.executor.errors import PyWrenError
+
+SOURCE_ROOT = Path(__file__).resolve().parents[1]
+RUNTIME_DOCKERFILE = Path("docker") / "runtime" / "Dockerfile"
+
+
+def hello(name: str) -> str:
+    """The function ``pywren test`` runs remotely."""
+    return f"Hello {name}!"
+
+
+def _ibm_cf_config() -> Config:
+    return load_config({"pywren": {"compute_backend": "ibm_cf"}})
+
+
+def _compute(config: Config | None = None) -> Any:
+    from airflow_pywren.executor.compute.ibm_cf import OpenWhiskCompute
+
+    return OpenWhiskCompute(config or _ibm_cf_config())
+
+
+def _configured_runtime() -> str:
+    try:
+        config = load_config()
+        return config["pywren"]["runtime"] or config["ibm_cf"]["runtime"]
+    except PyWrenError:
+        return SCHEMA["ibm_cf"]["runtime"].default
+
+
+# ------------------------------------------------------------------ runtime
+def runtime_build(args: argparse.Namespace) -> int:
+    context = Path(args.context).resolve() if args.context else SOURCE_ROOT
+    dockerfile = context / RUNTIME_DOCKERFILE
+    if not dockerfile.is_file():
+        raise PyWrenError(f"{dockerfile} not found: run from a source checkout of airflow-pywren or pass --context")
+    tag = args.tag or _configured_runtime()
+    commands = [["docker", "build", "--build-arg", f"PYTHON_VERSION={args.python}", "-f", str(dockerfile),
+                 "-t", tag, str(context)]]
+    if args.push:
+        commands.append(["docker", "push", tag])
+    for command in commands:
+        print("$ " + " ".join(command), flush=True)
+        if args.dry_run:
+            continue
+        if shutil.which("docker") is None:
+            raise PyWrenError("the 'docker' command is not on PATH; install the Docker client to build the runtime")
+        completed = subprocess.run(command, check=False)
+        if completed.returncode != 0:
+            raise PyWrenError(f"'{' '.join(command[:2])}' failed with exit code {completed.returncode}")
+    if not args.dry_run:
+        print(f"built {tag}" + (" and pushed it" if args.push else ""))
+    return 0
+
+
+def runtime_deploy(args: argparse.Namespace) -> int:
+    compute = _compute()
+    try:
+        compute.check()
+        for memory in args.memory or [compute.settings["runtime_memory"]]:
+            name = compute.deploy(memory, args.runtime)
+            print(f"deployed {name}  image={args.runtime or compute.runtime}  memory={memory}MB")
+    finally:
+        compute.close()
+    return 0
+
+
+def runtime_list(args: argparse.Namespace) -> int:
+    compute = _compute()
+    try:
+        compute.check()
+        actions = compute.list_runtimes()
+    finally:
+        compute.close()
+    if not actions:
+        print(f"no actions with prefix '{compute.prefix}_' in namespace {compute.client.namespace}")
+        return 0
+    width = max(len(a["name"]) for a in actions)
+    print(f"{'ACTION':<{width}}  {'MEMORY':>7}  IMAGE")
+    for action in actions:
+        print(f"{action['name']:<{width}}  {str(action['memory']) + 'MB':>7}  {action['image']}")
+    return 0
+
+
+def runtime_delete(args: argparse.Namespace) -> int:
+    compute = _compute()
+    try:
+        compute.check()
+        runtime = args.runtime or compute.runtime
+        if args.memory:
+            names = [compute.action_name(args.memory, runtime)]
+        else:
+            names = [a["name"] for a in compute.list_runtimes() if args.all or a["image"] == runtime]
+        deleted = [name for name in names if compute.delete(name)]
+    finally:
+        compute.close()
+    for name in deleted:
+        print(f"deleted {name}")
+    if not deleted:
+        print("no action to delete")
+    return 0
+
+
+# ------------------------------------------------------------------ clean and test
+def clean(args: argparse.Namespace) -> int:
+    from airflow_pywren.executor import keys
+    from airflow_pywren.executor.storage import create_storage
+
+    config = load_config()
+    storage = create_storage(config["pywren"]["storage_backend"], storage_section(config))
+    try:
+        storage.check()
+        prefix = keys.executor_prefix(storage.prefix, args.executor_id) if args.executor_id else storage.prefix + "/"
+        removed = storage.delete_prefix(prefix)
+    finally:
+        storage.close()
+    what = f"executor {args.executor_id}" if args.executor_id else "every executor"
+    print(f"removed {removed} object(s) of {what} from {storage.location()}")
+    return 0
+
+
+def test(args: argparse.Namespace) -> int:
+    from airflow_pywren.executor.executor import FunctionExecutor
+
+    started = time.monotonic()
+    with FunctionExecutor(runtime_memory=args.memory) as executor:
+        try:
+            future = executor.call_async(hello, "World", runtime_memory=args.memory)
+            result = executor.get_result(future, timeout=args.timeout)
+        finally:
+            executor.clean()
+        pw = executor.config["pywren"]
+    print(result)
+    print(f"compute={pw['compute_backend']} storage={pw['storage_backend']} "
+          f"activation={future.activation_id} in {time.monotonic() - started:.1f} s")
+    return 0
+
+
+# ------------------------------------------------------------------ parser
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pywren", description="airflow-pywren: runtime, storage and smoke test")
+    parser.add_argument("--config", help="config file (default: PYWREN_CONFIG_FILE or ~/.pywren_config)")
+    parser.add_argument("--log-level", default="WARNING", type=str.upper,
+                        choices=("DEBUG", "INFO", "WARNING", "ERROR"), help="logging level (default WARNING)")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    runtime = commands.add_parser("runtime", help="build, deploy, list and delete the OpenWhisk runtime")
+    runtime_commands = runtime.add_subparsers(dest="runtime_command", required=True)
+    build = runtime_commands.add_parser("build", help="docker build docker/runtime (and push)")
+    build.add_argument("--tag", help="image name (default: the configured ibm_cf.runtime)")
+    build.add_argument("--python", default=f"{sys.version_info.major}.{sys.version_info.minor}",
+                       help="Python of the image; must match the clients' (default: this one)")
+    build.add_argument("--context", help="source checkout to build from (default: this installation's)")
+    build.add_argument("--push", action="store_true", help="docker push the image after building it")
+    build.add_argument("--dry-run", action="store_true", help="print the docker commands only")
+    build.set_defaults(handler=runtime_build)
+    deploy = runtime_commands.add_parser("deploy", help="create or update the action for the runtime")
+    deploy.add_argument("--memory", type=int, nargs="+", help="memory sizes in MB (default: ibm_cf.runtime_memory)")
+    deploy.add_argument("--runtime", help="image (default: the configured runtime)")
+    deploy.set_defaults(handler=runtime_deploy)
+    listing = runtime_commands.add_parser("list", help="list the deployed actions")
+    listing.set_defaults(handler=runtime_list)
+    delete = runtime_commands.add_parser("delete", help="delete the actions of the runtime")
+    delete.add_argument("--memory", type=int, help="only the action of this memory size")
+    delete.add_argument("--runtime", help="image (default: the configured runtime)")
+    delete.add_argument("--all", action="store_true", help="every action of the prefix, whatever its image")
+    delete.set_defaults(handler=runtime_delete)
+
+    cleaner = commands.add_parser("clean", help="delete job data from storage")
+    cleaner.add_argument("--executor-id", help="only this executor's data (default: all of the storage prefix)")
+    cleaner.set_defaults(handler=clean)
+
+    tester = commands.add_parser("test", help="run a hello world on the configured backends")
+    tester.add_argument("--memory", type=int, default=256, help="runtime memory in MB")
+    tester.add_argument("--timeout", type=float, default=300, help="seconds to wait for the result")
+    tester.set_defaults(handler=test)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level, format="%(levelname)s %(name)s: %(message)s")
+    if args.config:
+        os.environ["PYWREN_CONFIG_FILE"] = args.config
+    try:
+        return args.handler(args)
+    except (PyWrenError, TimeoutError) as exc:
+        print(f"pywren: error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
