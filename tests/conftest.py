@@ -18,7 +18,7 @@ from airflow_pywren.executor.compute.localhost_runner import recv_message, send_
 pytest_plugins = ["tests.services.s3", "tests.services.openwhisk", "tests.services.rabbitmq"]
 
 # Backends the executor suite runs against: compute+storage.
-BACKEND_PARAMS = ["localhost", "ibm_cf+localhost", "localhost+ibm_cos"]
+BACKEND_PARAMS = ["localhost", "ibm_cf+localhost", "localhost+ibm_cos", "ibm_cf+ibm_cos"]
 
 
 def merge_config(*configs: dict[str, Any]) -> dict[str, Any]:
