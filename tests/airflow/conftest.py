@@ -40,6 +40,15 @@ os.environ.update(AIRFLOW_ENV)
 (_ROOT / "dags").mkdir()
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+DAG_HEADER = """\
+import pendulum
+from airflow.sdk import dag, task
+from airflow_pywren.hooks.pywren import PyWrenHook
+from airflow_pywren.operators.pywren import PyWrenCallAsyncOperator, PyWrenMapOperator, PyWrenMapReduceOperator
+
+START = pendulum.datetime(2024, 1, 1, tz="UTC")
+"""
+"""Imports and a start date for test DAG files (``write_dag(..., header=True)``)."""
 AIRFLOW_BIN = str(Path(sys.executable).with_name("airflow"))
 CONN_ENV = "AIRFLOW_CONN_PYWREN_DEFAULT"
 
@@ -51,6 +60,15 @@ def connection_json(config: dict[str, Any] | None = None, **extra: Any) -> str:
         payload["config"] = config
     payload.update(extra)
     return json.dumps({"conn_type": "pywren", "extra": payload})
+
+
+def runner_stats(config: dict[str, Any]) -> dict[str, int]:
+    """Counters of the localhost runner serving ``config`` (``invoked``, ``completed``, ``cancelled``, ...)."""
+    from airflow_pywren.executor.compute.localhost import LocalhostCompute
+    from airflow_pywren.executor.config import load_config
+
+    stats = LocalhostCompute(load_config(config)).stats()
+    return {key: value for key, value in (stats or {}).items() if isinstance(value, int)}
 
 
 @dataclass
@@ -91,10 +109,10 @@ class AirflowHome:
         self.home = root / "home"
         self.dags_folder = root / "dags"
 
-    def write_dag(self, dag_id: str, source: str) -> Path:
-        """Write ``source`` (dedented) to ``<dags_folder>/<dag_id>.py``; the file must define DAG ``dag_id``."""
+    def write_dag(self, dag_id: str, source: str, header: bool = False) -> Path:
+        """Write ``source`` (dedented; after ``DAG_HEADER`` if ``header``) to ``<dags_folder>/<dag_id>.py``."""
         path = self.dags_folder / f"{dag_id}.py"
-        path.write_text(textwrap.dedent(source))
+        path.write_text((DAG_HEADER if header else "") + textwrap.dedent(source))
         return path
 
     def load_dag(self, path: Path, dag_id: str | None = None) -> Any:
@@ -123,8 +141,9 @@ class AirflowHome:
             try_numbers={key(ti): ti.try_number for ti in tis},
         )
 
-    def write_and_run(self, dag_id: str, source: str, conf: dict[str, Any] | None = None) -> DagResult:
-        return self.run_dag(self.write_dag(dag_id, source), dag_id, conf)
+    def write_and_run(self, dag_id: str, source: str, conf: dict[str, Any] | None = None, header: bool = True) -> DagResult:
+        """Write a DAG file (after ``DAG_HEADER`` unless ``header=False``) and run it once."""
+        return self.run_dag(self.write_dag(dag_id, source, header), dag_id, conf)
 
     def cli(self, *args: str, env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
         """Run ``airflow <args>`` in a subprocess with this home (``env`` adds or overrides variables)."""
