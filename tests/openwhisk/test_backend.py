@@ -290,3 +290,23 @@ def test_wrong_iam_key_fails_at_executor_creation(server, localhost_config):
     with pytest.raises(pywren.PyWrenConfigError, match="rejected 'ibm_cf.iam_api_key'"):
         pywren.FunctionExecutor(config=merge_config(localhost_config, {"pywren": {"compute_backend": "ibm_cf"},
                                                                        "ibm_cf": settings}))
+
+
+# ------------------------------------------------------------------ other storage and monitor
+@pytest.mark.s3
+def test_remote_invoker_with_cos_storage(server, namespace, ow_config, cos_config, executors):
+    config = merge_config(ow_config, cos_config, {"ibm_cf": {"remote_invoker": True, "remote_invoker_threshold": 5}})
+    pw = executors(config)
+    assert pw.get_result(pw.map(double, range(8))) == [2 * i for i in range(8)]
+    records = server.invocations_of(namespace)
+    assert sum("invoke_batch" in r["payload"] for r in records) == 1 and len(records) == 9
+    assert records[0]["payload"]["storage"]["backend"] == "ibm_cos"
+
+
+@pytest.mark.rabbitmq
+def test_rabbitmq_monitor_with_openwhisk_compute(server, namespace, ow_config, rabbitmq_config, executors):
+    pw = executors(merge_config(ow_config, rabbitmq_config, {"pywren": {"rabbitmq_monitor": True}}))
+    futures = pw.map(double, range(6))
+    assert pw.get_result(futures) == [2 * i for i in range(6)]
+    payload = server.invocations_of(namespace)[0]["payload"]
+    assert payload["rabbitmq"] and "amqp_url" in payload["rabbitmq"]
