@@ -141,8 +141,8 @@ class AirflowHome:
             try_numbers={key(ti): ti.try_number for ti in tis},
         )
 
-    def write_and_run(self, dag_id: str, source: str, conf: dict[str, Any] | None = None, header: bool = True) -> DagResult:
-        """Write a DAG file (after ``DAG_HEADER`` unless ``header=False``) and run it once."""
+    def write_and_run(self, dag_id: str, source: str, conf: dict[str, Any] | None = None, header: bool = False) -> DagResult:
+        """Write a DAG file (after ``DAG_HEADER`` if ``header``) and run it once."""
         return self.run_dag(self.write_dag(dag_id, source, header), dag_id, conf)
 
     def cli(self, *args: str, env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
