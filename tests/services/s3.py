@@ -1,9 +1,11 @@
 """A local S3-compatible server (moto) over HTTP, standing in for IBM COS.
 
 ``ibm_boto3`` is a separate copy of boto, so moto's in-process ``mock_aws`` does not
-intercept it: tests talk to a real moto server on 127.0.0.1 instead. Moto accepts any
-HMAC key unless its auth enforcement is on (see ``tests/storage``); IAM API keys need
-an IAM token endpoint, so the shared fixtures use HMAC keys only.
+intercept it: tests talk to a real moto server on 127.0.0.1 instead. The fixtures use
+dummy HMAC keys, which moto accepts unless its authentication is switched on (see
+``tests/storage``). IAM API keys cannot be checked here: IBM's token service is not
+reachable, so ``tests/storage`` exercises the client side of IAM (token exchange,
+bearer header) against a local token endpoint only.
 """
 
 from __future__ import annotations

@@ -245,3 +245,9 @@ def test_map_of_100_stages_with_three_puts(cos_config: dict[str, Any], localhost
         assert fexec.storage.request_counts["PUT"] == 3
         assert fexec.storage.request_counts["GET"] >= 100
 
+
+
+@pytest.mark.parametrize("bad", [{"max_attempts": 0}, {"read_timeout": 0}])
+def test_bad_retry_settings_are_rejected(cos_config: dict[str, Any], bad: dict[str, Any]) -> None:
+    with pytest.raises(PyWrenConfigError, match=r"'ibm_cos.max_attempts' must be 1 or more and the timeouts positive"):
+        IBMCOSStorage({**cos_settings(cos_config), **bad})

@@ -121,9 +121,14 @@ class IBMCOSStorage(StorageBackend):
             raise PyWrenConfigError("storage 'ibm_cos' needs 'ibm_cos.endpoint' and 'ibm_cos.bucket'; set them in the config")
         self.endpoint = normalize_endpoint(settings["endpoint"])
         self.region: str = settings.get("region") or _default("region")
-        self.max_attempts: int = settings.get("max_attempts") or _default("max_attempts")
-        self.connect_timeout: float = settings.get("connect_timeout") or _default("connect_timeout")
-        self.read_timeout: float = settings.get("read_timeout") or _default("read_timeout")
+        self.max_attempts: int = settings.get("max_attempts", _default("max_attempts"))
+        self.connect_timeout: float = settings.get("connect_timeout", _default("connect_timeout"))
+        self.read_timeout: float = settings.get("read_timeout", _default("read_timeout"))
+        if self.max_attempts < 1 or self.connect_timeout <= 0 or self.read_timeout <= 0:
+            raise PyWrenConfigError(
+                f"'ibm_cos.max_attempts' must be 1 or more and the timeouts positive; got max_attempts={self.max_attempts}, "
+                f"connect_timeout={self.connect_timeout}, read_timeout={self.read_timeout}"
+            )
         if settings.get("access_key_id") and settings.get("secret_access_key"):
             self.auth: tuple[str, str, str] = ("hmac", settings["access_key_id"], settings["secret_access_key"])
         elif settings.get("api_key"):
