@@ -118,6 +118,14 @@ def trigger_for(ref: dict[str, Any], **kwargs: Any) -> PyWrenJobTrigger:
     return PyWrenJobTrigger(job_ref=ref, **kwargs)
 
 
+def lingering_threads(prefix: str, started_after: set[threading.Thread] | frozenset = frozenset()) -> list[str]:
+    """Threads named ``prefix...`` (not in ``started_after``) still alive after 10 s of waiting for them."""
+    threads = [t for t in threading.enumerate() if t.name.startswith(prefix) and t not in started_after]
+    for thread in threads:
+        thread.join(10)
+    return [t.name for t in threads if t.is_alive()]
+
+
 def log_text(capfd: pytest.CaptureFixture[str]) -> str:
     out, err = capfd.readouterr()
     return out + err
@@ -347,6 +355,7 @@ def test_new_trigger_on_a_half_finished_job_reconciles_with_storage(jobs: Jobs) 
     assert event["status"] == "success"
     assert (event["progress"]["done"], event["progress"]["failed"]) == (4, 0)
     assert PyWrenHook().get_results(event["job_ref"]) == [0, 10, 20, 30]
+    assert lingering_threads("pywren-trigger") == []  # the cancelled trigger's thread ended too
 
 
 # ------------------------------------------------------------ event loop safety
@@ -373,6 +382,7 @@ def test_rabbitmq_monitor_success_and_loop_keeps_running_while_waiting(
     probe = LoopProbe()
     probe.wrap(monkeypatch, RabbitMQMonitor, "pause")
     probe.wrap(monkeypatch, RabbitMQMonitor, "refresh")
+    before = set(threading.enumerate())  # the submitting executor's own broker thread
 
     async def scenario() -> list[dict[str, Any]]:
         task = asyncio.create_task(probe.run(trigger_for(ref, pywren_conn_id="pywren_rabbitmq", monitor="rabbitmq",
@@ -388,6 +398,7 @@ def test_rabbitmq_monitor_success_and_loop_keeps_running_while_waiting(
     assert {"RabbitMQMonitor.pause", "RabbitMQMonitor.refresh"} <= probe.called()
     assert probe.blocked() == []
     assert "by rabbitmq" in log_text(capfd)
+    assert lingering_threads("pywren-rabbitmq", before) == []  # the trigger closed its broker connection
 
 
 @pytest.mark.rabbitmq

@@ -1,0 +1,5 @@
+"""Airflow sensors that wait for PyWren jobs."""
+
+from airflow_pywren.sensors.pywren import PyWrenJobSensor
+
+__all__ = ["PyWrenJobSensor"]

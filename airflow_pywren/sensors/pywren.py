@@ -1,0 +1,162 @@
+"""PyWrenJobSensor: waits for a PyWren job submitted by an upstream task, found through its XCom."""
+
+from __future__ import annotations
+
+import ast
+import json
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from airflow_pywren.compat import AIRFLOW_V3, AirflowException
+from airflow_pywren.executor.jobs import JobProgress, JobWatcher
+from airflow_pywren.triggers.pywren import (
+    ERROR,
+    MONITORS,
+    RABBITMQ,
+    STORAGE,
+    SUCCESS,
+    TIMEOUT,
+    PyWrenJobTrigger,
+    check_job_ref,
+    describe_failure,
+    updated_job_ref,
+)
+
+if AIRFLOW_V3:
+    from airflow.sdk import BaseSensorOperator, PokeReturnValue
+    from airflow.sdk.configuration import conf
+    from airflow.sdk.exceptions import AirflowFailException, AirflowSensorTimeout
+else:  # Airflow 2.10
+    from airflow.configuration import conf
+    from airflow.exceptions import AirflowFailException, AirflowSensorTimeout
+    from airflow.sensors.base import BaseSensorOperator, PokeReturnValue
+
+if TYPE_CHECKING:
+    from airflow_pywren.compat import Context
+
+
+def parse_job_ref(value: Any) -> dict[str, Any]:
+    """A job reference from an XCom value: a dict, or its JSON / Python text once a template rendered it."""
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            value = json.loads(text)
+        except ValueError:
+            try:
+                value = ast.literal_eval(text)
+            except (ValueError, SyntaxError):
+                raise ValueError(
+                    f"job_ref rendered to text that is not a job reference: {text!r:.120}. Pull the upstream "
+                    "task's return_value, e.g. job_ref=submit_task.output or \"{{ ti.xcom_pull(task_ids='submit') }}\""
+                ) from None
+    return check_job_ref(value)
+
+
+class PyWrenJobSensor(BaseSensorOperator):
+    """Succeeds when every call of a PyWren job has finished; fails if any call failed.
+
+    :param job_ref: the job reference an upstream PyWren task returned: an ``XComArg``
+        (``upstream.output``), a dict, or a template rendering to one
+        (``"{{ ti.xcom_pull(task_ids='submit') }}"``). Templated.
+    :param pywren_conn_id: the Airflow connection with the executor configuration. Templated.
+    :param monitor: ``"storage"`` reads the job's statuses from storage; ``"rabbitmq"`` uses the
+        calls' RabbitMQ notices (storage still decides).
+    :param deferrable: wait in the triggerer (``PyWrenJobTrigger``) instead of a worker slot.
+
+    Poke and reschedule modes, ``poke_interval`` and ``timeout`` work as for any sensor. On
+    success the sensor returns the job reference with ``status``, ``done`` and ``failed``.
+    """
+
+    template_fields: Sequence[str] = ("job_ref", "pywren_conn_id")
+    ui_color = "#d9ecf2"
+
+    def __init__(
+        self,
+        *,
+        job_ref: Any,
+        pywren_conn_id: str = "pywren_default",
+        monitor: str = STORAGE,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if monitor not in MONITORS:
+            raise ValueError(f"monitor must be one of {', '.join(MONITORS)}, got {monitor!r}")
+        self.job_ref = job_ref
+        self.pywren_conn_id = pywren_conn_id
+        self.monitor = monitor
+        self.deferrable = deferrable
+        self._watcher: JobWatcher | None = None
+
+    # ------------------------------------------------------------ execution
+    def execute(self, context: Context) -> Any:
+        try:
+            if not self.deferrable:
+                return super().execute(context)
+            job_ref = parse_job_ref(self.job_ref)
+            progress = self._poll(job_ref)
+            if progress.finished:
+                return self._finish(job_ref, progress)
+        finally:
+            self._close()
+        self.log.info("deferring to PyWrenJobTrigger (%s monitoring, every %g s)", self.monitor, self.poke_interval)
+        self.defer(
+            trigger=PyWrenJobTrigger(
+                job_ref=job_ref,
+                pywren_conn_id=self.pywren_conn_id,
+                monitor=self.monitor,
+                poll_interval=self.poke_interval or 1.0,
+                timeout=self.timeout or None,
+            ),
+            method_name="execute_complete",
+        )
+
+    def poke(self, context: Context) -> bool | PokeReturnValue:
+        job_ref = parse_job_ref(self.job_ref)
+        try:
+            progress = self._poll(job_ref)
+        finally:
+            if self.reschedule:  # each reschedule is a new try: keep no connection between them
+                self._close()
+        if not progress.finished:
+            return False
+        self._close()
+        return PokeReturnValue(is_done=True, xcom_value=self._finish(job_ref, progress))
+
+    def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
+        """Resume after the trigger fired: return the updated job reference or fail with the job's errors."""
+        status = event.get("status")
+        if status == SUCCESS:
+            self.log.info("%s", event.get("message"))
+            return event["job_ref"]
+        if status == TIMEOUT:
+            raise AirflowSensorTimeout(event.get("message"))
+        progress = event.get("progress") or {}
+        if status == ERROR and progress.get("failed"):
+            raise AirflowFailException(event.get("message"))
+        raise AirflowException(event.get("message") or f"PyWrenJobTrigger sent an event this sensor cannot read: {event!r:.200}")
+
+    def on_kill(self) -> None:
+        self._close()
+
+    # -------------------------------------------------------------- helpers
+    def _poll(self, job_ref: dict[str, Any]) -> JobProgress:
+        if self._watcher is None:
+            from airflow_pywren.hooks.pywren import PyWrenHook
+
+            self._watcher = PyWrenHook(pywren_conn_id=self.pywren_conn_id).watch(
+                job_ref, rabbitmq_monitor=self.monitor == RABBITMQ
+            )
+        progress = self._watcher.poll()
+        self.log.info("%s", progress.line())
+        return progress
+
+    def _finish(self, job_ref: dict[str, Any], progress: JobProgress) -> dict[str, Any]:
+        if progress.failed:
+            raise AirflowFailException(describe_failure(progress.as_dict()))
+        return updated_job_ref(job_ref, progress)
+
+    def _close(self) -> None:
+        watcher, self._watcher = self._watcher, None
+        if watcher is not None:
+            watcher.executor.close()
