@@ -53,7 +53,8 @@ class FaultProxy(_Server):
 
     ``fail_next(n, methods, how)`` makes the next ``n`` requests with one of ``methods``
     fail: ``how="503"`` answers 503 SlowDown, ``how="reset"`` closes the connection
-    without an answer. ``injected`` counts the failures, ``forwarded`` the requests
+    without an answer, ``how="truncate"`` forwards the request but cuts the answer's
+    body in half. ``injected`` counts the failures, ``forwarded`` the requests
     passed on, ``authorizations`` the Authorization headers seen.
     """
 
@@ -94,7 +95,7 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         with proxy.lock:
             proxy.authorizations.append(self.headers.get("Authorization", ""))
         failure = proxy.take_failure(self.command)
-        if failure is not None:
+        if failure is not None and failure != "truncate":
             with proxy.lock:
                 proxy.injected.append((self.command, self.path, failure))
             if failure == "reset":
@@ -124,6 +125,14 @@ class _ProxyHandler(BaseHTTPRequestHandler):
                 self.send_header(name, value)
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
+        if failure == "truncate":
+            with proxy.lock:
+                proxy.injected.append((self.command, self.path, failure))
+            self.wfile.write(data[: len(data) // 2])
+            self.wfile.flush()
+            self.close_connection = True
+            self.connection.shutdown(2)
+            return
         if self.command != "HEAD":
             self.wfile.write(data)
 

@@ -212,6 +212,17 @@ def test_transient_failures_are_retried_by_the_sdk(cos_config: dict[str, Any], f
     assert dict(storage.request_counts) == {"PUT": 1, "GET": 1, "LIST": 1, "RETRY": 4}
 
 
+def test_a_body_cut_off_mid_read_is_read_again(cos_config: dict[str, Any], fault_proxy: FaultProxy) -> None:
+    """The SDK retries requests but not the reading of a body; the backend reads it again."""
+    storage = IBMCOSStorage({**cos_settings(cos_config), "endpoint": fault_proxy.url})
+    data = bytes(range(256)) * 64
+    storage.put("big", data)
+    fault_proxy.fail_next(1, ("GET",), how="truncate")
+    assert storage.get("big", (100, 9000)) == data[100:9000]
+    assert [how for _, _, how in fault_proxy.injected] == ["truncate"]
+    assert storage.request_counts["GET"] == 2
+
+
 def test_exhausted_retries_raise_storage_error(cos_config: dict[str, Any], fault_proxy: FaultProxy) -> None:
     storage = IBMCOSStorage({**cos_settings(cos_config), "endpoint": fault_proxy.url, "max_attempts": 2})
     fault_proxy.fail_next(5, ("PUT",))
