@@ -34,6 +34,8 @@ else:  # Airflow 2.10
 if TYPE_CHECKING:
     from airflow_pywren.compat import Context
 
+DEFAULT_CONN_ID = "pywren_default"
+
 
 def parse_job_ref(value: Any) -> dict[str, Any]:
     """A job reference from an XCom value: a dict, or its JSON / Python text once a template rendered it."""
@@ -58,7 +60,9 @@ class PyWrenJobSensor(BaseSensorOperator):
     :param job_ref: the job reference an upstream PyWren task returned: an ``XComArg``
         (``upstream.output``), a dict, or a template rendering to one
         (``"{{ ti.xcom_pull(task_ids='submit') }}"``). Templated.
-    :param pywren_conn_id: the Airflow connection with the executor configuration. Templated.
+    :param pywren_conn_id: the Airflow connection with the executor configuration (templated); by
+        default the one the upstream operator used (``pywren_conn_id`` in the job reference), else
+        ``pywren_default``.
     :param monitor: ``"storage"`` reads the job's statuses from storage; ``"rabbitmq"`` uses the
         calls' RabbitMQ notices (storage still decides).
     :param deferrable: wait in the triggerer (``PyWrenJobTrigger``) instead of a worker slot.
@@ -74,7 +78,7 @@ class PyWrenJobSensor(BaseSensorOperator):
         self,
         *,
         job_ref: Any,
-        pywren_conn_id: str = "pywren_default",
+        pywren_conn_id: str | None = None,
         monitor: str = STORAGE,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         **kwargs: Any,
@@ -102,8 +106,8 @@ class PyWrenJobSensor(BaseSensorOperator):
         self.log.info("deferring to PyWrenJobTrigger (%s monitoring, every %g s)", self.monitor, self.poke_interval)
         self.defer(
             trigger=PyWrenJobTrigger(
-                job_ref=job_ref,
-                pywren_conn_id=self.pywren_conn_id,
+                job_ref={key: value for key, value in job_ref.items() if key != "results"},  # keep the trigger row small
+                pywren_conn_id=self._conn_id(job_ref),
                 monitor=self.monitor,
                 poll_interval=self.poke_interval or 1.0,
                 timeout=self.timeout or None,
@@ -128,7 +132,7 @@ class PyWrenJobSensor(BaseSensorOperator):
         status = event.get("status")
         if status == SUCCESS:
             self.log.info("%s", event.get("message"))
-            return event["job_ref"]
+            return updated_job_ref(parse_job_ref(self.job_ref), event["progress"])
         if status == TIMEOUT:
             raise AirflowSensorTimeout(event.get("message"))
         progress = event.get("progress") or {}
@@ -144,12 +148,15 @@ class PyWrenJobSensor(BaseSensorOperator):
         if self._watcher is None:
             from airflow_pywren.hooks.pywren import PyWrenHook
 
-            self._watcher = PyWrenHook(pywren_conn_id=self.pywren_conn_id).watch(
+            self._watcher = PyWrenHook(pywren_conn_id=self._conn_id(job_ref)).watch(
                 job_ref, rabbitmq_monitor=self.monitor == RABBITMQ
             )
         progress = self._watcher.poll()
         self.log.info("%s", progress.line())
         return progress
+
+    def _conn_id(self, job_ref: dict[str, Any]) -> str:
+        return self.pywren_conn_id or job_ref.get("pywren_conn_id") or DEFAULT_CONN_ID
 
     def _finish(self, job_ref: dict[str, Any], progress: JobProgress) -> dict[str, Any]:
         if progress.failed:

@@ -56,8 +56,9 @@ def test_parse_job_ref_names_what_is_wrong(rendered: Any, message: str) -> None:
 
 def test_execute_complete_turns_events_into_results_or_failures() -> None:
     sensor = PyWrenJobSensor(task_id="s", job_ref=REF)
+    progress = {"kind": "map", "job_ids": ["M000"], "total": 1, "done": 1, "failed": 0, "status": "success"}
     done = {**REF, "status": "success", "done": 1, "failed": 0}
-    assert sensor.execute_complete({}, {"status": "success", "job_ref": done, "message": "ok"}) == done
+    assert sensor.execute_complete({}, {"status": "success", "job_ref": done, "progress": progress, "message": "ok"}) == done
     with pytest.raises(AirflowSensorTimeout, match="did not finish"):
         sensor.execute_complete({}, {"status": "timeout", "job_ref": REF, "progress": {"failed": 0}, "message": "did not finish"})
     with pytest.raises(AirflowFailException, match="1 of 1 call"):  # failed calls: a retry cannot help
@@ -290,3 +291,60 @@ def test_rabbitmq_monitoring_in_every_mode(
         assert reschedules(result, "wait") >= 1
     assert lingering_threads("pywren-rabbitmq", "pywren-trigger") == []  # every broker connection was closed
 
+
+
+# ------------------------------------------------------- upstream PyWren operator
+OPERATOR_DAG = '''
+import os
+import time
+from datetime import datetime
+
+from airflow.sdk import dag, task
+
+from airflow_pywren.hooks.pywren import PyWrenHook
+from airflow_pywren.operators.pywren import PyWrenMapOperator
+from airflow_pywren.sensors.pywren import PyWrenJobSensor
+
+GATE = {gate!r}
+
+
+def square(x):
+    deadline = time.monotonic() + 120
+    while not os.path.exists(GATE) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return x * x
+
+
+@dag(dag_id={dag_id!r}, schedule=None, start_date=datetime(2024, 1, 1), catchup=False)
+def operator_dag():
+    mapped = PyWrenMapOperator(
+        task_id="map", map_function=square, iterdata=[1, 2, 3, 4], pywren_conn_id="pywren_ops",
+        wait_for_completion=False,
+    )
+    waited = PyWrenJobSensor(task_id="wait", job_ref=mapped.output, deferrable=True, poke_interval=0.2)
+
+    @task
+    def results(ref):
+        return PyWrenHook(ref["pywren_conn_id"]).get_results(ref)
+
+    results(waited.output)
+
+
+operator_dag()
+'''
+
+
+def test_sensor_follows_a_map_operator_that_does_not_wait(
+    airflow_home: AirflowHome, localhost_config: dict[str, Any], monkeypatch: pytest.MonkeyPatch, poll_log: PollLog
+) -> None:
+    """The sensor takes the connection from the job reference (``pywren_default`` is not defined here)."""
+    monkeypatch.delenv("AIRFLOW_CONN_PYWREN_DEFAULT", raising=False)
+    monkeypatch.setenv("AIRFLOW_CONN_PYWREN_OPS", connection_json(localhost_config))
+    source = OPERATOR_DAG.format(gate=str(poll_log.gate), dag_id="sensor_after_map_operator")
+    result = airflow_home.write_and_run("sensor_after_map_operator", source)
+    assert result.task_states == {"map": "success", "wait": "success", "results": "success"}
+    submitted = result.xcom("map")
+    assert submitted["status"] == "submitted" and submitted["pywren_conn_id"] == "pywren_ops"
+    assert result.xcom("wait") == {**submitted, "status": "success", "done": 4, "failed": 0}
+    assert result.xcom("results") == [1, 4, 9, 16]
+    assert poll_log.polls[0]["finished"] is False and poll_log.in_trigger()
