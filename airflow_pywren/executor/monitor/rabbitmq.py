@@ -77,6 +77,8 @@ class Inbox:
     def __init__(self) -> None:
         self.cond = threading.Condition()
         self.notices: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
+        # calls whose final notice was applied to a future and dropped: call id -> its precedence
+        self.settled: dict[tuple[str, str], dict[str, tuple[float, bool]]] = {}
         self.news = False  # a notice arrived, or the connection state changed
         self.generation = 0  # counts connections: notices are known complete per job and connection
         self.up = False
@@ -88,11 +90,13 @@ class Inbox:
         submission, so duplicates are harmless; a later submission (an executor id
         reused after ``clean``) replaces an earlier one.
         """
+        key, call_id, precedence = (notice["executor_id"], notice["job_id"]), notice["call_id"], _precedence(notice)
         with self.cond:
-            calls = self.notices.setdefault((notice["executor_id"], notice["job_id"]), {})
-            known = calls.get(notice["call_id"])
-            if known is None or _precedence(notice) > _precedence(known):
-                calls[notice["call_id"]] = notice
+            settled = self.settled.get(key, {}).get(call_id)
+            calls = self.notices.setdefault(key, {})
+            known = calls.get(call_id)
+            if (settled is None or precedence > settled) and (known is None or precedence > _precedence(known)):
+                calls[call_id] = notice
             self.news = True
             self.cond.notify_all()
 
@@ -384,8 +388,10 @@ class RabbitMQMonitor(JobMonitor):
         with self.inbox.cond:
             up, generation = self.inbox.up, self.inbox.generation
             self.inbox.news = False
-            notices = {key: dict(self.inbox.notices.get(key, {})) for key in job_keys}
+            notices = [self.inbox.notices.get((f.executor_id, f.job_id), {}).get(f.call_id) for f in pending]
+            settled = [f.call_id in self.inbox.settled.get((f.executor_id, f.job_id), ()) for f in pending]
         finished = self._apply(pending, notices)
+        resettle = {id(f) for f, done in zip(pending, settled) if done and not f.finished}
         still = [f for f in pending if not f.finished]
         now = time.monotonic()
         if not still:
@@ -394,10 +400,12 @@ class RabbitMQMonitor(JobMonitor):
             targets = still
             self.next_reconcile = now + self.reconcile_interval
         else:
-            # jobs not consumed since this connection began: first seen, or (re)connected since
-            targets = [f for f in still if self.jobs[(f.executor_id, f.job_id)] != generation]
+            # jobs not consumed since this connection began (first seen, or (re)connected since),
+            # and calls whose notice was used up by another future of the same call
+            targets = [f for f in still if self.jobs[(f.executor_id, f.job_id)] != generation or id(f) in resettle]
         if targets:
             finished += self.storage_monitor.refresh(targets)
+            self._settle([f for f in targets if f.finished])
             if up:
                 for future in targets:
                     self.jobs[(future.executor_id, future.job_id)] = generation
@@ -420,6 +428,7 @@ class RabbitMQMonitor(JobMonitor):
             self.jobs.pop(key, None)
             with self.inbox.cond:
                 self.inbox.notices.pop(key, None)
+                self.inbox.settled.pop(key, None)
         if not job_ids:
             return
         queues = sorted(queue_name(executor_id, j) for j in job_ids)
@@ -433,11 +442,15 @@ class RabbitMQMonitor(JobMonitor):
         self._finalizer()
 
     # --- helpers --------------------------------------------------------------
-    def _apply(self, pending: list[ResponseFuture], notices: dict[tuple[str, str], dict[str, dict[str, Any]]]) -> int:
-        """Move futures along with their notices; return how many finished."""
-        finished = 0
-        for future in pending:
-            notice = notices.get((future.executor_id, future.job_id), {}).get(future.call_id)
+    def _apply(self, pending: list[ResponseFuture], notices: list[dict[str, Any] | None]) -> int:
+        """Move futures along with their notices; return how many finished.
+
+        A final notice, once applied, leaves the inbox (memory stays bounded by the calls
+        in flight); its call is remembered as settled so that another future of the same
+        call is resolved from storage and repeated notices are ignored.
+        """
+        used: list[ResponseFuture] = []
+        for future, notice in zip(pending, notices):
             if notice is None or not _same_submission(future, notice):
                 continue
             if notice["status"] == "running":
@@ -450,8 +463,20 @@ class RabbitMQMonitor(JobMonitor):
             else:
                 status = _status_from_notice(notice)
             future._set_final(status)
-            finished += 1
-        return finished
+            used.append(future)
+        self._settle(used)
+        return len(used)
+
+    def _settle(self, finished: list[ResponseFuture]) -> None:
+        """Drop the notices of calls whose futures finished; later notices of the same submission are ignored."""
+        if not finished:
+            return
+        with self.inbox.cond:
+            for future in finished:
+                key = (future.executor_id, future.job_id)
+                self.inbox.notices.get(key, {}).pop(future.call_id, None)
+                precedence = _precedence({"host_submit_time": future.stats.get("host_submit_time"), "status": future.status})
+                self.inbox.settled.setdefault(key, {})[future.call_id] = precedence
 
     def _job_ids(self, executor_id: str) -> set[str]:
         """Jobs of ``executor_id`` seen by this monitor or stored (by manifest) in storage."""
