@@ -69,7 +69,7 @@ class BasePyWrenOperator(BaseOperator):
     :param poll_interval: seconds between status polls while waiting (worker or triggerer).
     """
 
-    template_fields: Sequence[str] = ("extra_env", "extra_meta", "runtime")
+    template_fields: Sequence[str] = ("extra_env", "extra_meta", "runtime", "pywren_conn_id")
     template_fields_renderers = {"extra_env": "json", "extra_meta": "json"}
     operator_extra_links = (PyWrenJobLink(),)
     ui_color = "#cfe8f7"
@@ -114,7 +114,6 @@ class BasePyWrenOperator(BaseOperator):
         self.return_results = return_results
         self.reattach = reattach
         self.poll_interval = poll_interval
-        self._executor: FunctionExecutor | None = None
         self._job_ref: dict[str, Any] | None = None
 
     # ----------------------------------------------------------- to override
@@ -128,7 +127,7 @@ class BasePyWrenOperator(BaseOperator):
         executor_id = executor_id_for(ti.dag_id, ti.run_id, ti.task_id, ti.map_index)
         hook = PyWrenHook(pywren_conn_id=self.pywren_conn_id)
         executor = hook.get_conn(executor_id=executor_id, rabbitmq_monitor=self.rabbitmq_monitor, runtime=self.runtime)
-        self._executor = executor
+        self._job_ref = None
         try:
             ref, progress = self._reattach(executor) if self.reattach else (None, None)
             if ref is None:
@@ -146,10 +145,9 @@ class BasePyWrenOperator(BaseOperator):
             if self.deferrable:
                 self._defer(context, executor, ref, progress)
             watcher = JobWatcher(executor, ref)
-            progress = self._wait(watcher)
+            progress = self.wait_for_job(watcher)
             return self._complete(watcher, progress)
         finally:
-            self._executor = None
             executor.close()
 
     def _defer(self, context: Context, executor: FunctionExecutor, ref: dict[str, Any], progress: JobProgress | None) -> None:
@@ -185,10 +183,14 @@ class BasePyWrenOperator(BaseOperator):
 
     def on_kill(self) -> None:
         """Cancel the activations of the job that have not finished (where the backend can)."""
-        executor, ref = self._executor, self._job_ref
-        if executor is None or ref is None:
+        ref = self._job_ref
+        if ref is None:
             return
-        cancelled = sum(executor.compute.cancel(ref["executor_id"], job_id) for job_id in ref["job_ids"])
+        executor = PyWrenHook(pywren_conn_id=self.pywren_conn_id).get_conn(executor_id=ref["executor_id"])
+        try:
+            cancelled = sum(executor.compute.cancel(ref["executor_id"], job_id) for job_id in ref["job_ids"])
+        finally:
+            executor.close()
         self.log.warning("task killed: cancelled %d pending activation(s) of %s job %s",
                          cancelled, self.kind, "+".join(ref["job_ids"]))
 
@@ -231,8 +233,8 @@ class BasePyWrenOperator(BaseOperator):
         return [last] if manifest["kind"] == self.kind else None
 
     # ------------------------------------------------------------------ wait
-    def _wait(self, watcher: JobWatcher) -> JobProgress:
-        """Poll until every call finished, logging a progress line every few seconds."""
+    def wait_for_job(self, watcher: JobWatcher) -> JobProgress:
+        """Block until every call finished, logging a progress line every few seconds."""
         monitor = watcher.executor.monitor
         logged_at, logged_done = -math.inf, -1
         while True:

@@ -154,13 +154,35 @@ class AirflowHome:
         )
 
 
+class _CurrentStdout:
+    """A text stream writing to whatever ``sys.stdout`` is at the time (pytest swaps it per test)."""
+
+    encoding = "utf-8"
+
+    def write(self, text: str) -> int:
+        return sys.stdout.write(text)
+
+    def flush(self) -> None:
+        sys.stdout.flush()
+
+    def isatty(self) -> bool:
+        return False
+
+
 @pytest.fixture(scope="session")
 def airflow_home() -> AirflowHome:
-    """The session's Airflow home, with its SQLite database migrated."""
+    """The session's Airflow home, with its SQLite database migrated.
+
+    Airflow's logging (task logs included) is sent to the current ``sys.stdout``, so that
+    ``capsys`` / ``capfd`` of each test see the task logs of the DAGs it runs.
+    """
     home = AirflowHome(_ROOT)
     result = home.cli("db", "migrate")
     if result.returncode != 0:
         raise RuntimeError(f"airflow db migrate failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+    from airflow.sdk.log import configure_logging
+
+    configure_logging(output=_CurrentStdout(), colored_console_log=False)
     yield home
     shutil.rmtree(_ROOT, ignore_errors=True)
 
