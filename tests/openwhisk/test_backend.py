@@ -122,7 +122,7 @@ def test_exhausted_retries_fail_that_call_with_the_http_reason(server, namespace
     done, not_done = pw.wait(futures, timeout=60)
     assert not not_done
     assert [f.status for f in futures] == ["error", "success", "success"]
-    with pytest.raises(pywren.ComputeError, match=r"HTTP 429 Too Many Requests: .* after 3 attempts .*invoke_retries=2"):
+    with pytest.raises(pywren.ComputeError, match=r"HTTP 429 Too Many Requests after 3 attempts invoking action .*\(ibm_cf.invoke_retries=2\): Too many"):
         futures[0].result()
     assert [f.result() for f in futures[1:]] == [4, 6]
     assert server.attempts[action_name("pywren", server.settings()["runtime"], 256)] == 5
@@ -132,9 +132,21 @@ def test_401_on_invoke_is_not_retried(server, namespace, ow_config, executors):
     pw = executors(with_ibm_cf(ow_config, invoke_retries=5))
     server.namespaces[namespace].api_key = "rotated:key"  # the key stops working after the check
     future = pw.call_async(double, 1)
-    with pytest.raises(pywren.ComputeError, match=r"HTTP 401 Unauthorized.*\(not retried\)"):
+    with pytest.raises(pywren.ComputeError, match=r"HTTP 401 Unauthorized invoking action .* \(not retried\): The supplied authentication is invalid"):
         pw.get_result(future, timeout=60)
     assert server.answers[401] == 1
+
+
+def test_endpoint_lost_after_the_check_fails_the_calls_after_retries(ow_config, executors):
+    pw = executors(with_ibm_cf(ow_config, invoke_retries=1))
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        pw.compute.client.endpoint = f"http://127.0.0.1:{sock.getsockname()[1]}"  # nothing listens there
+    futures = pw.map(double, [1, 2])
+    pw.wait(futures, timeout=60)
+    assert [f.status for f in futures] == ["error", "error"]
+    with pytest.raises(pywren.ComputeError, match=r"ConnectionError after 2 attempts invoking action .*: .*refused"):
+        futures[1].result()
 
 
 # ------------------------------------------------------------------ actions
@@ -174,7 +186,7 @@ def test_deploy_list_and_delete(namespace, ow_config):
 def test_bad_memory_fails_the_calls_with_the_deploy_error(ow_config, executors):
     pw = executors(ow_config)
     future = pw.call_async(double, 1, runtime_memory=64)
-    with pytest.raises(pywren.ComputeError, match=r"deploying it failed: OpenWhisk refused to deploy action .*HTTP 400"):
+    with pytest.raises(pywren.ComputeError, match=r"HTTP 404 Not Found invoking action .*, and deploying it failed: OpenWhisk refused to deploy action .*HTTP 400"):
         pw.get_result(future, timeout=60)
 
 
@@ -256,7 +268,7 @@ def test_remote_invoker_records_the_calls_it_cannot_invoke(server, namespace, ow
     done, not_done = pw.wait(futures, timeout=60)
     assert not not_done
     assert [f.status for f in futures] == ["error"] + ["success"] * 4
-    with pytest.raises(pywren.ComputeError, match=r"remote invoker could not invoke call 00000: HTTP 429 .* after 2 attempts"):
+    with pytest.raises(pywren.ComputeError, match=r"remote invoker could not invoke call 00000: HTTP 429 Too Many Requests after 2 attempts"):
         futures[0].result()
 
 

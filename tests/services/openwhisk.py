@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import base64
 import collections
+import ctypes
 import itertools
 import json
 import os
@@ -61,6 +62,7 @@ SUPPORTED_KINDS = ("blackbox", "python:3")
 BLOCKING_WAIT = 60.0
 RECORD_LIMIT = 50_000
 TEST_RUNTIME = "airflowpywren/runtime:test"
+PR_SET_PDEATHSIG = 1  # prctl option (Linux)
 
 ERRORS = {
     400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 409: "Conflict",
@@ -118,6 +120,14 @@ def _response(status: str, result: dict[str, Any]) -> dict[str, Any]:
     return {"status": status, "statusCode": codes[status], "success": status == "success", "result": result}
 
 
+def _die_with_parent() -> None:
+    """In the child: get SIGKILL when the server process dies, so no container outlives a killed test run."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        pass
+
+
 class Container:
     """One action proxy subprocess, initialized with one action's code."""
 
@@ -135,7 +145,7 @@ class Container:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "airflow_pywren.executor.worker", "--host", "127.0.0.1", "--port", "0"],
             cwd=workdir, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            start_new_session=True,
+            start_new_session=True, preexec_fn=_die_with_parent,
         )
         self.port: int | None = None
         self._ready = threading.Event()

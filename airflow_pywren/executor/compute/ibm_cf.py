@@ -86,17 +86,26 @@ class OpenWhiskError(ComputeError):
         self.status = status
 
 
-def describe(response: requests.Response) -> str:
-    """``HTTP 429 Too Many Requests: <the error OpenWhisk gave>``."""
-    detail = ""
+def status_line(response: requests.Response) -> str:
+    """``HTTP 429 Too Many Requests``."""
+    return f"HTTP {response.status_code} {response.reason or ''}".rstrip()
+
+
+def error_detail(response: requests.Response) -> str:
+    """The error message in an OpenWhisk answer's body, if any."""
     try:
         body = response.json()
-        if isinstance(body, dict):
-            detail = str(body.get("error") or body.get("message") or body.get("errorMessage") or "")
     except ValueError:
-        detail = response.text[:200]
-    text = f"HTTP {response.status_code} {response.reason or ''}".rstrip()
-    return f"{text}: {detail}" if detail else text
+        return response.text[:200].strip()
+    if isinstance(body, dict):
+        return str(body.get("error") or body.get("message") or body.get("errorMessage") or "")
+    return ""
+
+
+def describe(response: requests.Response) -> str:
+    """``HTTP 429 Too Many Requests: <the error OpenWhisk gave>``."""
+    detail = error_detail(response)
+    return f"{status_line(response)}: {detail}" if detail else status_line(response)
 
 
 def action_name(prefix: str, runtime: str, memory: int) -> str:
@@ -299,25 +308,26 @@ class OpenWhiskClient:
             try:
                 response = self.request("POST", url, json=payload)
             except requests.RequestException as exc:
-                reason = f"{type(exc).__name__} ({exc})"
+                status, detail = type(exc).__name__, f": {exc}"
             else:
                 if response.status_code in (200, 202):
                     return response.json()["activationId"], None
-                reason = describe(response)
+                status, detail = status_line(response), error_detail(response)
+                detail = f": {detail}" if detail else ""
                 if response.status_code == 404 and not missing_handled:
                     missing_handled = True
                     try:
                         on_missing()
                     except (ComputeError, PyWrenConfigError) as exc:
-                        return None, f"{reason} invoking action '{action}', and deploying it failed: {exc}"
+                        return None, f"{status} invoking action '{action}', and deploying it failed: {exc}"
                     attempt -= 1
                     continue
                 if response.status_code not in RETRY_STATUSES:
-                    return None, f"{reason} invoking action '{action}' in namespace '{self.namespace}' (not retried)"
+                    return None, f"{status} invoking action '{action}' in namespace '{self.namespace}' (not retried){detail}"
                 retry_after = response.headers.get("Retry-After")
             if attempt >= attempts:
-                return None, (f"{reason} after {attempts} attempts invoking action '{action}' "
-                              f"(ibm_cf.invoke_retries={self.invoke_retries})")
+                return None, (f"{status} after {attempts} attempts invoking action '{action}' "
+                              f"(ibm_cf.invoke_retries={self.invoke_retries}){detail}")
             time.sleep(backoff(attempt, retry_after))
 
     def close(self) -> None:
