@@ -312,7 +312,11 @@ def test_remote_invoker_with_cos_storage(server, namespace, ow_config, cos_confi
     assert pw.get_result(pw.map(double, range(8))) == [2 * i for i in range(8)]
     records = server.invocations_of(namespace)
     assert sum("invoke_batch" in r["payload"] for r in records) == 1 and len(records) == 9
-    assert records[0]["payload"]["storage"]["backend"] == "ibm_cos"
+    key = server.settings(namespace)["api_key"]
+    for record in records:
+        storage = record["payload"]["storage"]
+        assert storage["backend"] == "ibm_cos" and set(storage["settings"]) <= set(pw.config["ibm_cos"])
+        assert ("invoke_batch" in record["payload"]) == (key in json.dumps(record["payload"]))
 
 
 @pytest.mark.rabbitmq

@@ -28,13 +28,14 @@ What travels where:
   more): one activation whose payload also has ``invoke_batch`` = the calls (zlib + base64
   JSON) and the OpenWhisk ``endpoint``, ``namespace`` and credential (``api_key`` or
   ``iam_api_key``), so that it can invoke the calls from inside the cloud. That credential
-  travels only in that one payload (over TLS with a real endpoint); OpenWhisk keeps no
-  copy of invocation parameters in activation records, and nothing of it is written to storage.
+  travels only in that one payload (over TLS with a real endpoint); OpenWhisk's activation
+  records hold results and logs, not parameters, and nothing of it is written to storage.
 
 ``cancel()`` returns 0: OpenWhisk has no API to stop a running activation; activations run
-until they finish or reach the action's timeout. To keep a status from being lost when
-OpenWhisk stops an activation, the per-call timeout sent to the handler is capped a few
-seconds below the action's ``ibm_cf.timeout``.
+until they finish or reach the action's timeout. So that a call stopped by its timeout still
+records its status, the per-call timeout sent to the handler is capped below the action's
+``ibm_cf.timeout`` (by 5 s, or a tenth of it if that is less). A call whose activation
+OpenWhisk kills otherwise (out of memory, crashed container) records no status.
 
 IAM (``iam_api_key`` without ``api_key``): a bearer token from ``iam_endpoint``, cached until
 shortly before it expires and refreshed once on a 401; ``namespace`` is then the IAM
