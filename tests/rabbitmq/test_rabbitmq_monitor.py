@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 
+import pika
 import pytest
 
 import airflow_pywren as pywren
@@ -132,6 +133,18 @@ def test_the_client_declares_the_queue_before_any_call_runs(pw, rabbitmq_broker)
     assert queue_depth(rabbitmq_broker.amqp_url, settings["queue"]) == 0
     pw.monitor.forget(pw.executor_id, "A900")
     assert queue_depth(rabbitmq_broker.amqp_url, settings["queue"]) is None
+
+
+def test_a_queue_declared_with_another_ttl_is_used_as_it_is(rabbit_config, make_executor, rabbitmq_broker):
+    executor = make_executor(merge_config(rabbit_config, {"rabbitmq": {"reconcile_interval": 3600}}))
+    queue = queue_name(executor.executor_id, "A000")  # the executor's first job
+    connection = pika.BlockingConnection(pika.URLParameters(rabbitmq_broker.amqp_url))
+    connection.channel().queue_declare(queue, durable=True, arguments={"x-expires": 123_000})
+    connection.close()
+    future = executor.call_async(square, 12)
+    assert future.job_id == "A000"
+    assert executor.get_result(future, timeout=60) == 144
+    assert lists(executor) == 0  # the client consumed it and the call published to it
 
 
 def test_notices_sent_before_a_consumer_connects_are_kept(rabbit_config, localhost_config, make_executor,

@@ -119,6 +119,18 @@ class _Publisher:
             except Exception:  # already broken: nothing to release
                 pass
 
+    def _declare(self, channel: Any, queue: str, queue_ttl: int) -> Any:
+        """Declare ``queue``; one that exists with other arguments (another ``queue_ttl``) is used as is."""
+        try:
+            channel.queue_declare(queue, durable=True, arguments=queue_arguments(queue_ttl))
+        except pika.exceptions.ChannelClosedByBroker as exc:
+            if exc.reply_code != 406:  # PRECONDITION_FAILED: the queue exists with other arguments
+                raise
+            channel = self.channel = self.connection.channel()
+            channel.confirm_delivery()
+        self.declared.add(queue)
+        return channel
+
     def publish(self, queue: str, queue_ttl: int, body: bytes) -> bool:
         """Publish ``body`` to ``queue``; True once the broker confirmed it."""
         if time.monotonic() < self.retry_at:
@@ -127,8 +139,7 @@ class _Publisher:
             try:
                 channel = self._open()
                 if queue not in self.declared:
-                    channel.queue_declare(queue, durable=True, arguments=queue_arguments(queue_ttl))
-                    self.declared.add(queue)
+                    channel = self._declare(channel, queue, queue_ttl)
                 channel.basic_publish(
                     "", queue, body, mandatory=True,
                     properties=pika.BasicProperties(delivery_mode=pika.DeliveryMode.Persistent,
