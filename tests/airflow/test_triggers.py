@@ -19,6 +19,8 @@ from typing import Any
 import cloudpickle
 import pytest
 
+from airflow_pywren.executor import keys
+from airflow_pywren.executor.errors import StorageError
 from airflow_pywren.executor.executor import FunctionExecutor
 from airflow_pywren.executor.jobs import job_reference
 from airflow_pywren.executor.storage.localhost import LocalhostStorage
@@ -315,6 +317,42 @@ def test_connection_to_other_storage_gives_an_error_event(jobs: Jobs, monkeypatc
     assert event["status"] == "error"
     assert event["message"].startswith(f"cannot follow map job M000 of executor {ref['executor_id']}: ")
     assert str(tmp_path / "elsewhere") in event["message"]  # names the storage the connection points to
+
+
+class FlakyStatusListing:
+    """Makes the first ``failures`` LISTs of job statuses raise StorageError (storage briefly unreachable)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, failures: int) -> None:
+        self.left = failures
+        original = LocalhostStorage.list_keys
+
+        def list_keys(storage: LocalhostStorage, prefix: str) -> list[str]:
+            if f"/{keys.STATUS_DIR}" in prefix and self.left > 0:
+                self.left -= 1
+                raise StorageError(f"storage unreachable while listing {prefix}")
+            return original(storage, prefix)
+
+        monkeypatch.setattr(LocalhostStorage, "list_keys", list_keys)
+
+
+def test_a_few_failed_polls_are_retried(jobs: Jobs, monkeypatch: pytest.MonkeyPatch) -> None:
+    executor, futures, ref = jobs.map(divide, [1, 2])
+    executor.wait(futures)
+    flaky = FlakyStatusListing(monkeypatch, failures=2)
+    event = run_trigger(trigger_for(ref))
+    assert flaky.left == 0
+    assert event["status"] == "success" and event["progress"]["done"] == 2
+
+
+def test_polls_failing_in_a_row_give_an_error_event(jobs: Jobs, monkeypatch: pytest.MonkeyPatch) -> None:
+    executor, futures, ref = jobs.map(divide, [1, 2])
+    executor.wait(futures)
+    FlakyStatusListing(monkeypatch, failures=1000)
+    event = run_trigger(trigger_for(ref))
+    assert event["status"] == "error"
+    assert event["message"].startswith(f"map job M000 of executor {ref['executor_id']}: 3 polls in a row failed, last: "
+                                       "StorageError: storage unreachable while listing ")
+    assert event["progress"]["done"] == 0 and event["progress"]["failed"] == 0
 
 
 # ---------------------------------------------------------- triggerer restarts
