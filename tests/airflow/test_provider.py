@@ -45,13 +45,14 @@ def test_listed_modules_and_classes_import(airflow_home: AirflowHome) -> None:
 
 def test_provider_manager_registers_connection_type_form_link_and_decorator(airflow_home: AirflowHome) -> None:
     from airflow.providers_manager import ProvidersManager
+    from airflow.sdk.providers_manager_runtime import ProvidersManagerTaskRuntime
 
     from airflow_pywren.decorators.pywren import pywren_task
     from airflow_pywren.hooks.pywren import PyWrenHook
 
-    manager = ProvidersManager()
+    manager, runtime = ProvidersManager(), ProvidersManagerTaskRuntime()
     assert manager.providers["airflow-pywren"].version == __version__
-    hook_info = manager.hooks["pywren"]
+    hook_info = runtime.hooks["pywren"]
     assert (hook_info.hook_class_name, hook_info.connection_id_attribute_name, hook_info.hook_name) == (
         "airflow_pywren.hooks.pywren.PyWrenHook", "pywren_conn_id", "PyWren")
     assert (PyWrenHook.conn_type, PyWrenHook.default_conn_name) == ("pywren", "pywren_default")
@@ -70,7 +71,7 @@ def test_provider_manager_registers_connection_type_form_link_and_decorator(airf
     assert PyWrenHook.get_ui_field_behaviour()["relabeling"] == behaviour["relabeling"]
 
     assert "airflow_pywren.links.pywren.PyWrenJobLink" in manager.extra_links_class_names
-    assert manager.taskflow_decorators["pywren"] is pywren_task
+    assert runtime.taskflow_decorators["pywren"] is pywren_task
 
 
 def test_task_pywren_resolves_through_the_sdk(airflow_home: AirflowHome) -> None:
