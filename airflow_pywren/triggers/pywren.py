@@ -136,6 +136,7 @@ class PyWrenJobTrigger(BaseTrigger):
         if end_time is None and self.timeout is not None:
             end_time = time.time() + self.timeout
         self.end_time = None if end_time is None else float(end_time)
+        self._last_failure = ""
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -158,11 +159,12 @@ class PyWrenJobTrigger(BaseTrigger):
             watcher, payload = await self._connect(worker)
             if payload is None:
                 payload = await self._follow(worker, watcher)
+            if watcher is not None:
+                executor, watcher = watcher.executor, None
+                await worker(executor.close)
         except BaseException:  # cancelled (triggerer stopping): release in the background
             worker.shutdown(watcher.executor.close if watcher is not None else None)
             raise
-        if watcher is not None:
-            await worker(watcher.executor.close)
         worker.shutdown()
         yield TriggerEvent(payload)
 
@@ -240,12 +242,11 @@ class PyWrenJobTrigger(BaseTrigger):
                 await asyncio.sleep(wait)
 
     # -------------------------------------------------------------- helpers
-    _last_failure = ""
-
     def _poll_failed(self, exc: BaseException, failures: int) -> int:
         self._last_failure = f"{type(exc).__name__}: {exc}"
-        self.log.warning("%s: poll %d failed (%s); retrying", self._name(), failures + 1, self._last_failure)
-        return failures + 1
+        failures += 1
+        self.log.warning("%s: attempt %d of %d failed: %s", self._name(), failures, MAX_POLL_FAILURES, self._last_failure)
+        return failures
 
     def _name(self) -> str:
         return f"{self.job_ref['kind']} job {'+'.join(self.job_ref['job_ids'])} of executor {self.job_ref['executor_id']}"
