@@ -16,10 +16,12 @@ Consuming
     The same notice twice (a redelivery) changes nothing.
 
 Notices and storage
-    A ``success`` notice is published after the call wrote its output and
-    ``status.json``, and carries the same timings (``duration`` is derived from them),
-    so the future is finished from the notice without reading storage. An ``error``
-    notice makes the monitor read that call's ``status.json`` for the error details.
+    A ``success`` notice is published after the call wrote its output and its final
+    status, and carries the call's stats, so the future is finished from the notice
+    without reading storage (``duration`` is derived from the times; the notice's
+    ``end_time`` is taken just after the status write, so it can trail the stored one
+    by that write). An ``error`` notice makes the monitor read that call's final
+    status for the error details.
     Storage remains the source of truth: the monitor refreshes the pending futures
     from storage on every (re)connection, for jobs it did not declare itself, and
     every ``rabbitmq.reconcile_interval`` seconds, so a lost notice delays a result
