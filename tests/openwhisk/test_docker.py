@@ -96,6 +96,18 @@ def test_runtime_dockerfile_installs_every_dependency_and_runs_the_action_proxy(
     cmd = json.loads(re.search(r"^CMD (.+)$", text, re.M).group(1))
     assert cmd[:3] == ["python", "-m", "airflow_pywren.executor.worker"] and cmd[-1] == "8080"
     assert importlib.util.find_spec(cmd[2] + ".__main__") is not None
-    for line in re.findall(r"^COPY (.+)$", text, re.M):
-        for source in line.split()[:-1]:
-            assert (REPO_ROOT / source).exists(), f"COPY source {source} does not exist"
+
+
+@pytest.mark.parametrize("dockerfile", ["runtime", "airflow"])
+def test_dockerfile_copies_existing_sources_that_the_context_keeps(dockerfile):
+    path = REPO_ROOT / "docker" / dockerfile / "Dockerfile"
+    kept = {line.strip("!/") for line in (path.parent / "Dockerfile.dockerignore").read_text().splitlines()
+            if line.startswith("!")}
+    sources = [source for line in re.findall(r"^COPY (.+)$", path.read_text(), re.M)
+               for source in line.split()[:-1] if not source.startswith("--")]
+    assert sources
+    for source in sources:
+        assert (REPO_ROOT / source).exists(), f"COPY source {source} does not exist"
+        assert source in kept, f"COPY source {source} is excluded by Dockerfile.dockerignore"
+    for arg in re.findall(r"\$\{(\w+)\}", path.read_text().split("\nFROM ", 1)[1].split("\n", 1)[1]):
+        assert re.search(rf"^(FROM .*\n(.*\n)*)ARG {arg}\b", path.read_text(), re.M), f"ARG {arg} not declared after FROM"

@@ -655,7 +655,7 @@ def _make_handler(server: OpenWhiskTestServer) -> type[BaseHTTPRequestHandler]:
 @pytest.fixture(scope="session")
 def openwhisk_server(tmp_path_factory: pytest.TempPathFactory):
     """The OpenWhisk-API test server (not OpenWhisk) on 127.0.0.1, for the whole session."""
-    server = OpenWhiskTestServer(tmp_path_factory.mktemp("openwhisk"), containers=6).start()
+    server = OpenWhiskTestServer(tmp_path_factory.mktemp("openwhisk"), containers=8).start()
     yield server
     server.stop()
 
