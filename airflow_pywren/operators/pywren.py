@@ -236,6 +236,9 @@ class BasePyWrenOperator(BaseOperator):
     def wait_for_job(self, watcher: JobWatcher) -> JobProgress:
         """Block until every call finished, logging a progress line every few seconds."""
         monitor = watcher.executor.monitor
+        by_storage = isinstance(monitor, StorageMonitor)
+        self.log.info("waiting for %s job %s, following it by %s", self.kind, "+".join(watcher.job_ref["job_ids"]),
+                      "storage" if by_storage else "rabbitmq")
         logged_at, logged_done = -math.inf, -1
         while True:
             progress = watcher.poll()
@@ -249,7 +252,7 @@ class BasePyWrenOperator(BaseOperator):
                 logged_at, logged_done = now, progress.done
             if progress.finished:
                 return progress
-            if isinstance(monitor, StorageMonitor):
+            if by_storage:
                 time.sleep(self.poll_interval)
             else:
                 monitor.pause(self.poll_interval)  # returns early when a notice arrives

@@ -1,0 +1,92 @@
+"""Operators on the other backends: COS storage on a local S3 server, and RabbitMQ monitoring on a local broker."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from tests.airflow.conftest import CONN_ENV, AirflowHome, runner_stats
+from tests.conftest import merge_config
+from tests.services.s3 import s3_client
+
+pytestmark = pytest.mark.airflow
+
+SERVICE_DAG = """
+def cube(x):
+    return x ** 3
+
+def total(values):
+    return sum(values)
+
+@dag(dag_id="{dag_id}", schedule=None, start_date=START, catchup=False)
+def services():
+    opts = dict(poll_interval=0.1{options})
+    cubes = PyWrenMapOperator(task_id="cubes", map_function=cube, iterdata=[1, 2, 3], **opts)
+    summed = PyWrenMapReduceOperator(task_id="summed", map_function=cube, iterdata=cubes.output, reduce_function=total,
+                                     deferrable=True, **opts)
+    negated = PyWrenCallAsyncOperator(task_id="negated", func=lambda v: -v, data=summed.output, **opts)
+
+    @task
+    def collect(a, b, c):
+        hook = PyWrenHook()
+        return [hook.get_results(a), hook.get_results(b), hook.get_results(c)]
+
+    collect(cubes.output, summed.output, negated.output)
+
+services()
+"""
+EXPECTED = [[1, 8, 27], [1 + 512 + 19683], [-(1 + 512 + 19683)]]
+
+
+@pytest.mark.s3
+def test_operators_with_cos_storage_from_connection_form_fields(
+    airflow_home: AirflowHome, localhost_config: dict[str, Any], cos_config: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture,
+) -> None:
+    cos = cos_config["ibm_cos"]
+    # the COS settings come from the connection's form fields, the rest from extra.config
+    monkeypatch.setenv(CONN_ENV, json.dumps({"conn_type": "pywren", "extra": {
+        "config": localhost_config, "storage_backend": "ibm_cos", "cos_endpoint": cos["endpoint"],
+        "cos_bucket": cos["bucket"], "cos_region": cos["region"], "cos_access_key_id": cos["access_key_id"],
+        "cos_secret_access_key": cos["secret_access_key"],
+    }}))
+    result = airflow_home.write_and_run("services_cos", SERVICE_DAG.format(dag_id="services_cos", options=""), header=True)
+    out = capfd.readouterr().out
+    assert result.state == "success", out[-3000:]
+    assert result.xcom("collect") == EXPECTED
+    refs = [result.xcom(t) for t in ("cubes", "summed", "negated")]
+    assert {(r["storage_backend"], r["bucket"], r["location"]) for r in refs} == {
+        ("ibm_cos", cos["bucket"], f"cos://{cos['bucket']}/pywren.jobs")}
+    stored = {obj["Key"] for obj in s3_client(cos["endpoint"]).list_objects_v2(Bucket=cos["bucket"])["Contents"]}
+    assert all(key in stored for ref in refs for key in ref["result_keys"])
+    assert result.xcom("cubes", key="_link_PyWrenJobLink") == f"cos://{cos['bucket']}/pywren.jobs/{refs[0]['executor_id']}/"
+    assert cos["secret_access_key"] not in out
+
+
+@pytest.mark.rabbitmq
+@pytest.mark.parametrize("where", ["connection", "operator"])
+def test_operators_with_rabbitmq_monitoring(
+    airflow_home: AirflowHome, localhost_config: dict[str, Any], rabbitmq_config: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture, where: str,
+) -> None:
+    """RabbitMQ monitoring chosen by the connection, or by the operators' ``rabbitmq_monitor=True``."""
+    config = merge_config(localhost_config, rabbitmq_config)
+    if where == "operator":
+        config["pywren"]["rabbitmq_monitor"] = False
+    monkeypatch.setenv(CONN_ENV, json.dumps({"conn_type": "pywren", "extra": {"config": config}}))
+    before = runner_stats(localhost_config).get("invoked", 0)
+    dag_id = f"services_rabbitmq_{where}"
+    options = ", rabbitmq_monitor=True" if where == "operator" else ""
+    result = airflow_home.write_and_run(dag_id, SERVICE_DAG.format(dag_id=dag_id, options=options), header=True)
+    out = capfd.readouterr().out
+    assert result.state == "success", out[-3000:]
+    assert result.xcom("collect") == EXPECTED
+    assert runner_stats(localhost_config)["invoked"] - before == 3 + 4 + 1
+    # the deferred task handed the RabbitMQ choice to the trigger, which followed the job by broker
+    assert "waiting for map job M000, following it by rabbitmq" in out
+    assert "waiting for call_async job A000, following it by rabbitmq" in out
+    assert "deferring: the triggerer follows map_reduce job M000+R001 by rabbitmq" in out
+    assert "by rabbitmq every" in out
+    assert "RabbitMQ monitoring is not available" not in out
