@@ -425,8 +425,9 @@ def test_rabbitmq_monitor_success_and_loop_keeps_running_while_waiting(
     async def scenario() -> list[dict[str, Any]]:
         task = asyncio.create_task(probe.run(trigger_for(ref, pywren_conn_id="pywren_rabbitmq", monitor="rabbitmq",
                                                          poll_interval=0.5)))
-        while "RabbitMQMonitor.pause" not in probe.called():  # the trigger waits on the broker
+        while "RabbitMQMonitor.pause" not in probe.called() and not task.done():  # the trigger waits on the broker
             await asyncio.sleep(0.01)
+        assert "RabbitMQMonitor.pause" in probe.called(), "the trigger never waited on the broker"
         gate.touch()
         return await task
 
