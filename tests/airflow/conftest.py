@@ -180,9 +180,19 @@ def airflow_home() -> AirflowHome:
     result = home.cli("db", "migrate")
     if result.returncode != 0:
         raise RuntimeError(f"airflow db migrate failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+    import logging
+
     from airflow.sdk.log import configure_logging
 
+    # Task logs (structlog) and Airflow's own stdlib loggers follow the current stdout; other stdlib
+    # loggers (e.g. the executor's, outside tasks) keep the handlers they had.
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
     configure_logging(output=_CurrentStdout(), colored_console_log=False)
+    following = [h for h in root.handlers if h not in handlers]
+    root.handlers[:], root.level = handlers, level
+    for handler in following:
+        logging.getLogger("airflow").addHandler(handler)
     yield home
     shutil.rmtree(_ROOT, ignore_errors=True)
 

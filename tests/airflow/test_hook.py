@@ -209,7 +209,7 @@ def test_secrets_are_masked_in_task_logs(
             @task
             def leak():
                 config = PyWrenHook().get_config()
-                log = logging.getLogger("leaky.task")
+                log = logging.getLogger("airflow.task")
                 log.info("api key %s", config["ibm_cf"]["api_key"])
                 log.info("cos secret %s", config["ibm_cos"]["secret_access_key"])
                 log.info("broker password %s", {secrets['broker']!r})
