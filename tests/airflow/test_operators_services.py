@@ -90,3 +90,38 @@ def test_operators_with_rabbitmq_monitoring(
     assert "deferring: the triggerer follows map_reduce job M000+R001 by rabbitmq" in out
     assert "by rabbitmq every" in out
     assert "RabbitMQ monitoring is not available" not in out
+
+
+@pytest.mark.s3
+def test_operators_on_openwhisk_compute_with_cos_storage(
+    airflow_home: AirflowHome, openwhisk_config: dict[str, Any], cos_config: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture,
+) -> None:
+    """host / login / password carry the OpenWhisk endpoint, namespace and key; the link is the activations URL."""
+    cf = openwhisk_config["ibm_cf"]
+    monkeypatch.setenv(CONN_ENV, json.dumps({
+        "conn_type": "pywren", "host": cf["endpoint"], "login": cf["namespace"], "password": cf["api_key"],
+        "extra": {"compute_backend": "ibm_cf", "runtime": cf["runtime"],
+                  "config": {"ibm_cf": {"max_concurrency": cf["max_concurrency"]}, **cos_config}},
+    }))
+    from airflow_pywren.hooks.pywren import PyWrenHook
+
+    ok, message = PyWrenHook().test_connection()
+    assert ok and "compute backend ibm_cf accepted the configuration" in message, message
+
+    result = airflow_home.write_and_run("services_openwhisk", SERVICE_DAG.format(dag_id="services_openwhisk", options=""),
+                                        header=True)
+    out = capfd.readouterr().out
+    assert result.state == "success", out[-3000:]
+    assert result.xcom("collect") == EXPECTED
+    link = result.xcom("cubes", key="_link_PyWrenJobLink")
+    assert link.startswith(f"{cf['endpoint']}/api/v1/namespaces/{cf['namespace']}/activations?name=pywren_"), link
+    assert cf["api_key"].split(":")[1] not in out
+
+    # a wrong key is reported by the connection test, naming the setting
+    monkeypatch.setenv(CONN_ENV, json.dumps({
+        "conn_type": "pywren", "host": cf["endpoint"], "login": cf["namespace"], "password": "uuid:wrong",
+        "extra": {"compute_backend": "ibm_cf", "config": cos_config},
+    }))
+    ok, message = PyWrenHook().test_connection()
+    assert not ok and "rejected 'ibm_cf.api_key'" in message, message
