@@ -6,6 +6,8 @@ from typing import Any
 
 from airflow_pywren.compat import BaseOperatorLink, XCom
 
+XCOM_KEY = "_link_PyWrenJobLink"
+
 
 class PyWrenJobLink(BaseOperatorLink):
     """Link to the task's PyWren job: the compute backend's job page when it has one
@@ -16,6 +18,11 @@ class PyWrenJobLink(BaseOperatorLink):
     """
 
     name = "PyWren Job"
+
+    @property
+    def xcom_key(self) -> str:
+        """Where operators store the URL (Airflow 3 reads links from this XCom key)."""
+        return XCOM_KEY
 
     @classmethod
     def url_for(cls, executor: Any, job_ref: dict[str, Any]) -> str:
