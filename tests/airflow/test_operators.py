@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -348,3 +349,50 @@ def test_constructor_checks_arguments_and_does_no_io(tmp_path: Path, monkeypatch
     with pytest.raises(ValueError, match="poll_interval must be a positive number"):
         PyWrenMapOperator(task_id="t3", map_function=abs, iterdata=[1], poll_interval=0)
     assert {"iterdata", "extra_env", "extra_meta"} <= set(PyWrenMapOperator.template_fields)
+
+
+def test_timeout_and_exclude_modules_reach_the_calls(
+    airflow_home: AirflowHome, pywren_conn: dict[str, Any], capfd: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Helper modules in the dags folder, unique to this test: workers keep modules shipped to them.
+    shipped, excluded = (f"pywren_helper_{uuid.uuid4().hex[:8]}" for _ in range(2))
+    for helper in (shipped, excluded):
+        (airflow_home.dags_folder / f"{helper}.py").write_text("def shout(text):\n    return text.upper()\n")
+    monkeypatch.syspath_prepend(str(airflow_home.dags_folder))  # as Airflow puts the dags folder on sys.path
+    options = airflow_home.write_and_run("ops_call_options", f"""
+        import time
+        import {shipped}
+
+        def use_helper(text):
+            return {shipped}.shout(text)
+
+        def sleepy(x):
+            time.sleep(30)
+            return x
+
+        @dag(dag_id="ops_call_options", schedule=None, start_date=START, catchup=False)
+        def call_options():
+            # the helper module is shipped with the function
+            PyWrenMapOperator(task_id="shipped", map_function=use_helper, iterdata=["a", "b"], return_results=True)
+            PyWrenCallAsyncOperator(task_id="too_slow", func=sleepy, data=1, timeout=1)
+
+        call_options()
+    """, header=True)
+    without = airflow_home.write_and_run("ops_exclude_modules", f"""
+        import {excluded}
+
+        def use_helper(text):
+            return {excluded}.shout(text)
+
+        @dag(dag_id="ops_exclude_modules", schedule=None, start_date=START, catchup=False)
+        def exclude_modules():
+            PyWrenMapOperator(task_id="excluded", map_function=use_helper, iterdata=["a"], exclude_modules=[{excluded!r}])
+
+        exclude_modules()
+    """, header=True)
+    out = capfd.readouterr().out
+    assert options.task_states == {"shipped": "success", "too_slow": "failed"}, out[-3000:]
+    assert options.xcom("shipped")["results"] == ["A", "B"]
+    assert "ActivationTimeoutError" in out
+    assert without.task_states == {"excluded": "failed"}
+    assert f"ModuleNotFoundError: No module named '{excluded}'" in out
