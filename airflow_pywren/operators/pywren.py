@@ -142,8 +142,8 @@ class BasePyWrenOperator(BaseOperator):
             PyWrenJobLink.persist(context, PyWrenJobLink.url_for(executor, ref))
             if not self.wait_for_completion:
                 return _with_progress(ref, progress)
-            if self.deferrable:
-                self._defer(context, executor, ref, progress)
+            if self.deferrable and not (progress is not None and progress.finished):
+                self._defer(context, executor, ref, progress)  # a finished job (re-attached) needs no trigger
             watcher = JobWatcher(executor, ref)
             progress = self.wait_for_job(watcher)
             return self._complete(watcher, progress)
