@@ -85,6 +85,52 @@ def test_retry_after_lost_worker_reattaches_without_invoking_again(
     assert f"re-attached to {kind} job {'+'.join(first_jobs)} of executor {ref['executor_id']}" in out
 
 
+def test_deferrable_retry_after_lost_worker_reattaches(
+    airflow_home: AirflowHome, pywren_conn: dict[str, Any], capfd: pytest.CaptureFixture, tmp_path: Path
+) -> None:
+    """The first try dies between submitting and deferring; the second re-attaches and defers to the trigger."""
+    gate = tmp_path / "gate"
+    before = runner_stats(pywren_conn).get("invoked", 0)
+    result = airflow_home.write_and_run("retry_lost_deferrable", f"""
+        import datetime, os, time
+
+        class WorkerLost(Exception):
+            pass
+
+        def gated(x):
+            while not os.path.exists({str(gate)!r}):
+                time.sleep(0.02)
+            return x + 100
+
+        class LosesWorkerBeforeDeferring(PyWrenMapOperator):
+            def execute(self, context):
+                self.first_try = context["ti"].try_number == 1
+                return super().execute(context)
+
+            def defer(self, **kwargs):
+                if self.first_try:
+                    raise WorkerLost("worker lost before deferring")
+                open({str(gate)!r}, "w").close()  # the calls may finish once the second try follows them
+                return super().defer(**kwargs)
+
+        @dag(dag_id="retry_lost_deferrable", schedule=None, start_date=START, catchup=False,
+             default_args={{"retries": 1, "retry_delay": datetime.timedelta(0)}})
+        def lost_deferrable():
+            LosesWorkerBeforeDeferring(task_id="work", map_function=gated, iterdata=[1, 2], deferrable=True,
+                                       return_results=True, poll_interval=0.05)
+
+        lost_deferrable()
+    """, header=True)
+    gate.touch()
+    out = capfd.readouterr().out
+    assert result.state == "success", out[-3000:]
+    assert result.try_numbers == {"work": 2}
+    assert "WorkerLost: worker lost before deferring" in out
+    assert runner_stats(pywren_conn)["invoked"] - before == 2
+    assert "re-attached to map job M000" in out and "deferring: the triggerer follows map job M000" in out
+    assert result.xcom("work")["results"] == [101, 102]
+
+
 def test_without_reattach_a_retry_submits_a_new_job(
     airflow_home: AirflowHome, pywren_conn: dict[str, Any], capfd: pytest.CaptureFixture
 ) -> None:
