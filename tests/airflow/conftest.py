@@ -10,6 +10,7 @@ command line in a subprocess.
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import shutil
@@ -27,6 +28,7 @@ if "airflow" in sys.modules:  # pragma: no cover - guards against a wrong import
     raise RuntimeError("Airflow was imported before tests/airflow/conftest.py set AIRFLOW_HOME; do not import it earlier")
 
 _ROOT = Path(tempfile.mkdtemp(prefix="pywren-airflow-"))
+atexit.register(shutil.rmtree, _ROOT, ignore_errors=True)  # also when no test used the home
 AIRFLOW_ENV = {
     "AIRFLOW_HOME": str(_ROOT / "home"),
     "AIRFLOW__CORE__DAGS_FOLDER": str(_ROOT / "dags"),
@@ -194,7 +196,6 @@ def airflow_home() -> AirflowHome:
     for handler in following:
         logging.getLogger("airflow").addHandler(handler)
     yield home
-    shutil.rmtree(_ROOT, ignore_errors=True)
 
 
 @pytest.fixture
