@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -32,7 +33,14 @@ def cli_config(server, namespace, localhost_config, monkeypatch):
 
 
 def run(capsys, *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
+    """Run the command in this process; log records are kept out of its output (Airflow, once
+    imported by other tests, sends them to stdout)."""
+    capsys.readouterr()
+    logging.disable(logging.CRITICAL)
+    try:
+        code = main(list(argv))
+    finally:
+        logging.disable(logging.NOTSET)
     captured = capsys.readouterr()
     return code, captured.out, captured.err
 
