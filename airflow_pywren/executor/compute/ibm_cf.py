@@ -474,7 +474,9 @@ class OpenWhiskCompute(ComputeBackend):
         return 0
 
     def job_link(self, executor_id: str, job_id: str) -> str | None:
-        """The REST URL listing the job's activations (read with the same credentials)."""
+        """The REST URL listing the activations of the job's action since its submission (later jobs'
+        of the same action too), read with the same credentials; the namespace's activations for a
+        job this process did not submit."""
         action, since = self._job_actions.get((executor_id, job_id), (None, None))
         return self.client.url("activations", name=action, since=since, docs="true" if action else None)
 
