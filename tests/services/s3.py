@@ -54,17 +54,23 @@ def cos_section(endpoint: str, bucket: str) -> dict[str, Any]:
     }
 
 
-@pytest.fixture(scope="session")
-def s3_server() -> Iterator[str]:
-    """A moto S3 server on 127.0.0.1 for the whole session; yields its endpoint URL."""
+def start_s3_server() -> tuple[Any, str]:
+    """Start a moto S3 server (in a thread) on 127.0.0.1; return it and its endpoint URL. Stop it with ``stop()``."""
     from moto.server import ThreadedMotoServer
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one INFO line per request otherwise
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
+    return server, f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[str]:
+    """A moto S3 server on 127.0.0.1 for the whole session; yields its endpoint URL."""
+    server, endpoint = start_s3_server()
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield endpoint
     finally:
         server.stop()
 
