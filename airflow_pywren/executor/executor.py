@@ -46,7 +46,7 @@ class FunctionExecutor:
         self,
         config: dict[str, Any] | None = None,
         runtime: str | None = None,
-        runtime_memory: int | None = 256,
+        runtime_memory: int | None = None,
         log_level: str | None = None,
         rabbitmq_monitor: bool = False,
         executor_id: str | None = None,
@@ -91,8 +91,8 @@ class FunctionExecutor:
         data: Any,
         extra_env: dict[str, str] | None = None,
         extra_meta: dict[str, Any] | None = None,
-        runtime_memory: int = 256,
-        timeout: float = 600,
+        runtime_memory: int | None = None,
+        timeout: float | None = None,
         exclude_modules: Sequence[str] | None = None,
     ) -> ResponseFuture:
         """Run ``func(data)`` once; return its future."""
@@ -104,8 +104,8 @@ class FunctionExecutor:
         iterdata: Iterable[Any],
         extra_env: dict[str, str] | None = None,
         extra_meta: dict[str, Any] | None = None,
-        runtime_memory: int = 256,
-        timeout: float = 600,
+        runtime_memory: int | None = None,
+        timeout: float | None = None,
         exclude_modules: Sequence[str] | None = None,
     ) -> list[ResponseFuture]:
         """Run ``func`` once per item of ``iterdata``; return the futures in input order."""
@@ -120,9 +120,9 @@ class FunctionExecutor:
         reducer_wait_local: bool = False,
         extra_env: dict[str, str] | None = None,
         extra_meta: dict[str, Any] | None = None,
-        map_runtime_memory: int = 256,
-        reduce_runtime_memory: int = 256,
-        timeout: float = 600,
+        map_runtime_memory: int | None = None,
+        reduce_runtime_memory: int | None = None,
+        timeout: float | None = None,
         exclude_modules: Sequence[str] | None = None,
     ) -> list[ResponseFuture]:
         """Map, then reduce the map results (a list in input order) with ``reduce_func``.
@@ -134,7 +134,7 @@ class FunctionExecutor:
         items = _as_list(iterdata, "iterdata")
         serialization.serialize_items(reduce_func, [[]], what="the reducer's argument (the list of map results)")
         reduce_bytes = serialization.serialize_function(reduce_func, exclude_modules)
-        _check_call_options(extra_env, extra_meta, reduce_runtime_memory, timeout, exclude_modules)
+        _check_call_options(extra_env, extra_meta, *self._call_defaults(reduce_runtime_memory, timeout), exclude_modules)
         map_futures = self._submit(MAP, map_func, items, extra_env, extra_meta, map_runtime_memory, timeout, exclude_modules)
         for future in map_futures:
             future.produce_output = False
@@ -153,13 +153,14 @@ class FunctionExecutor:
         items: list[Any],
         extra_env: dict[str, str] | None,
         extra_meta: dict[str, Any] | None,
-        runtime_memory: int,
-        timeout: float,
+        runtime_memory: int | None,
+        timeout: float | None,
         exclude_modules: Sequence[str] | None,
         reduce: dict[str, Any] | None = None,
         func_bytes: bytes | None = None,
     ) -> list[ResponseFuture]:
         """Validate and serialize everything, stage it in storage (3 PUTs), then invoke."""
+        runtime_memory, timeout = self._call_defaults(runtime_memory, timeout)
         _check_call_options(extra_env, extra_meta, runtime_memory, timeout, exclude_modules)
         if not items:
             raise PyWrenSubmitError(f"{kind} got no data: iterdata is empty; pass at least one item")
@@ -351,6 +352,12 @@ class FunctionExecutor:
         self.close()
 
     # ---------------------------------------------------------------- helpers
+    def _call_defaults(self, runtime_memory: int | None, timeout: float | None) -> tuple[Any, Any]:
+        """Per-call memory and timeout, defaulting to ``pywren.runtime_memory`` / ``pywren.runtime_timeout``."""
+        pw = self.config["pywren"]
+        return (pw["runtime_memory"] if runtime_memory is None else runtime_memory,
+                pw["runtime_timeout"] if timeout is None else timeout)
+
     def _future_list(self, futures: ResponseFuture | Sequence[ResponseFuture] | None) -> list[ResponseFuture]:
         if futures is None:
             return list(self.futures)
@@ -411,11 +418,14 @@ def _check_call_options(
 def ibm_cf_executor(
     config: dict[str, Any] | None = None,
     runtime: str | None = None,
-    runtime_memory: int = 256,
+    runtime_memory: int | None = None,
     log_level: str | None = None,
     rabbitmq_monitor: bool = False,
 ) -> FunctionExecutor:
     """An executor configured from the config file, ``PYWREN_CONFIG`` and ``config``.
+
+    ``runtime_memory`` (MB) and each call's ``timeout`` default to ``pywren.runtime_memory``
+    (256) and ``pywren.runtime_timeout`` (600 s) of the configuration.
 
     With no configuration at all, calls run on this machine and data lives in
     ``~/.pywren/storage``.

@@ -11,12 +11,15 @@ from __future__ import annotations
 import hashlib
 import importlib.machinery
 import inspect
+import io
 import os
 import pickle
+import shutil
 import site
 import sys
 import sysconfig
 import types
+from collections import ChainMap
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -44,6 +47,22 @@ class ResultRef:
 
 def dumps(obj: Any) -> bytes:
     return cloudpickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _code_reduce_keeping_filename(code: types.CodeType) -> Any:
+    """cloudpickle's code reducer, but keeping ``co_filename`` so remote tracebacks name the file."""
+    rebuild, args = cloudpickle.cloudpickle._code_reduce(code)
+    return rebuild, tuple(code.co_filename if arg == "<dynamic-code>" else arg for arg in args)
+
+
+class _FunctionPickler(cloudpickle.Pickler):
+    dispatch_table = ChainMap({types.CodeType: _code_reduce_keeping_filename}, cloudpickle.Pickler.dispatch_table)
+
+
+def _dumps_function(func: Callable) -> bytes:
+    with io.BytesIO() as buffer:
+        _FunctionPickler(buffer, protocol=pickle.HIGHEST_PROTOCOL).dump(func)
+        return buffer.getvalue()
 
 
 def loads(data: bytes) -> Any:
@@ -187,7 +206,7 @@ def serialize_function(func: Callable, exclude_modules: Sequence[str] | None = N
             shipped.update(_module_sources(module))
     try:
         with _by_value(by_value):
-            func_bytes = dumps(func)
+            func_bytes = _dumps_function(func)
     except Exception as exc:  # cloudpickle raises many types
         raise PyWrenSubmitError(
             f"function {getattr(func, '__qualname__', func)!r} cannot be pickled: {type(exc).__name__}: {exc}; "
@@ -196,27 +215,56 @@ def serialize_function(func: Callable, exclude_modules: Sequence[str] | None = N
     return dumps({"function": func_bytes, "modules": shipped})
 
 
-def load_function(data: bytes, modules_root: str | os.PathLike[str]) -> Callable:
-    """Unpack a function serialized by :func:`serialize_function`, installing its shipped modules."""
+def install_modules(data: bytes, modules_root: str | os.PathLike[str]) -> tuple[dict[str, Any], str | None]:
+    """Unpack a serialized function package and write its shipped modules under ``modules_root``.
+
+    Returns the package and the directory holding its modules (None when none were shipped).
+    Each distinct set of modules gets its own directory, named by a hash of its content.
+    """
     package = loads(data)
     modules: dict[str, bytes] = package["modules"]
-    if modules:
-        digest = hashlib.sha1(b"".join(k.encode() + v for k, v in sorted(modules.items()))).hexdigest()[:16]
-        target = Path(modules_root) / digest
-        if not target.exists():
-            staging = target.with_name(f"{digest}.tmp-{os.getpid()}")
-            for relative, source in modules.items():
-                path = staging / relative
-                path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_bytes(source)
-            try:
-                os.replace(staging, target)
-            except OSError:
-                pass  # another process installed the same modules first
-        if str(target) not in sys.path:
-            sys.path.insert(0, str(target))
+    if not modules:
+        return package, None
+    digest = hashlib.sha1(b"".join(k.encode() + v for k, v in sorted(modules.items()))).hexdigest()[:16]
+    target = Path(modules_root) / digest
+    if not target.exists():
+        staging = target.with_name(f"{digest}.tmp-{os.getpid()}")
+        for relative, source in modules.items():
+            path = staging / relative
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(source)
+        try:
+            os.replace(staging, target)
+        except OSError:
+            shutil.rmtree(staging, ignore_errors=True)  # another process installed the same modules first
+    return package, str(target)
+
+
+def activate_modules(modules_dir: str | None, modules_root: str | os.PathLike[str]) -> None:
+    """Make ``modules_dir`` the only shipped-modules directory on ``sys.path``.
+
+    Warm workers run many jobs: modules shipped with one job must not be importable by the
+    next (``exclude_modules`` would silently stop working), so other jobs' directories
+    are taken off ``sys.path`` and their modules out of ``sys.modules``.
+    """
+    root = os.path.join(os.path.abspath(modules_root), "")
+    stale = [p for p in sys.path if p.startswith(root) and p != modules_dir]
+    if stale:
+        sys.path[:] = [p for p in sys.path if p not in stale]
+        stale_prefixes = tuple(os.path.join(p, "") for p in stale)
+        for name, module in list(sys.modules.items()):
+            if (getattr(module, "__file__", None) or "").startswith(stale_prefixes):
+                del sys.modules[name]
+    if modules_dir is not None and modules_dir not in sys.path:
+        sys.path.insert(0, modules_dir)
         importlib.invalidate_caches()
-    return loads(package["function"])
+
+
+def load_function(data: bytes, modules_root: str | os.PathLike[str]) -> tuple[Callable, str | None]:
+    """Unpack a function serialized by :func:`serialize_function`; return it and its modules directory."""
+    package, modules_dir = install_modules(data, modules_root)
+    activate_modules(modules_dir, modules_root)
+    return loads(package["function"]), modules_dir
 
 
 def call_mode(func: Callable, item: Any) -> str:

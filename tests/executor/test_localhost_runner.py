@@ -134,3 +134,29 @@ def test_exclude_modules_keeps_a_local_module_out(pw, tmp_path, monkeypatch):
     with pytest.raises(ModuleNotFoundError, match=module_name):
         pw.get_result(pw.call_async(use_helper, 2, exclude_modules=[module_name]))
     assert pw.get_result(pw.call_async(use_helper, 2)) == 6  # shipped with the function
+
+
+def test_modules_shipped_with_one_job_are_not_importable_by_the_next(pw, tmp_path, monkeypatch):
+    module_name = f"pw_helper_{uuid.uuid4().hex[:8]}"
+    (tmp_path / f"{module_name}.py").write_text("def triple(x):\n    return 3 * x\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    helper = __import__(module_name)
+
+    def use_helper(x):
+        return helper.triple(x)
+
+    assert pw.get_result(pw.map(use_helper, range(6))) == [0, 3, 6, 9, 12, 15]  # warms both workers
+    futures = pw.map(use_helper, range(6), exclude_modules=[module_name])
+    pw.wait(futures)
+    assert [type(f.exception()).__name__ for f in futures] == ["ModuleNotFoundError"] * 6
+
+
+def test_configured_memory_and_timeout_are_the_call_defaults(localhost_config):
+    config = {**localhost_config, "pywren": {**localhost_config["pywren"], "runtime_memory": 128, "runtime_timeout": 1}}
+    pw = pywren.FunctionExecutor(config=config)
+    memory_future, sleep_future = pw.call_async(allocate, 512), pw.call_async(time.sleep, 30)
+    with pytest.raises(MemoryError, match="runtime_memory=128 MB"):
+        memory_future.result()
+    with pytest.raises(pywren.ActivationTimeoutError, match="timeout of 1 s"):
+        sleep_future.result()
+    pw.clean()

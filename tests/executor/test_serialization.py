@@ -39,9 +39,15 @@ def test_function_from_a_mangled_module_runs_remotely(pw, tmp_path):
 
         def task_function(x):
             return helper(x) + 1
+
+        def broken(x):
+            raise ValueError(x)
     """))
     module = _load_under_mangled_name(dag_file, f"unusual_prefix_{uuid.uuid4().hex}_my_dag")
     assert pw.get_result(pw.map(module.task_function, [1, 2])) == [8, 15]
+    with pytest.raises(ValueError) as info:
+        pw.get_result(pw.call_async(module.broken, 1))
+    assert f'File "{dag_file}", line' in info.value.__cause__.traceback_text  # the file, not "<dynamic-code>"
 
 
 def test_local_package_is_shipped_with_its_submodules(pw, tmp_path, monkeypatch):

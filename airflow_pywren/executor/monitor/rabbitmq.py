@@ -18,9 +18,8 @@ Consuming
 Notices and storage
     A ``success`` notice is published after the call wrote its output and its final
     status, and carries the call's stats, so the future is finished from the notice
-    without reading storage (``duration`` is derived from the times; the notice's
-    ``end_time`` is taken just after the status write, so it can trail the stored one
-    by that write). An ``error`` notice makes the monitor read that call's final
+    without reading storage (its ``end_time`` and ``duration`` are the stored
+    status's). An ``error`` notice makes the monitor read that call's final
     status for the error details.
     Storage remains the source of truth: the monitor refreshes the pending futures
     from storage on every (re)connection, for jobs it did not declare itself, and

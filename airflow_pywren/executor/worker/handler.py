@@ -31,7 +31,7 @@ logger = logging.getLogger(__name__)
 
 MODULES_ROOT = os.path.join(tempfile.gettempdir(), "pywren-modules")
 _storages: dict[str, StorageBackend] = {}
-_functions: OrderedDict[tuple[str, str], Callable] = OrderedDict()
+_functions: OrderedDict[tuple[str, str], tuple[Callable, str | None]] = OrderedDict()
 _FUNCTION_CACHE_SIZE = 8
 
 
@@ -54,14 +54,16 @@ def storage_for(spec: dict[str, Any]) -> StorageBackend:
 
 
 def _function_for(storage: StorageBackend, func_key: str) -> Callable:
+    """The job's function (cached for warm calls), with only its own shipped modules importable."""
     cache_key = (storage.location(), func_key)
-    func = _functions.get(cache_key)
-    if func is None:
-        func = serialization.load_function(storage.get(func_key), MODULES_ROOT)
-        _functions[cache_key] = func
+    cached = _functions.get(cache_key)
+    if cached is None:
+        cached = _functions[cache_key] = serialization.load_function(storage.get(func_key), MODULES_ROOT)
         while len(_functions) > _FUNCTION_CACHE_SIZE:
             _functions.popitem(last=False)
-    return func
+    else:
+        serialization.activate_modules(cached[1], MODULES_ROOT)
+    return cached[0]
 
 
 @contextmanager
@@ -186,8 +188,8 @@ def run_call(payload: dict[str, Any]) -> dict[str, Any]:
     except BaseException as exc:  # the function's own errors, including SystemExit
         error = _describe_error(exc)
         output = _pickle_exception(exc)
-    finish_call(storage, payload, base, error, output)
-    notifier.publish({**base, "status": "error" if error else "success", "end_time": time.time()})
+    status = finish_call(storage, payload, base, error, output)
+    notifier.publish({**base, "status": status["status"], "end_time": status["end_time"], "duration": status["duration"]})
     return {"executor_id": executor_id, "job_id": job_id, "call_id": call_id, "status": "error" if error else "success"}
 
 
