@@ -50,6 +50,7 @@ SCHEMA: dict[str, dict[str, Setting]] = {
         "rabbitmq_monitor": Setting((bool,), False, "resolve futures from RabbitMQ messages"),
         "log_level": Setting((str, type(None)), None, "logging level of the executor"),
         "max_workers": Setting((int,), 16, "client threads for storage reads"),
+        "lost_call_grace": Setting((int, float), 30, "seconds past its timeout after which a running call with no status is failed"),
     },
     "localhost": {
         "storage_dir": Setting((str,), "~/.pywren/storage", "directory holding localhost storage"),

@@ -38,6 +38,10 @@ class ActivationMemoryError(PyWrenError, MemoryError):
     """A call exceeded its runtime_memory and was stopped."""
 
 
+class ActivationLostError(PyWrenError):
+    """A call started but its activation vanished without writing a final status."""
+
+
 class FunctionError(PyWrenError):
     """A remote call failed with an exception that cannot be re-created locally."""
 

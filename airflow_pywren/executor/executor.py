@@ -14,6 +14,7 @@ from airflow_pywren.executor import keys, serialization
 from airflow_pywren.executor.compute import ComputeBackend, create_compute
 from airflow_pywren.executor.config import Config, load_config, storage_section
 from airflow_pywren.executor.errors import (
+    ActivationLostError,
     ComputeError,
     PyWrenConfigError,
     PyWrenError,
@@ -177,7 +178,7 @@ class FunctionExecutor:
             "executor_id": self.executor_id, "job_id": job_id, "kind": kind,
             "function": getattr(func, "__qualname__", repr(func)), "call_ids": call_ids,
             "host_submit_time": submit_time, "extra_meta": extra_meta or {}, "location": self.storage.location(),
-            "reduce_of": reduce and reduce["job_id"],
+            "reduce_of": reduce and reduce["job_id"], "timeout": timeout,
         }
         try:
             self.storage.put(keys.job_key(prefix, self.executor_id, job_id, keys.FUNC_OBJECT), func_bytes)
@@ -209,6 +210,8 @@ class FunctionExecutor:
             ResponseFuture(self, self.executor_id, job_id, call_id, kind, submit_time, extra_meta)
             for call_id in call_ids
         ]
+        for future in futures:
+            future.timeout = timeout
         try:
             invocations = self.compute.invoke(job_payload, calls)
         except ComputeError as exc:
@@ -244,6 +247,7 @@ class FunctionExecutor:
             pending = [f for f in futures if not f.finished]
             if pending:
                 self.monitor.refresh(pending)
+                self.fail_lost_calls(pending)
                 self._log_progress(futures)
             done = [f for f in futures if f.finished]
             if (
@@ -305,10 +309,13 @@ class FunctionExecutor:
                 "check the ids and that this executor uses the same storage configuration"
             ) from None
         kind = manifest["kind"]
-        return [
+        futures = [
             ResponseFuture(self, executor_id, job_id, call_id, kind, manifest["host_submit_time"], manifest["extra_meta"])
             for call_id in manifest["call_ids"]
         ]
+        for future in futures:
+            future.timeout = manifest.get("timeout")
+        return futures
 
     def job_ids(self, executor_id: str | None = None) -> list[str]:
         """Ids of the jobs stored under an executor (default: this one), in submission order."""
@@ -318,6 +325,33 @@ class FunctionExecutor:
 
     def _first_free_job_number(self) -> int:
         return max((int(job_id[1:]) + 1 for job_id in self.job_ids()), default=0)
+
+    def fail_lost_calls(self, futures: Sequence[ResponseFuture]) -> int:
+        """Record as failed the calls seen running for longer than their timeout plus a grace period.
+
+        An activation killed from outside (out of memory on OpenWhisk, a dead runner)
+        writes no final status; without this, waiting for it would never end.
+        """
+        grace = self.config["pywren"]["lost_call_grace"]
+        now = time.monotonic()
+        lost = [
+            f for f in futures
+            if not f.finished and f.running_seen_at is not None and f.timeout
+            and now - f.running_seen_at > f.timeout + grace
+        ]
+        for future in lost:
+            payload = {"storage": storage_spec(self.storage), "prefix": self.storage.prefix,
+                       "executor_id": future.executor_id, "job_id": future.job_id, "call_id": future.call_id,
+                       "activation_id": future.activation_id, "host_submit_time": future.host_submit_time,
+                       "extra_meta": future.extra_meta}
+            future._set_final(handler.record_failure(payload, ActivationLostError(
+                f"call {future.call_id} of job {future.job_id} started but wrote no final status within its "
+                f"timeout ({future.timeout:g} s) plus {grace:g} s: its activation was lost (killed by the platform, "
+                "out of memory, or its runner died)"
+            )))
+        if lost:
+            logger.error("%d call(s) lost: recorded as failed", len(lost))
+        return len(lost)
 
     def cancel(self, futures: Sequence[ResponseFuture] | None = None) -> int:
         """Stop the activations of these futures' jobs that have not finished, where the backend can."""

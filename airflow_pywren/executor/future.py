@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Any
 
 from airflow_pywren.executor import keys, serialization
@@ -39,6 +40,8 @@ class ResponseFuture:
         self.extra_meta = dict(extra_meta or {})
         self.error: dict[str, Any] | None = None
         self.stats: dict[str, Any] = {"host_submit_time": host_submit_time, "activation_id": activation_id}
+        self.timeout: float | None = None
+        self.running_seen_at: float | None = None  # client clock, when first seen running
         self.read = False
         self._has_value = False
         self._value: Any = None
@@ -69,6 +72,7 @@ class ResponseFuture:
     def _set_running(self, start: dict[str, Any] | None = None) -> None:
         if self.status == PENDING:
             self.status = RUNNING
+            self.running_seen_at = time.monotonic()
             if start:
                 self.stats.update({k: start[k] for k in _STAT_FIELDS if start.get(k) is not None})
 

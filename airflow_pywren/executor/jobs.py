@@ -95,6 +95,7 @@ class JobWatcher:
         pending = [f for f in self.futures if not f.finished]
         if pending:
             self.executor.monitor.refresh(pending)
+            self.executor.fail_lost_calls(pending)
         return self.progress()
 
     def progress(self) -> JobProgress:

@@ -160,3 +160,19 @@ def test_configured_memory_and_timeout_are_the_call_defaults(localhost_config):
     with pytest.raises(pywren.ActivationTimeoutError, match="timeout of 1 s"):
         sleep_future.result()
     pw.clean()
+
+
+def test_a_call_whose_runner_dies_is_failed_as_lost_not_waited_for_forever(localhost_config):
+    import os
+
+    config = {**localhost_config, "pywren": {**localhost_config["pywren"], "lost_call_grace": 1}}
+    pw = pywren.FunctionExecutor(config=config)
+    future = pw.call_async(time.sleep, 30, timeout=2)
+    while not future.running():
+        pw.wait([future], return_when=pywren.ALWAYS)
+        time.sleep(0.02)
+    os.killpg(LocalhostCompute(pw.config).stats()["pid"], signal.SIGKILL)  # runner and workers vanish
+    with pytest.raises(pywren.executor.errors.ActivationLostError, match="activation was lost"):
+        future.result(timeout=30)
+    assert pw.job_futures(future.job_id)[0].done()  # recorded in storage for every observer
+    pw.clean()
