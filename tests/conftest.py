@@ -7,13 +7,12 @@ Service fixtures (local S3 server, OpenWhisk test server, RabbitMQ broker) live 
 from __future__ import annotations
 
 import copy
-import socket
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from airflow_pywren.executor.compute.localhost_runner import recv_message, send_message
+from airflow_pywren.executor.compute.localhost import stop_runners
 
 pytest_plugins = ["tests.services.s3", "tests.services.openwhisk", "tests.services.rabbitmq"]
 
@@ -30,25 +29,12 @@ def merge_config(*configs: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def shutdown_runners(runner_dir: Path) -> None:
-    """Stop every localhost runner serving a socket in ``runner_dir``."""
-    for path in runner_dir.glob("runner-*.sock"):
-        try:
-            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-                sock.settimeout(10)
-                sock.connect(str(path))
-                send_message(sock, {"op": "shutdown"})
-                recv_message(sock)
-        except OSError:
-            pass
-
-
 @pytest.fixture(scope="session")
 def pywren_home(tmp_path_factory: pytest.TempPathFactory):
     """A private storage directory and runner directory for the whole test session."""
     home = tmp_path_factory.mktemp("pywren")
     yield home
-    shutdown_runners(home / "runner")
+    stop_runners(home / "runner")
 
 
 @pytest.fixture

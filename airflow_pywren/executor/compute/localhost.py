@@ -130,3 +130,19 @@ def _socket_path(runner_dir: Path, workers: int) -> str:
         digest = hashlib.sha1(path.encode()).hexdigest()[:16]
         path = os.path.join("/tmp", f"pywren-runner-{digest}.sock")
     return path
+
+
+def stop_runners(runner_dir: str | os.PathLike[str]) -> int:
+    """Stop every localhost runner serving a socket in ``runner_dir``; return how many answered."""
+    stopped = 0
+    for path in Path(runner_dir).expanduser().glob("runner-*.sock"):
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+                sock.settimeout(10)
+                sock.connect(str(path))
+                send_message(sock, {"op": "shutdown"})
+                recv_message(sock)
+                stopped += 1
+        except OSError:
+            pass
+    return stopped
