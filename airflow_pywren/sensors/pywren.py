@@ -7,7 +7,14 @@ import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow_pywren.compat import AIRFLOW_V3, AirflowException
+from airflow_pywren.compat import (
+    AirflowException,
+    AirflowFailException,
+    AirflowSensorTimeout,
+    BaseSensorOperator,
+    PokeReturnValue,
+    conf,
+)
 from airflow_pywren.executor.jobs import JobProgress, JobWatcher
 from airflow_pywren.triggers.pywren import (
     ERROR,
@@ -21,15 +28,6 @@ from airflow_pywren.triggers.pywren import (
     describe_failure,
     updated_job_ref,
 )
-
-if AIRFLOW_V3:
-    from airflow.sdk import BaseSensorOperator, PokeReturnValue
-    from airflow.sdk.configuration import conf
-    from airflow.sdk.exceptions import AirflowFailException, AirflowSensorTimeout
-else:  # Airflow 2.10
-    from airflow.configuration import conf
-    from airflow.exceptions import AirflowFailException, AirflowSensorTimeout
-    from airflow.sensors.base import BaseSensorOperator, PokeReturnValue
 
 if TYPE_CHECKING:
     from airflow_pywren.compat import Context
