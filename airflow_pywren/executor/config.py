@@ -80,7 +80,8 @@ SCHEMA: dict[str, dict[str, Setting]] = {
         "iam_api_key": Setting((str, type(None)), None, "IAM API key for IAM-based namespaces"),
         "iam_endpoint": Setting((str,), "https://iam.cloud.ibm.com/identity/token", "IAM token endpoint"),
         "runtime": Setting((str,), "airflowpywren/runtime:latest", "docker image of the action"),
-        "runtime_memory": Setting((int,), 256, "action memory in MB"),
+        "runtime_memory": Setting((int,), 256, "memory of the action 'pywren runtime deploy' creates, in MB "
+                                  "(jobs use pywren.runtime_memory or their runtime_memory argument)"),
         "timeout": Setting((int, float), 600, "action timeout in seconds"),
         "max_concurrency": Setting((int,), 64, "invocations in flight at once"),
         "invoke_retries": Setting((int,), 8, "retries of one invocation on 429 and 5xx"),
@@ -167,14 +168,34 @@ def _check_type(section: str, key: str, value: Any, setting: Setting, origin: st
     return value
 
 
+_MINIMUMS: dict[tuple[str, str], float] = {
+    ("pywren", "runtime_memory"): 1,
+    ("pywren", "runtime_timeout"): 0.001,
+    ("pywren", "monitor_interval"): 0.001,
+    ("pywren", "max_workers"): 1,
+    ("pywren", "lost_call_grace"): 0,
+    ("localhost", "workers"): 1,
+    ("localhost", "runner_idle_timeout"): 1,
+    ("ibm_cos", "max_attempts"): 1,
+    ("ibm_cos", "connect_timeout"): 0.001,
+    ("ibm_cos", "read_timeout"): 0.001,
+    ("ibm_cf", "runtime_memory"): 128,
+    ("ibm_cf", "timeout"): 1,
+    ("ibm_cf", "max_concurrency"): 1,
+    ("ibm_cf", "invoke_retries"): 0,
+    ("ibm_cf", "remote_invoker_threshold"): 1,
+    ("rabbitmq", "queue_ttl"): 1,
+    ("rabbitmq", "reconcile_interval"): 0.001,
+}
+
+
 def _check_complete(config: Config) -> None:
     """Check that the chosen backends have every setting they need."""
     pw = config["pywren"]
-    for section, key in (("pywren", "runtime_memory"), ("localhost", "workers"), ("ibm_cf", "max_concurrency")):
-        if config[section][key] < 1:
-            raise PyWrenConfigError(f"'{section}.{key}' must be 1 or more, got {config[section][key]}")
-    if pw["runtime_timeout"] <= 0 or pw["monitor_interval"] <= 0:
-        raise PyWrenConfigError("'pywren.runtime_timeout' and 'pywren.monitor_interval' must be positive")
+    for (section, key), minimum in _MINIMUMS.items():
+        value = config[section].get(key)
+        if value is not None and value < minimum:
+            raise PyWrenConfigError(f"'{section}.{key}' must be {minimum} or more, got {value}")
     if pw["storage_backend"] == "ibm_cos":
         cos = config["ibm_cos"]
         for key in ("endpoint", "bucket"):

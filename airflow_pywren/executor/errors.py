@@ -42,6 +42,10 @@ class ActivationLostError(PyWrenError):
     """A call started but its activation vanished without writing a final status."""
 
 
+class CallCancelledError(PyWrenError):
+    """A call was stopped by ``cancel()`` before it finished."""
+
+
 class FunctionError(PyWrenError):
     """A remote call failed with an exception that cannot be re-created locally."""
 

@@ -24,7 +24,7 @@ from airflow_pywren.executor.errors import (
 )
 from airflow_pywren.executor.future import ResponseFuture
 from airflow_pywren.executor.monitor import JobMonitor, create_monitor
-from airflow_pywren.executor.monitor.storage import read_objects
+from airflow_pywren.executor.monitor.storage import read_objects, read_status
 from airflow_pywren.executor.storage import StorageBackend, create_storage, storage_spec
 from airflow_pywren.executor.wait import ALL_COMPLETED, ALWAYS, ANY_COMPLETED, WAIT_MODES
 from airflow_pywren.executor.worker import handler
@@ -185,8 +185,6 @@ class FunctionExecutor:
             if reduce is None:
                 self.storage.put(keys.job_key(prefix, self.executor_id, job_id, keys.DATA_OBJECT), data_bytes)
             self.storage.put(keys.job_key(prefix, self.executor_id, job_id, keys.JOB_MANIFEST), json.dumps(manifest).encode())
-        except StorageError:
-            raise
         except OSError as exc:
             raise StorageError(f"could not stage job {job_id} in {self.storage.location()}: {exc}") from exc
         job_payload = {
@@ -283,6 +281,8 @@ class FunctionExecutor:
                 f"(first pending: job {not_done[0].job_id} call {not_done[0].call_id})"
             )
         failed = [f for f in wanted if f.status == "error"]
+        for future in failed:
+            future.read = True  # reported once: a later get_result() does not raise it again
         if failed:
             if len(failed) > 1:
                 logger.error("%d of %d call(s) failed; raising the first (job %s call %s)",
@@ -327,31 +327,58 @@ class FunctionExecutor:
         return max((int(job_id[1:]) + 1 for job_id in self.job_ids()), default=0)
 
     def fail_lost_calls(self, futures: Sequence[ResponseFuture]) -> int:
-        """Record as failed the calls seen running for longer than their timeout plus a grace period.
+        """Record as failed the calls whose activation vanished, so that waiting for them ends.
 
-        An activation killed from outside (out of memory on OpenWhisk, a dead runner)
-        writes no final status; without this, waiting for it would never end.
+        A call is lost when it started more than its timeout plus ``pywren.lost_call_grace``
+        seconds ago and has no final status (killed by the platform, out of memory), or when
+        it never started and the compute backend knows its activation is gone (a dead
+        localhost runner). Start times come from storage, so every observer (another
+        process, a rescheduled sensor) reaches the same verdict.
         """
         grace = self.config["pywren"]["lost_call_grace"]
-        now = time.monotonic()
-        lost = [
-            f for f in futures
-            if not f.finished and f.running_seen_at is not None and f.timeout
-            and now - f.running_seen_at > f.timeout + grace
-        ]
+        now = time.time()
+        lost = []
+        for future in futures:
+            if future.finished:
+                continue
+            if future.status == "pending":
+                if self.compute.activation_lost(future.activation_id):
+                    lost.append(future)
+            elif self.compute.activation_lost(future.activation_id):
+                self._start_time(future)  # the worker pid is in the start status
+                if self.compute.activation_lost(future.activation_id, future.stats.get("worker_pid")):
+                    lost.append(future)
+            elif future.timeout and now - (future.host_submit_time or now) > future.timeout + grace:
+                start_time = future.stats.get("start_time") or self._start_time(future)
+                if start_time is not None and now - start_time > future.timeout + grace:
+                    lost.append(future)
         for future in lost:
+            if read_status(self.storage, future.executor_id, future.job_id, future.call_id) is not None:
+                continue  # it finished after all: the next refresh reads its status
             payload = {"storage": storage_spec(self.storage), "prefix": self.storage.prefix,
                        "executor_id": future.executor_id, "job_id": future.job_id, "call_id": future.call_id,
                        "activation_id": future.activation_id, "host_submit_time": future.host_submit_time,
                        "extra_meta": future.extra_meta}
             future._set_final(handler.record_failure(payload, ActivationLostError(
-                f"call {future.call_id} of job {future.job_id} started but wrote no final status within its "
-                f"timeout ({future.timeout:g} s) plus {grace:g} s: its activation was lost (killed by the platform, "
+                f"call {future.call_id} of job {future.job_id} wrote no final status within its timeout "
+                f"({future.timeout:g} s) plus {grace:g} s: its activation was lost (killed by the platform, "
                 "out of memory, or its runner died)"
-            )))
-        if lost:
-            logger.error("%d call(s) lost: recorded as failed", len(lost))
-        return len(lost)
+            ), start_time=future.stats.get("start_time")))
+        recorded = [f for f in lost if f.finished]
+        if recorded:
+            logger.error("%d call(s) lost: recorded as failed", len(recorded))
+        return len(recorded)
+
+    def _start_time(self, future: ResponseFuture) -> float | None:
+        """The call's start time from its start status (read once), or None."""
+        key = keys.call_key(self.storage.prefix, future.executor_id, future.job_id, future.call_id, keys.START_OBJECT)
+        try:
+            start = json.loads(self.storage.get(key))
+        except StorageKeyNotFound:
+            return None
+        future._set_running(start)
+        future.stats.update({k: start[k] for k in ("start_time", "worker_host", "worker_pid") if start.get(k)})
+        return start.get("start_time")
 
     def cancel(self, futures: Sequence[ResponseFuture] | None = None) -> int:
         """Stop the activations of these futures' jobs that have not finished, where the backend can."""

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import time
 from typing import TYPE_CHECKING, Any
 
 from airflow_pywren.executor import keys, serialization
-from airflow_pywren.executor.errors import FunctionError, RemoteTraceback, StorageKeyNotFound
+from airflow_pywren.executor.errors import FunctionError, RemoteTraceback
 
 if TYPE_CHECKING:
     from airflow_pywren.executor.executor import FunctionExecutor
@@ -41,7 +40,6 @@ class ResponseFuture:
         self.error: dict[str, Any] | None = None
         self.stats: dict[str, Any] = {"host_submit_time": host_submit_time, "activation_id": activation_id}
         self.timeout: float | None = None
-        self.running_seen_at: float | None = None  # client clock, when first seen running
         self.read = False
         self._has_value = False
         self._value: Any = None
@@ -67,12 +65,12 @@ class ResponseFuture:
         return self.status == RUNNING
 
     def cancelled(self) -> bool:
-        return False
+        """True if the call was stopped by ``cancel()`` before it finished."""
+        return self.status == ERROR and (self.error or {}).get("type") == "CallCancelledError"
 
     def _set_running(self, start: dict[str, Any] | None = None) -> None:
         if self.status == PENDING:
             self.status = RUNNING
-            self.running_seen_at = time.monotonic()
             if start:
                 self.stats.update({k: start[k] for k in _STAT_FIELDS if start.get(k) is not None})
 
@@ -118,7 +116,7 @@ class ResponseFuture:
         exc: BaseException | None = None
         try:
             exc = serialization.loads(self._executor.storage.get(self.output_key))
-        except (StorageKeyNotFound, Exception):
+        except Exception:  # missing (StorageKeyNotFound) or not unpicklable here
             exc = None
         if not isinstance(exc, BaseException):
             exc = FunctionError(error.get("type", "Exception"), error.get("message", ""), traceback_text)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import time
 import traceback
@@ -78,6 +79,16 @@ def test_extra_meta_is_returned_on_the_future(pw):
     future = pw.call_async(square, 3, extra_meta={"owner": "etl", "batch": 4})
     pw.wait([future])
     assert future.extra_meta == {"owner": "etl", "batch": 4}
+    status_key = keys.call_key(pw.storage.prefix, pw.executor_id, future.job_id, future.call_id, keys.STATUS_OBJECT)
+    assert json.loads(pw.storage.get(status_key))["extra_meta"] == {"owner": "etl", "batch": 4}  # kept with the status
+
+
+def test_a_failure_is_raised_once_by_get_result_without_futures(pw):
+    pw.call_async(fail, 1)
+    with pytest.raises(Unreadable):
+        pw.get_result()
+    pw.call_async(square, 3)
+    assert pw.get_result() == 9
 
 
 def test_futures_carry_activation_stats(pw):

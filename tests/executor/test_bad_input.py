@@ -92,6 +92,8 @@ def test_reducer_must_take_one_argument(pw, nothing_invoked):
         ({"pywren": {"compute_backend": "ibm_cf"}}, "needs 'ibm_cf.endpoint'"),
         ({"pywren": {"rabbitmq_monitor": True}}, "needs 'rabbitmq.amqp_url'"),
         ({"pywren": {"log_level": "LOUD"}}, "log_level"),
+        ({"localhost": {"runner_idle_timeout": 0}}, "'localhost.runner_idle_timeout' must be 1 or more, got 0"),
+        ({"pywren": {"max_workers": 0}}, "'pywren.max_workers' must be 1 or more"),
     ],
 )
 def test_bad_config_fails_when_the_executor_is_created(config, message):

@@ -112,7 +112,7 @@ def test_cancel_stops_queued_and_running_calls(pw):
     assert pw.cancel(futures) == 4
     done, not_done = pw.wait(futures, timeout=10)
     assert not not_done
-    assert all("was cancelled" in f.error["message"] for f in futures)
+    assert all("was cancelled" in f.error["message"] and f.cancelled() for f in futures)
 
 
 def test_runner_stats_count_invocations(pw, localhost_config):
@@ -175,4 +175,37 @@ def test_a_call_whose_runner_dies_is_failed_as_lost_not_waited_for_forever(local
     with pytest.raises(pywren.executor.errors.ActivationLostError, match="activation was lost"):
         future.result(timeout=30)
     assert pw.job_futures(future.job_id)[0].done()  # recorded in storage for every observer
+    pw.clean()
+
+
+def test_queued_calls_of_a_dead_runner_are_failed_as_lost(localhost_config):
+    import os
+
+    pw = pywren.FunctionExecutor(config=localhost_config)
+    futures = pw.map(time.sleep, [30] * 5)  # 2 workers: three calls wait in the runner's queue
+    while sum(f.running() for f in futures) < 2:
+        pw.wait(futures, return_when=pywren.ALWAYS)
+        time.sleep(0.02)
+    os.killpg(LocalhostCompute(pw.config).stats()["pid"], signal.SIGKILL)
+    done, not_done = pw.wait(futures, timeout=30)  # long before the calls' 600 s timeout
+    assert not not_done
+    assert all(isinstance(f.exception(), pywren.executor.errors.ActivationLostError) for f in futures)
+    assert sum(f.worker_pid is None for f in futures) == 3  # the queued ones never reached a worker
+    pw.clean()
+
+
+def test_stop_runners_finds_a_runner_whose_socket_moved_for_a_long_path(localhost_config, tmp_path):
+    from airflow_pywren.executor.compute.localhost import stop_runners
+
+    runner_dir = tmp_path / ("deep-" * 20) / "runner"
+    config = {**localhost_config, "localhost": {**localhost_config["localhost"], "runner_dir": str(runner_dir)}}
+    pw = pywren.FunctionExecutor(config=config)
+    assert pw.get_result(pw.call_async(len, "abc")) == 3
+    compute = LocalhostCompute(pw.config)
+    assert not compute.socket_path.startswith(str(runner_dir))  # too long for AF_UNIX: moved under /tmp
+    assert stop_runners(runner_dir) == 1
+    deadline = time.monotonic() + 10
+    while compute.stats() is not None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert compute.stats() is None
     pw.clean()

@@ -43,6 +43,10 @@ class ComputeBackend(ABC):
         """Stop activations not yet finished, where the backend can; return how many."""
         return 0
 
+    def activation_lost(self, activation_id: str | None, worker_pid: int | None = None) -> bool:
+        """True when the backend knows this activation (running in ``worker_pid``, if known) will never finish."""
+        return False
+
     def job_link(self, executor_id: str, job_id: str) -> str | None:
         """A URL where a person can see the job's activations, if the backend has one."""
         return None

@@ -37,6 +37,7 @@ class LocalhostCompute(ComputeBackend):
         self.idle_timeout: float = settings["runner_idle_timeout"]
         self.runner_dir = Path(os.path.expanduser(settings["runner_dir"]))
         self.socket_path = _socket_path(self.runner_dir, self.workers)
+        self._runner_alive: dict[int, tuple[float, bool]] = {}
 
     def check(self) -> None:
         try:
@@ -73,6 +74,8 @@ class LocalhostCompute(ComputeBackend):
                 return
             except (FileNotFoundError, ConnectionRefusedError):
                 pass
+            # where the socket is, for stop_runners() (long runner_dir paths put it under /tmp)
+            (self.runner_dir / f"runner-{self.workers}w.addr").write_text(self.socket_path)
             log_path = self.runner_dir / "runner.log"
             package_root = str(Path(__file__).resolve().parents[3])
             env = dict(os.environ)
@@ -102,17 +105,33 @@ class LocalhostCompute(ComputeBackend):
         reply = self.request({"op": "invoke", "job": job, "calls": list(calls)})
         return [Invocation(call["call_id"], activation_id) for call, activation_id in zip(calls, reply["activation_ids"])]
 
+    def activation_lost(self, activation_id: str | None, worker_pid: int | None = None) -> bool:
+        """Lost when the runner named in the id (``local-{pid}-{n}``) is gone, and so is the worker if known."""
+        if not activation_id or not activation_id.startswith("local-"):
+            return False
+        try:
+            pid = int(activation_id.split("-")[1])
+        except ValueError:
+            return False
+        checked_at, alive = self._runner_alive.get(pid, (0.0, True))
+        if time.monotonic() - checked_at > 1.0:  # one check per runner and second, however many calls
+            alive = _process_alive(pid)
+            self._runner_alive[pid] = (time.monotonic(), alive)
+        if alive or worker_pid is None:
+            return not alive
+        return not _process_alive(worker_pid)
+
     def cancel(self, executor_id: str, job_id: str | None = None) -> int:
         try:
             return self.request({"op": "cancel", "executor_id": executor_id, "job_id": job_id}, start=False)["cancelled"]
-        except (FileNotFoundError, ConnectionRefusedError):
+        except (FileNotFoundError, ConnectionError):
             return 0
 
     def stats(self) -> dict[str, Any] | None:
         """The runner's counters (invoked, completed, killed, ...), or None when no runner is up."""
         try:
             return self.request({"op": "stats"}, start=False)
-        except (FileNotFoundError, ConnectionRefusedError):
+        except (FileNotFoundError, ConnectionError):
             return None
 
     def shutdown(self) -> bool:
@@ -120,8 +139,23 @@ class LocalhostCompute(ComputeBackend):
         try:
             self.request({"op": "shutdown"}, start=False)
             return True
-        except (FileNotFoundError, ConnectionRefusedError):
+        except (FileNotFoundError, ConnectionError):
             return False
+
+
+def _process_alive(pid: int) -> bool:
+    """True while ``pid`` runs (a zombie, such as a killed runner this process started, is dead)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rpartition(")")[2].split()[0] != "Z"
+    except OSError:
+        return True
 
 
 def _socket_path(runner_dir: Path, workers: int) -> str:
@@ -135,7 +169,8 @@ def _socket_path(runner_dir: Path, workers: int) -> str:
 def stop_runners(runner_dir: str | os.PathLike[str]) -> int:
     """Stop every localhost runner serving a socket in ``runner_dir``; return how many answered."""
     stopped = 0
-    for path in Path(runner_dir).expanduser().glob("runner-*.sock"):
+    for address in Path(runner_dir).expanduser().glob("runner-*.addr"):
+        path = address.read_text().strip()
         try:
             with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
                 sock.settimeout(10)

@@ -29,7 +29,7 @@ from multiprocessing.connection import Connection, Pipe
 from typing import Any
 
 from airflow_pywren.executor import keys
-from airflow_pywren.executor.errors import ActivationTimeoutError, PyWrenError
+from airflow_pywren.executor.errors import ActivationTimeoutError, CallCancelledError, PyWrenError
 from airflow_pywren.executor.worker import handler
 
 logger = logging.getLogger("airflow_pywren.runner")
@@ -253,7 +253,8 @@ class Runner:
                 dropped.append(worker.payload)
                 self._retire_worker(worker, kill=True)
         for payload in dropped:
-            self._record(payload, PyWrenError(f"call {payload['call_id']} of job {payload['job_id']} was cancelled"), time.monotonic())
+            self._record(payload, CallCancelledError(f"call {payload['call_id']} of job {payload['job_id']} was cancelled"),
+                         time.monotonic())
         self.stats.cancelled += len(dropped)
         return len(dropped)
 
