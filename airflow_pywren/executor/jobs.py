@@ -18,6 +18,13 @@ if TYPE_CHECKING:
     from airflow_pywren.executor.executor import FunctionExecutor
 
 MAX_ERRORS_REPORTED = 5
+REFERENCE_KEYS = ("executor_id", "kind", "job_ids")
+"""Keys every job reference has; ``result_keys`` may be left out (see :func:`compact_reference`)."""
+
+
+def is_job_reference(value: Any) -> bool:
+    """True for a job reference (full or compact)."""
+    return isinstance(value, dict) and all(value.get(key) for key in REFERENCE_KEYS)
 
 
 def job_reference(executor: FunctionExecutor, kind: str, futures: Sequence[ResponseFuture]) -> dict[str, Any]:
@@ -41,6 +48,14 @@ def job_reference(executor: FunctionExecutor, kind: str, futures: Sequence[Respo
         "result_keys": [f.output_key for f in producing],
         "total": len(futures),
     }
+
+
+def compact_reference(job_ref: dict[str, Any]) -> dict[str, Any]:
+    """The reference without per-call lists (``result_keys``, ``results``): what a trigger row needs.
+
+    A :class:`JobWatcher` rebuilds ``result_keys`` from the job's manifest in storage.
+    """
+    return {key: value for key, value in job_ref.items() if key not in ("result_keys", "results")}
 
 
 def result_refs(job_ref: dict[str, Any]) -> list[ResultRef]:
@@ -89,6 +104,9 @@ class JobWatcher:
             for job_id in job_ref["job_ids"]
             for future in executor.job_futures(job_id, executor_id=job_ref["executor_id"])
         ]
+        if "result_keys" not in job_ref:  # a compact reference: the keys follow from the manifests
+            result_job = job_ref.get("result_job_id") or job_ref["job_ids"][-1]
+            self.job_ref = {**job_ref, "result_keys": [f.output_key for f in self.futures if f.job_id == result_job]}
 
     def poll(self) -> JobProgress:
         """Refresh once (one LIST per unfinished job, or drained messages) and report progress."""

@@ -12,9 +12,8 @@ from airflow_pywren.compat import AirflowNotFoundException, BaseHook, mask_secre
 from airflow_pywren.executor.config import load_config
 from airflow_pywren.executor.errors import PyWrenConfigError, PyWrenError
 from airflow_pywren.executor.executor import FunctionExecutor
-from airflow_pywren.executor.jobs import JobWatcher
+from airflow_pywren.executor.jobs import REFERENCE_KEYS, JobWatcher, is_job_reference
 from airflow_pywren.hooks import connection as conn_layout
-from airflow_pywren.operators.inputs import JOB_REF_KEYS, is_job_ref
 
 
 class PyWrenHook(BaseHook):
@@ -194,10 +193,10 @@ class PyWrenHook(BaseHook):
 
 
 def _check_ref(job_ref: Any) -> None:
-    if not is_job_ref(job_ref):
+    if not is_job_reference(job_ref):
         raise PyWrenError(
             "expected the job reference a PyWren operator pushes to XCom (a dict with "
-            f"{', '.join(JOB_REF_KEYS)}), got {type(job_ref).__name__}: {job_ref!r:.120}"
+            f"{', '.join(REFERENCE_KEYS)} and result_keys), got {type(job_ref).__name__}: {job_ref!r:.120}"
         )
 
 

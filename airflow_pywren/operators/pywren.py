@@ -32,7 +32,7 @@ from airflow_pywren.executor import keys
 from airflow_pywren.executor.errors import PyWrenError
 from airflow_pywren.executor.executor import FunctionExecutor
 from airflow_pywren.executor.future import ERROR, ResponseFuture
-from airflow_pywren.executor.jobs import JobProgress, JobWatcher, job_reference
+from airflow_pywren.executor.jobs import JobProgress, JobWatcher, compact_reference, job_reference
 from airflow_pywren.executor.monitor.storage import StorageMonitor
 from airflow_pywren.hooks.pywren import PyWrenHook
 from airflow_pywren.links.pywren import PyWrenJobLink
@@ -158,7 +158,8 @@ class BasePyWrenOperator(BaseOperator):
         self.log.info("deferring: the triggerer follows %s job %s by %s", self.kind, "+".join(ref["job_ids"]), monitor)
         self.defer(
             trigger=PyWrenJobTrigger(
-                job_ref=ref, pywren_conn_id=self.pywren_conn_id, monitor=monitor, poll_interval=self.poll_interval
+                job_ref=compact_reference(ref), pywren_conn_id=self.pywren_conn_id, monitor=monitor,
+                poll_interval=self.poll_interval,
             ),
             method_name="execute_complete",
         )

@@ -15,7 +15,7 @@ from airflow_pywren.compat import (
     PokeReturnValue,
     conf,
 )
-from airflow_pywren.executor.jobs import JobProgress, JobWatcher
+from airflow_pywren.executor.jobs import JobProgress, JobWatcher, compact_reference
 from airflow_pywren.triggers.pywren import (
     ERROR,
     MONITORS,
@@ -104,7 +104,7 @@ class PyWrenJobSensor(BaseSensorOperator):
         self.log.info("deferring to PyWrenJobTrigger (%s monitoring, every %g s)", self.monitor, self.poke_interval)
         self.defer(
             trigger=PyWrenJobTrigger(
-                job_ref={key: value for key, value in job_ref.items() if key != "results"},  # keep the trigger row small
+                job_ref=compact_reference(job_ref),  # keep the trigger row small
                 pywren_conn_id=self._conn_id(job_ref),
                 monitor=self.monitor,
                 poll_interval=self.poke_interval or 1.0,

@@ -20,12 +20,12 @@ from typing import Any, TypeVar
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_pywren.executor.errors import PyWrenConfigError, PyWrenError, StorageError
-from airflow_pywren.executor.jobs import JobProgress, JobWatcher
+from airflow_pywren.executor.jobs import REFERENCE_KEYS, JobProgress, JobWatcher
 
 STORAGE, RABBITMQ = "storage", "rabbitmq"
 MONITORS = (STORAGE, RABBITMQ)
 SUCCESS, ERROR, TIMEOUT = "success", "error", "timeout"
-REQUIRED_REF_KEYS = ("executor_id", "kind", "job_ids")
+REQUIRED_REF_KEYS = REFERENCE_KEYS
 PROGRESS_LOG_SECONDS = 5.0
 """Least time between two progress lines while calls keep finishing."""
 QUIET_LOG_SECONDS = 60.0

@@ -250,3 +250,16 @@ def test_timeline_plots_are_written(pw, tmp_path):
     paths = pw.plot(futures, dst_dir=str(tmp_path), dst_file_prefix="job")
     assert [p.name for p in paths] == ["job_timeline.png", "job_concurrency.png"]
     assert all(p.read_bytes().startswith(b"\x89PNG") for p in paths)
+
+
+def test_a_compact_reference_is_followed_with_result_keys_rebuilt_from_storage(pw):
+    from airflow_pywren.executor.jobs import JobWatcher, compact_reference, job_reference
+
+    futures = pw.map_reduce(square, range(5), sum)
+    reference = job_reference(pw, "map_reduce", futures)
+    compact = compact_reference(reference)
+    assert "result_keys" not in compact and len(json.dumps(compact)) < 400
+    watcher = JobWatcher(pw, compact)
+    assert watcher.wait(timeout=60).status == "success"
+    assert watcher.job_ref["result_keys"] == reference["result_keys"]
+    assert watcher.results() == [30]
