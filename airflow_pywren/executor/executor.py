@@ -23,6 +23,7 @@ from airflow_pywren.executor.errors import (
     StorageKeyNotFound,
 )
 from airflow_pywren.executor.future import ResponseFuture
+from airflow_pywren.executor.jobs import JobProgress, ProgressLog
 from airflow_pywren.executor.monitor import JobMonitor, create_monitor
 from airflow_pywren.executor.monitor.storage import read_objects, read_status
 from airflow_pywren.executor.storage import StorageBackend, create_storage, storage_spec
@@ -83,7 +84,7 @@ class FunctionExecutor:
         self.monitor: JobMonitor = create_monitor(self.config, self.storage, self.executor_id)
         self.futures: list[ResponseFuture] = []
         self._job_counter = itertools.count(self._first_free_job_number() if executor_id else 0)
-        self._progress_logged: dict[str, tuple[float, int]] = {}
+        self._progress_logs: dict[str, ProgressLog] = {}
 
     # ------------------------------------------------------------------ submit
     def call_async(
@@ -430,14 +431,13 @@ class FunctionExecutor:
         jobs: dict[str, list[ResponseFuture]] = {}
         for future in futures:
             jobs.setdefault(future.job_id, []).append(future)
-        now = time.monotonic()
         for job_id, job_futures in jobs.items():
-            done = sum(f.finished for f in job_futures)
-            last_time, last_done = self._progress_logged.get(job_id, (0.0, -1))
-            if done != last_done and (now - last_time >= PROGRESS_LOG_SECONDS or done == len(job_futures)):
-                failed = sum(f.status == "error" for f in job_futures)
-                logger.info("%s job %s: %d/%d done, %d failed", job_futures[0].kind, job_id, done, len(job_futures), failed)
-                self._progress_logged[job_id] = (now, done)
+            progress = JobProgress(job_futures[0].kind, [job_id], len(job_futures),
+                                   done=sum(f.finished for f in job_futures),
+                                   failed=sum(f.status == "error" for f in job_futures))
+            progress_log = self._progress_logs.setdefault(job_id, ProgressLog(PROGRESS_LOG_SECONDS, quiet=float("inf")))
+            if progress_log.due(progress):
+                logger.info("%s", progress.line())
 
 
 def _as_list(iterdata: Iterable[Any], name: str) -> list[Any]:

@@ -93,6 +93,27 @@ class JobProgress:
         return {**asdict(self), "status": self.status}
 
 
+class ProgressLog:
+    """When to log a progress line: once on completion, when calls finished (at most every
+    ``every`` seconds), and at least every ``quiet`` seconds while nothing changes."""
+
+    def __init__(self, every: float = 5.0, quiet: float = 60.0) -> None:
+        self.every = every
+        self.quiet = quiet
+        self._logged_at = -float("inf")
+        self._logged_done = -1
+
+    def due(self, progress: JobProgress) -> bool:
+        """True when ``progress`` should be logged now (and records that it was)."""
+        now = time.monotonic()
+        since = now - self._logged_at
+        changed = progress.done != self._logged_done
+        if (progress.finished and changed) or (changed and since >= self.every) or since >= self.quiet:
+            self._logged_at, self._logged_done = now, progress.done
+            return True
+        return False
+
+
 class JobWatcher:
     """Follows a referenced job's calls through the executor's monitor, incrementally."""
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -32,7 +31,7 @@ from airflow_pywren.executor import keys
 from airflow_pywren.executor.errors import PyWrenError
 from airflow_pywren.executor.executor import FunctionExecutor
 from airflow_pywren.executor.future import ERROR, ResponseFuture
-from airflow_pywren.executor.jobs import JobProgress, JobWatcher, compact_reference, job_reference
+from airflow_pywren.executor.jobs import JobProgress, JobWatcher, ProgressLog, compact_reference, job_reference
 from airflow_pywren.executor.monitor.storage import StorageMonitor
 from airflow_pywren.hooks.pywren import PyWrenHook
 from airflow_pywren.links.pywren import PyWrenJobLink
@@ -240,17 +239,11 @@ class BasePyWrenOperator(BaseOperator):
         by_storage = isinstance(monitor, StorageMonitor)
         self.log.info("waiting for %s job %s, following it by %s", self.kind, "+".join(watcher.job_ref["job_ids"]),
                       "storage" if by_storage else "rabbitmq")
-        logged_at, logged_done = -math.inf, -1
+        progress_log = ProgressLog(self.progress_log_seconds, self.quiet_log_seconds)
         while True:
             progress = watcher.poll()
-            now = time.monotonic()
-            if (
-                progress.finished
-                or (progress.done != logged_done and now - logged_at >= self.progress_log_seconds)
-                or now - logged_at >= self.quiet_log_seconds
-            ):
+            if progress_log.due(progress):
                 self.log.info("%s", progress.line())
-                logged_at, logged_done = now, progress.done
             if progress.finished:
                 return progress
             if by_storage:

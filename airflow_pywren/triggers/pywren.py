@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_pywren.executor.errors import PyWrenConfigError, PyWrenError, StorageError
-from airflow_pywren.executor.jobs import REFERENCE_KEYS, JobProgress, JobWatcher
+from airflow_pywren.executor.jobs import REFERENCE_KEYS, JobProgress, JobWatcher, ProgressLog
 
 STORAGE, RABBITMQ = "storage", "rabbitmq"
 MONITORS = (STORAGE, RABBITMQ)
@@ -212,7 +212,7 @@ class PyWrenJobTrigger(BaseTrigger):
             self.log.warning("the connection's executor has no RabbitMQ monitor (no 'rabbitmq.amqp_url'?); "
                              "polling storage for %s instead", self._name())
             broker = None
-        logged_at, logged_done, failures = -math.inf, -1, 0
+        progress_log, failures = ProgressLog(PROGRESS_LOG_SECONDS, QUIET_LOG_SECONDS), 0
         progress = watcher.progress()
         while True:
             try:
@@ -223,11 +223,8 @@ class PyWrenJobTrigger(BaseTrigger):
                 if failures >= MAX_POLL_FAILURES:
                     return self._event(ERROR, progress, f"{self._name()}: {failures} polls in a row failed, last: "
                                                          f"{self._last_failure}; {progress.line()}")
-            now = time.monotonic()
-            changed = progress.done != logged_done
-            if progress.finished or (changed and now - logged_at >= PROGRESS_LOG_SECONDS) or now - logged_at >= QUIET_LOG_SECONDS:
+            if progress_log.due(progress):
                 self.log.info("%s", progress.line())
-                logged_at, logged_done = now, progress.done
             if progress.finished:
                 if progress.failed:
                     return self._event(ERROR, progress, describe_failure(progress.as_dict()))
