@@ -219,10 +219,14 @@ def _profile(home: AirflowHome, n: int) -> dict[str, Any] | None:
 
 
 def _pywren_runs(home: AirflowHome, config: dict[str, Any], dag_id: str, n: int, repeats: int) -> dict[str, Any]:
-    runs = [_run(home, dag_id, n, PYWREN_LIMIT_S) for _ in range(repeats)]
-    for one in runs:
-        if one["finished"]:
-            one.update(_job_timing(config, dag_id, one["run_id"]) or {})
+    runs = []
+    for _ in range(repeats):
+        before = _executor_ids(config)
+        one = _run(home, dag_id, n, PYWREN_LIMIT_S)
+        new = _executor_ids(config) - before  # the square task's executor: its id is derived from the run
+        if one["finished"] and len(new) == 1:
+            one.update(_job_timing(config, new.pop()) or {})
+        runs.append(one)
     return _median_run(runs)
 
 
@@ -234,11 +238,16 @@ def _median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return chosen
 
 
-def _job_timing(config: dict[str, Any], dag_id: str, run_id: str) -> dict[str, float] | None:
-    """When the PyWren job of a PyWren DAG run finished, relative to its submission."""
-    from airflow_pywren.operators.pywren import executor_id_for
+def _executor_ids(config: dict[str, Any]) -> set[str]:
+    """Executor ids that have jobs in the bench's storage (read from the keys, without Airflow)."""
+    with pywren.FunctionExecutor(config=config) as executor:
+        prefix = executor.storage.prefix + "/"
+        return {key[len(prefix):].split("/")[0] for key in executor.storage.list_keys(prefix) if key.endswith("/job.json")}
 
-    executor = pywren.FunctionExecutor(config=config, executor_id=executor_id_for(dag_id, run_id, "square", -1))
+
+def _job_timing(config: dict[str, Any], executor_id: str) -> dict[str, float] | None:
+    """When the PyWren job of one DAG run (the only job of its task's executor) finished, after its submission."""
+    executor = pywren.FunctionExecutor(config=config, executor_id=executor_id)
     try:
         job_ids = executor.job_ids()
         if not job_ids:

@@ -79,7 +79,9 @@ def run(ctx: Context) -> dict[str, Any]:
         "Client counts from `executor.storage.request_counts` (`map` = submit; `get_result` = wait: the storage "
         "monitor's polls, one LIST of the job's status prefix each, a GET of each new final status, then a GET "
         "of each output). Function side = requests moto recorded in the same window minus the client's. "
-        "Expected: 3 PUTs per submit whatever N; one LIST per poll. "
+        "Expected: 3 PUTs per submit whatever N; one LIST per poll. On the function side each call makes "
+        "3 PUTs (start, final status, output) and one ranged GET of its data; each worker process reads the "
+        "function once (2 workers: +2 GETs). "
         "RETRY would show retried requests; moto answers every request, so retries only appear under faults. "
         "The recorder appends each request to a file, which slows moto a little: the times are indicative only."
     )

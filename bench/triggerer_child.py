@@ -49,7 +49,7 @@ def main(refs_path: str, out_path: str) -> int:
         workloads.append(RunTrigger(id=number, classpath=classpath, encrypted_kwargs=Trigger.encrypt_kwargs(kwargs)))
     events: dict[int, dict[str, Any]] = {}
     failures: dict[int, Any] = {}
-    samples: list[tuple[float, float, int]] = []  # (time, runner cpu s, runner rss bytes)
+    samples: list[tuple[float, float, int, int]] = []  # (time, runner cpu s, rss bytes, threads)
     state = {"loaded": False, "last_sample": 0.0}
 
     class BenchTriggerSupervisor(TriggerRunnerSupervisor):
@@ -68,7 +68,8 @@ def main(refs_path: str, out_path: str) -> int:
                 try:
                     process = psutil.Process(self.pid)
                     cpu = process.cpu_times()
-                    samples.append((time.time(), cpu.user + cpu.system, process.memory_info().rss))
+                    samples.append((time.time(), cpu.user + cpu.system, process.memory_info().rss,
+                                    process.num_threads()))
                 except psutil.Error:
                     pass
 
