@@ -97,6 +97,11 @@ def _ratio_plot(ctx: Context, data: list[dict[str, Any]]) -> str:
 
 
 if __name__ == "__main__":
-    report = run()
+    from bench.common import cleanup_homes
+
+    try:
+        report = run()
+    finally:
+        cleanup_homes()
     print(report["table"])
     print(report["note"])
