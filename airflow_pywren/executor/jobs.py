@@ -114,6 +114,26 @@ class ProgressLog:
         return False
 
 
+class PollBackoff:
+    """Pauses between storage polls: short while calls finish, doubling up to ``longest`` while none do.
+
+    Short jobs are seen finished within ``shortest`` seconds; long ones cost few requests.
+    """
+
+    def __init__(self, shortest: float, longest: float) -> None:
+        self.shortest = min(shortest, longest)
+        self.longest = longest
+        self._next = self.shortest
+        self._last_done = -1
+
+    def next_pause(self, progress: JobProgress) -> float:
+        """The pause before the next poll, given what the last poll saw."""
+        if progress.done != self._last_done:
+            self._last_done, self._next = progress.done, self.shortest
+        pause, self._next = self._next, min(self._next * 2, self.longest)
+        return pause
+
+
 class JobWatcher:
     """Follows a referenced job's calls through the executor's monitor, incrementally."""
 

@@ -31,7 +31,14 @@ from airflow_pywren.executor import keys
 from airflow_pywren.executor.errors import PyWrenError
 from airflow_pywren.executor.executor import FunctionExecutor
 from airflow_pywren.executor.future import ERROR, ResponseFuture
-from airflow_pywren.executor.jobs import JobProgress, JobWatcher, ProgressLog, compact_reference, job_reference
+from airflow_pywren.executor.jobs import (
+    JobProgress,
+    JobWatcher,
+    PollBackoff,
+    ProgressLog,
+    compact_reference,
+    job_reference,
+)
 from airflow_pywren.executor.monitor.storage import StorageMonitor
 from airflow_pywren.hooks.pywren import PyWrenHook
 from airflow_pywren.links.pywren import PyWrenJobLink
@@ -65,7 +72,8 @@ class BasePyWrenOperator(BaseOperator):
     :param wait_for_completion: False returns right after submitting (status ``submitted``).
     :param return_results: also put the results (JSON-serializable) in the XCom, under ``results``.
     :param reattach: re-attach to the job of an earlier try of this task instance (see the module docs).
-    :param poll_interval: seconds between status polls while waiting (worker or triggerer).
+    :param poll_interval: longest pause between status polls while waiting (worker or triggerer); polls start
+        at ``pywren.monitor_interval`` and slow down to this while no call finishes.
     """
 
     template_fields: Sequence[str] = ("extra_env", "extra_meta", "runtime", "pywren_conn_id")
@@ -240,6 +248,7 @@ class BasePyWrenOperator(BaseOperator):
         self.log.info("waiting for %s job %s, following it by %s", self.kind, "+".join(watcher.job_ref["job_ids"]),
                       "storage" if by_storage else "rabbitmq")
         progress_log = ProgressLog(self.progress_log_seconds, self.quiet_log_seconds)
+        backoff = PollBackoff(watcher.executor.config["pywren"]["monitor_interval"], self.poll_interval)
         while True:
             progress = watcher.poll()
             if progress_log.due(progress):
@@ -247,7 +256,7 @@ class BasePyWrenOperator(BaseOperator):
             if progress.finished:
                 return progress
             if by_storage:
-                time.sleep(self.poll_interval)
+                time.sleep(backoff.next_pause(progress))
             else:
                 monitor.pause(self.poll_interval)  # returns early when a notice arrives
 

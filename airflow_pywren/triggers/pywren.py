@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_pywren.executor.errors import PyWrenConfigError, PyWrenError, StorageError
-from airflow_pywren.executor.jobs import REFERENCE_KEYS, JobProgress, JobWatcher, ProgressLog
+from airflow_pywren.executor.jobs import REFERENCE_KEYS, JobProgress, JobWatcher, PollBackoff, ProgressLog
 
 STORAGE, RABBITMQ = "storage", "rabbitmq"
 MONITORS = (STORAGE, RABBITMQ)
@@ -213,6 +213,7 @@ class PyWrenJobTrigger(BaseTrigger):
                              "polling storage for %s instead", self._name())
             broker = None
         progress_log, failures = ProgressLog(PROGRESS_LOG_SECONDS, QUIET_LOG_SECONDS), 0
+        backoff = PollBackoff(watcher.executor.config["pywren"]["monitor_interval"], self.poll_interval)
         progress = watcher.progress()
         while True:
             try:
@@ -232,11 +233,10 @@ class PyWrenJobTrigger(BaseTrigger):
             remaining = self._remaining()
             if remaining <= 0:
                 return self._timeout_event(progress)
-            wait = min(self.poll_interval, remaining)
             if broker is not None and broker.connected and not failures:
-                await worker(broker.pause, wait)  # returns early when a notice arrives
+                await worker(broker.pause, min(self.poll_interval, remaining))  # returns early when a notice arrives
             else:  # storage polling, also while the broker is unreachable
-                await asyncio.sleep(wait)
+                await asyncio.sleep(min(backoff.next_pause(progress), remaining))
 
     # -------------------------------------------------------------- helpers
     def _poll_failed(self, exc: BaseException, failures: int) -> int:
