@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import statistics
 import tempfile
 import time
@@ -12,6 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from airflow_pywren.executor.compute.localhost import stop_runners  # noqa: F401 (re-exported for the sections)
 
 RESULTS_DIR = Path(__file__).parent / "results"
 _HOMES: list[Path] = []
@@ -33,24 +34,6 @@ def localhost_config(home: Path, workers: int = 2) -> dict[str, Any]:
         "pywren": {"monitor_interval": 0.01},
         "localhost": {"storage_dir": str(home / "storage"), "runner_dir": str(home / "runner"), "workers": workers},
     }
-
-
-def stop_runners(runner_dir: Path) -> int:
-    """Stop every localhost runner serving a socket in ``runner_dir``; return how many answered."""
-    from airflow_pywren.executor.compute.localhost_runner import recv_message, send_message
-
-    stopped = 0
-    for path in Path(runner_dir).glob("runner-*.sock"):
-        try:
-            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-                sock.settimeout(10)
-                sock.connect(str(path))
-                send_message(sock, {"op": "shutdown"})
-                recv_message(sock)
-                stopped += 1
-        except OSError:
-            pass
-    return stopped
 
 
 def cleanup_homes() -> None:
