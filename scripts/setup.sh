@@ -6,7 +6,17 @@ cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
-  "$PYTHON" -m venv .venv
+  if ! "$PYTHON" -m venv .venv 2>/dev/null; then
+    # Debian ships venv separately
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+      rm -rf .venv
+      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv python3-pip >/dev/null
+      "$PYTHON" -m venv .venv
+    else
+      echo "cannot create .venv: install Python's venv module (Debian: apt-get install python3-venv)" >&2
+      exit 1
+    fi
+  fi
 fi
 stamp=.venv/.airflow-pywren-installed
 if [ ! -f "$stamp" ] || [ setup.py -nt "$stamp" ]; then

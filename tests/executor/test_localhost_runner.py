@@ -122,7 +122,9 @@ def test_runner_stats_count_invocations(pw, localhost_config):
     assert compute.stats()["invoked"] - before == 7
 
 
-def test_exclude_modules_keeps_a_local_module_out(pw, tmp_path, monkeypatch):
+@pytest.fixture
+def helper_module(tmp_path, monkeypatch):
+    """A local module (importable here, unknown to the runner) and a function that uses it."""
     module_name = f"pw_helper_{uuid.uuid4().hex[:8]}"
     (tmp_path / f"{module_name}.py").write_text("def triple(x):\n    return 3 * x\n")
     monkeypatch.syspath_prepend(str(tmp_path))
@@ -131,20 +133,18 @@ def test_exclude_modules_keeps_a_local_module_out(pw, tmp_path, monkeypatch):
     def use_helper(x):
         return helper.triple(x)
 
+    return module_name, use_helper
+
+
+def test_exclude_modules_keeps_a_local_module_out(pw, helper_module):
+    module_name, use_helper = helper_module
     with pytest.raises(ModuleNotFoundError, match=module_name):
         pw.get_result(pw.call_async(use_helper, 2, exclude_modules=[module_name]))
     assert pw.get_result(pw.call_async(use_helper, 2)) == 6  # shipped with the function
 
 
-def test_modules_shipped_with_one_job_are_not_importable_by_the_next(pw, tmp_path, monkeypatch):
-    module_name = f"pw_helper_{uuid.uuid4().hex[:8]}"
-    (tmp_path / f"{module_name}.py").write_text("def triple(x):\n    return 3 * x\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    helper = __import__(module_name)
-
-    def use_helper(x):
-        return helper.triple(x)
-
+def test_modules_shipped_with_one_job_are_not_importable_by_the_next(pw, helper_module):
+    module_name, use_helper = helper_module
     assert pw.get_result(pw.map(use_helper, range(6))) == [0, 3, 6, 9, 12, 15]  # warms both workers
     futures = pw.map(use_helper, range(6), exclude_modules=[module_name])
     pw.wait(futures)
