@@ -8,6 +8,7 @@
     {prefix}/{executor_id}/{job_id}/status/{call_id}.start.json written when the call starts
     {prefix}/{executor_id}/{job_id}/status/{call_id}.json       written when the call ends (the last write)
     {prefix}/{executor_id}/{job_id}/output/{call_id}.pickle     the result (or the exception)
+    {prefix}/{executor_id}/{job_id}/task_done.json              the Airflow task instance that ran the job succeeded
 
 Start and end are separate objects, grouped under ``status/``, so that one LIST of
 ``{job}/status/`` tells which calls are pending, running or finished, without listing
@@ -22,6 +23,8 @@ DATA_OBJECT = "data.pickle"
 START_OBJECT = "start"
 STATUS_OBJECT = "status"
 OUTPUT_OBJECT = "output"
+TASK_DONE = "task_done.json"
+"""Written by the Airflow operators when their task instance succeeded with the job (see ``job_key``)."""
 
 STATUS_DIR = "status/"
 _START_SUFFIX = ".start.json"
@@ -47,7 +50,7 @@ def status_prefix(prefix: str, executor_id: str, job_id: str) -> str:
 
 
 def job_key(prefix: str, executor_id: str, job_id: str, name: str) -> str:
-    """Key of a job-level object (``JOB_MANIFEST``, ``FUNC_OBJECT``, ``DATA_OBJECT``)."""
+    """Key of a job-level object (``JOB_MANIFEST``, ``FUNC_OBJECT``, ``DATA_OBJECT``, ``TASK_DONE``)."""
     return f"{prefix}/{executor_id}/{job_id}/{name}"
 
 

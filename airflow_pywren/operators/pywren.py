@@ -11,11 +11,17 @@ Retries are idempotent. Each task instance gets a deterministic executor id deri
 ``(dag_id, run_id, task_id, map_index)``. Before submitting, the operator looks in storage
 for jobs under that id (an earlier try of the same task instance):
 
-* the earlier job is still running, or finished without failures: the operator re-attaches
-  to it (waits for it, or returns its reference) and invokes nothing again;
+* the earlier job is still running, or finished without failures while its task instance
+  did not succeed (the worker died, the task was killed or timed out): the operator
+  re-attaches to it (waits for it, or returns its reference) and invokes nothing again;
 * the earlier job finished with failed calls: every call runs again, as a new job of the
   same executor (failed and successful calls alike, so that the results always come from
-  one complete job); ``reattach=False`` always submits a new job.
+  one complete job);
+* the earlier try succeeded with the job (a task instance that succeeded writes
+  ``task_done.json`` next to the job's manifest): the task was cleared, or run again on
+  purpose, so a new job runs.
+
+``reattach=False`` always submits a new job.
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ from typing import Any
 
 from airflow_pywren.compat import AirflowException, BaseOperator, Context
 from airflow_pywren.executor import keys
-from airflow_pywren.executor.errors import PyWrenError
+from airflow_pywren.executor.errors import PyWrenError, StorageKeyNotFound
 from airflow_pywren.executor.executor import FunctionExecutor
 from airflow_pywren.executor.future import ERROR, ResponseFuture
 from airflow_pywren.executor.jobs import (
@@ -148,12 +154,12 @@ class BasePyWrenOperator(BaseOperator):
             self._job_ref = ref
             PyWrenJobLink.persist(context, PyWrenJobLink.url_for(executor, ref))
             if not self.wait_for_completion:
-                return _with_progress(ref, progress)
+                return self._mark_done(executor, ref, context, _with_progress(ref, progress))
             if self.deferrable and not (progress is not None and progress.finished):
                 self._defer(context, executor, ref, progress)  # a finished job (re-attached) needs no trigger
             watcher = JobWatcher(executor, ref)
             progress = self.wait_for_job(watcher)
-            return self._complete(watcher, progress)
+            return self._mark_done(executor, ref, context, self._complete(watcher, progress))
         finally:
             executor.close()
 
@@ -184,7 +190,7 @@ class BasePyWrenOperator(BaseOperator):
         try:
             progress = watcher.poll()
             if progress.finished and (status == "success" or progress.failed):
-                return self._complete(watcher, progress)
+                return self._mark_done(watcher.executor, ref, context, self._complete(watcher, progress))
             raise AirflowException(f"{self.kind} job {'+'.join(ref['job_ids'])} could not be followed: {message}")
         finally:
             watcher.executor.close()
@@ -217,6 +223,14 @@ class BasePyWrenOperator(BaseOperator):
         if self.kind == MAP_REDUCE:
             for future in futures:
                 future.produce_output = future.job_id != attempt[0]
+        done_marker = self._done_marker(executor, attempt[-1])
+        if done_marker is not None:
+            self.log.info(
+                "%s job %s of executor %s already served a successful try (%s); this run submits a new job",
+                self.kind, "+".join(attempt), executor.executor_id,
+                ", ".join(f"{k} {done_marker[k]}" for k in ("try_number", "finished_at") if k in done_marker),
+            )
+            return None, None
         ref = job_reference(executor, self.kind, futures)
         progress = JobWatcher(executor, ref).poll()
         if progress.finished and progress.failed:
@@ -230,6 +244,26 @@ class BasePyWrenOperator(BaseOperator):
             self.kind, "+".join(attempt), executor.executor_id, progress.line(),
         )
         return ref, progress
+
+    @staticmethod
+    def _done_marker(executor: FunctionExecutor, job_id: str) -> dict[str, Any] | None:
+        """What the task instance that succeeded with this job wrote, or None if none did."""
+        storage = executor.storage
+        try:
+            return json.loads(storage.get(keys.job_key(storage.prefix, executor.executor_id, job_id, keys.TASK_DONE)))
+        except StorageKeyNotFound:
+            return None
+
+    def _mark_done(self, executor: FunctionExecutor, ref: dict[str, Any], context: Context,
+                   result: dict[str, Any]) -> dict[str, Any]:
+        """Record next to the job that this try succeeded with it (a later run submits anew); return ``result``."""
+        ti = context["ti"]
+        marker = {"dag_id": ti.dag_id, "run_id": ti.run_id, "task_id": ti.task_id, "map_index": ti.map_index,
+                  "try_number": ti.try_number, "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        storage = executor.storage
+        storage.put(keys.job_key(storage.prefix, ref["executor_id"], ref["job_ids"][-1], keys.TASK_DONE),
+                    json.dumps(marker).encode())
+        return result
 
     def _last_attempt(self, executor: FunctionExecutor, job_ids: list[str]) -> list[str] | None:
         """The job ids of the latest submission of this operator's kind (map + reducer for map_reduce)."""

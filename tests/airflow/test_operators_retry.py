@@ -267,3 +267,45 @@ def _output(process: subprocess.Popen) -> str:
     if process.poll() is None:
         process.kill()
     return (process.communicate(timeout=30)[0] or "")[-3000:]
+
+
+RERUN_DAG = """
+def double(x):
+    return 2 * x
+
+@dag(dag_id="{dag_id}", schedule=None, start_date=START, catchup=False)
+def rerun():
+    PyWrenMapOperator(task_id="work", map_function=double, iterdata=[1, 2, 3], return_results=True,
+                      deferrable={deferrable}, poll_interval=0.05)
+
+rerun()
+"""
+
+
+@pytest.mark.parametrize("deferrable", [False, True], ids=["blocking", "deferrable"])
+def test_a_task_run_again_after_it_succeeded_submits_a_new_job(
+    airflow_home: AirflowHome, pywren_conn: dict[str, Any], monkeypatch: pytest.MonkeyPatch, deferrable: bool
+) -> None:
+    """A successful try marks its job; clearing or re-running the task then computes afresh."""
+    prefix = f"rerun-{uuid.uuid4().hex[:8]}"
+    config = {**pywren_conn, "localhost": {**pywren_conn["localhost"], "storage_prefix": prefix}}
+    monkeypatch.setenv("AIRFLOW_CONN_PYWREN_DEFAULT", connection_json(config))
+    dag_id = f"rerun_{'deferrable' if deferrable else 'blocking'}"
+    before = runner_stats(config).get("invoked", 0)
+
+    first = airflow_home.write_and_run(dag_id, RERUN_DAG.format(dag_id=dag_id, deferrable=deferrable), header=True)
+    assert first.state == "success"
+    executor_id = executor_id_for(dag_id, first.run_id, "work", -1)
+    executor_dir = Path(config["localhost"]["storage_dir"]) / "pywren" / prefix / executor_id
+    marker = json.loads((executor_dir / "M000" / "task_done.json").read_text())
+    assert (marker["run_id"], marker["task_id"], marker["try_number"]) == (first.run_id, "work", 1)
+    assert runner_stats(config)["invoked"] - before == 3
+
+    again = airflow_home.cli("tasks", "test", dag_id, "work", first.run_id)
+    output = again.stdout + again.stderr
+    assert again.returncode == 0, output[-3000:]
+    assert f"map job M000 of executor {executor_id} already served a successful try" in output
+    assert "re-attached" not in output
+    assert runner_stats(config)["invoked"] - before == 6  # the three calls ran again, as job M001
+    assert sorted(p.parent.name for p in executor_dir.glob("*/job.json")) == ["M000", "M001"]
+    assert json.loads((executor_dir / "M001" / "status" / "00002.json").read_text())["status"] == "success"
