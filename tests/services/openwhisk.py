@@ -6,14 +6,20 @@ It answers the part of the public OpenWhisk REST API that the ``ibm_cf`` backend
 * ``/api/v1/namespaces``, ``/api/v1/namespaces/{ns}/actions`` (GET, with ``limit``/``skip``),
   ``/api/v1/namespaces/{ns}/actions/{name}`` GET / PUT (``overwrite=true``) / DELETE / POST
   (invoke: ``blocking=false`` -> 202 ``{"activationId"}``; ``blocking=true`` waits, ``result=true``),
-  ``/api/v1/namespaces/{ns}/activations[/{id}]`` GET; ``_`` is the key's own namespace.
+  ``/api/v1/namespaces/{ns}/activations/{id}`` GET (404 until the activation has ended) and
+  ``/api/v1/namespaces/{ns}/activations`` GET of ended activations, newest start first, with
+  ``name``, ``since``/``upto`` (start time, epoch ms), ``limit`` (0 = 200, at most 200),
+  ``skip``, ``docs`` (full records; summaries carry ``statusCode``) and ``count``;
+  ``_`` is the key's own namespace.
 * Basic auth with ``uuid:key`` (401 without or with a wrong key, 403 for another key's
   namespace, 404 for an unknown namespace or action), and bearer tokens from a stand-in
   IAM token endpoint ``POST /identity/token`` for namespaces registered with an IAM key.
 * Fault injection: ``inject(status, count)`` makes the next invocations answer 429/500/...;
-  ``invoke_delay`` slows every invocation answer.
+  ``invoke_delay`` slows every invocation answer; ``fail_activations(count)`` makes the next
+  activations end with a platform error without running.
 * Records for tests and the bench: every accepted invocation (action, payload, User-Agent),
-  attempts, the most invocation POSTs in flight at once, client connections used.
+  attempts, the most invocation POSTs in flight at once, client connections used, and every
+  request for activation records (``activation_requests``).
 
 Activations run in "containers": subprocesses of the runtime image's action proxy
 (``python -m airflow_pywren.executor.worker``), started on demand up to ``containers``,
@@ -22,8 +28,10 @@ of the same action code, image and memory (``POST /run``, one at a time, ``__OW_
 set). So each activation runs the real function-side entry point
 ``airflow_pywren.executor.worker.handler.main(payload)`` in another process. Unlike
 OpenWhisk it never pulls or runs the action's docker image (the proxy runs with this
-Python), does not enforce memory limits (it records them), and enforces an action's
-timeout by killing its container.
+Python), and enforces an action's limits by killing its container: its timeout, and its
+memory (the proxy process's resident memory, sampled every ``MEMORY_POLL`` seconds). Such an
+activation, or one whose container exits mid-run, ends with OpenWhisk's status "action
+developer error" and OpenWhisk's message as ``result.error``.
 
 Standalone: ``python -m tests.services.openwhisk --port 3233`` prints its endpoint and key.
 """
@@ -63,6 +71,10 @@ BLOCKING_WAIT = 60.0
 RECORD_LIMIT = 50_000
 TEST_RUNTIME = "airflowpywren/runtime:test"
 PR_SET_PDEATHSIG = 1  # prctl option (Linux)
+MEMORY_POLL = 0.05  # seconds between samples of a running container's resident memory
+LIST_LIMIT_MAX = 200
+ABNORMAL_RUN = "The action did not produce a valid response and exited unexpectedly."
+MEMORY_EXHAUSTED = "The action exhausted its memory and was aborted."
 
 ERRORS = {
     400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 409: "Conflict",
@@ -97,6 +109,15 @@ class Activation:
     end: float | None = None
     response: dict[str, Any] | None = None
     done: threading.Event = field(default_factory=threading.Event)
+
+    def start_ms(self) -> int:
+        return int((self.start or self.submitted) * 1000)
+
+    def summary(self) -> dict[str, Any]:
+        """A list entry without ``docs``: the record without response and logs, plus ``statusCode``."""
+        record = self.record()
+        response, _ = record.pop("response"), record.pop("logs")
+        return {**record, "statusCode": response["statusCode"]}
 
     def record(self) -> dict[str, Any]:
         start, end = self.start or self.submitted, self.end or time.time()
@@ -148,6 +169,7 @@ class Container:
             start_new_session=True, preexec_fn=_die_with_parent,
         )
         self.port: int | None = None
+        self.memory_exhausted = False
         self._ready = threading.Event()
         threading.Thread(target=self._drain, daemon=True, name=f"ow-container-{self.number}-log").start()
         if not self._ready.wait(60) or self.port is None:
@@ -189,6 +211,9 @@ class Container:
             "action_version": activation.action["version"], "activation_id": activation.activation_id,
             "transaction_id": uuid.uuid4().hex, "deadline": str(int(time.time() * 1000) + limit_ms),
         }
+        running = threading.Event()
+        threading.Thread(target=self._watch_memory, args=(activation.action["limits"]["memory"], running),
+                         daemon=True, name=f"ow-container-{self.number}-memory").start()
         try:
             status, result = self._post("/run", body, timeout=limit_ms / 1000 + 1)
         except requests.Timeout:
@@ -197,14 +222,29 @@ class Container:
                              {"error": f"The action exceeded its time limits of {limit_ms} milliseconds."})
         except requests.ConnectionError:
             self.kill()
-            return _response("action developer error",
-                             {"error": "The action did not produce a valid response and exited unexpectedly."})
+            return _response("action developer error", {"error": MEMORY_EXHAUSTED if self.memory_exhausted else ABNORMAL_RUN})
+        finally:
+            running.set()
         if status == 200:
             return _response("success", result)
         if status == 502:
             return _response("application error", result)
         self.kill()
         return _response("action developer error", {"error": f"the action proxy answered HTTP {status}: {result}"})
+
+    def _watch_memory(self, limit_mb: int, done: threading.Event) -> None:
+        """Kill the container when its resident memory passes the action's limit during a run."""
+        page = os.sysconf("SC_PAGE_SIZE")
+        while not done.wait(MEMORY_POLL):
+            try:
+                with open(f"/proc/{self.process.pid}/statm") as statm:
+                    resident = int(statm.read().split()[1]) * page
+            except (OSError, ValueError, IndexError):
+                return
+            if resident > limit_mb * 1024 * 1024:
+                self.memory_exhausted = True
+                self.kill()
+                return
 
     @property
     def alive(self) -> bool:
@@ -292,6 +332,7 @@ class OpenWhiskTestServer:
         self.queue_ready = threading.Condition(self.lock)
         self.running = 0
         self.faults: collections.deque[tuple[int, str | None, str | None]] = collections.deque()
+        self.activation_faults: collections.deque[tuple[str, str, str | None]] = collections.deque()
         self.invoke_delay = 0.0
         self.reset_stats()
         self.httpd = ThreadingHTTPServer((host, port), _make_handler(self))
@@ -351,9 +392,17 @@ class OpenWhiskTestServer:
         with self.lock:
             self.faults.extend([(status, namespace, user_agent)] * count)
 
+    def fail_activations(self, count: int = 1, status: str = "whisk internal error",
+                         error: str = "Failed to provision resources to run the action.",
+                         namespace: str | None = None) -> None:
+        """The next ``count`` activations (of ``namespace``) end with ``status`` and ``error`` without running."""
+        with self.lock:
+            self.activation_faults.extend([(status, error, namespace)] * count)
+
     def reset_faults(self) -> None:
         with self.lock:
             self.faults.clear()
+            self.activation_faults.clear()
             self.invoke_delay = 0.0
 
     def reset_stats(self) -> None:
@@ -365,6 +414,7 @@ class OpenWhiskTestServer:
             self.in_flight = 0
             self.max_in_flight = 0
             self.connections: set[int] = set()
+            self.activation_requests: list[dict[str, Any]] = []
 
     def invocations_of(self, namespace: str | None = None, action: str | None = None) -> list[dict[str, Any]]:
         with self.lock:
@@ -401,20 +451,29 @@ class OpenWhiskTestServer:
                 self.running += 1
             try:
                 activation.start = time.time()
-                try:
-                    container = self.pool.acquire(activation.action)
-                except Exception as exc:
-                    activation.response = _response("whisk internal error", {"error": f"container failed: {exc}"})
-                else:
-                    try:
-                        activation.response = container.run(activation)
-                    finally:
-                        self.pool.release(container)
+                activation.response = self._run(activation)
             finally:
                 activation.end = time.time()
                 activation.done.set()
                 with self.lock:
                     self.running -= 1
+
+    def _run(self, activation: Activation) -> dict[str, Any]:
+        """The OpenWhisk response of one activation: an injected platform error, or a container's answer."""
+        with self.lock:
+            fault = next((f for f in self.activation_faults if f[2] in (None, activation.namespace)), None)
+            if fault is not None:
+                self.activation_faults.remove(fault)
+        if fault is not None:
+            return _response(fault[0], {"error": fault[1]})
+        try:
+            container = self.pool.acquire(activation.action)
+        except Exception as exc:
+            return _response("whisk internal error", {"error": f"container failed: {exc}"})
+        try:
+            return container.run(activation)
+        finally:
+            self.pool.release(container)
 
     # ---------------------------------------------------------------- API
     def authenticate(self, header: str | None) -> Namespace:
@@ -523,17 +582,33 @@ class OpenWhiskTestServer:
             return (200 if record["response"]["success"] else 502), record["response"]["result"]
         return (200 if record["response"]["success"] else 502), record
 
-    def list_activations(self, space: Namespace, query: dict[str, str]) -> list[dict[str, Any]]:
-        name, since = query.get("name"), int(query.get("since") or 0)
+    def list_activations(self, space: Namespace, query: dict[str, str]) -> Any:
+        """Ended activations, newest start first, as OpenWhisk's list: summaries unless ``docs=true``."""
+        skip, limit = _integer(query, "skip", 0), _integer(query, "limit", 30)
+        if skip < 0:
+            raise HTTPError(400, f"The value '{skip}' is not greater than or equal to 0 for activations.")
+        if not 0 <= limit <= LIST_LIMIT_MAX:
+            raise HTTPError(400, f"The value '{limit}' is not in the range of 0 to {LIST_LIMIT_MAX} for activations.")
+        name = query.get("name") or None
+        since, upto = _integer(query, "since", 0), _integer(query, "upto", 0)
         with self.lock:
-            found = [a for a in reversed(self.activations.values()) if a.namespace == space.name and a.done.is_set()
-                     and (name is None or a.action["name"] == name) and a.submitted * 1000 >= since]
-        skip, limit = int(query.get("skip") or 0), int(query.get("limit") or 30)
-        records = [a.record() for a in found[skip:skip + (limit or 200)]]
-        if query.get("docs") != "true":
-            for record in records:
-                record.pop("response"), record.pop("logs")
-        return records
+            found = [a for a in self.activations.values() if a.namespace == space.name and a.done.is_set()
+                     and (name is None or a.action["name"] == name.rsplit("/", 1)[-1])
+                     and since <= a.start_ms() and (not upto or a.start_ms() <= upto)]
+        if query.get("count") == "true":
+            if query.get("docs") == "true":
+                raise HTTPError(400, "The parameter 'docs' is not permitted with 'count'.")
+            return {"activations": len(found[skip:])}
+        found.sort(key=Activation.start_ms, reverse=True)
+        page = found[skip:skip + (limit or LIST_LIMIT_MAX)]
+        return [a.record() if query.get("docs") == "true" else a.summary() for a in page]
+
+
+def _integer(query: dict[str, str], key: str, default: int) -> int:
+    try:
+        return int(query.get(key) or default)
+    except ValueError:
+        raise HTTPError(400, f"The value '{query[key]}' is not an integer for activations.") from None
 
 
 def _make_handler(server: OpenWhiskTestServer) -> type[BaseHTTPRequestHandler]:
@@ -581,6 +656,9 @@ def _make_handler(server: OpenWhiskTestServer) -> type[BaseHTTPRequestHandler]:
             if collection == "actions":
                 return self._actions(method, space, rest, query, raw)
             if collection == "activations" and method == "GET":
+                with server.lock:
+                    server.activation_requests.append({"namespace": space.name, "activation_id": rest[0] if rest else None,
+                                                       "query": dict(query), "time": time.time()})
                 if not rest:
                     return 200, server.list_activations(space, query)
                 activation = server.activation(rest[0])
