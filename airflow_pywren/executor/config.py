@@ -89,6 +89,8 @@ SCHEMA: dict[str, dict[str, Setting]] = {
         "remote_invoker": Setting((bool,), False, "let one activation invoke the rest of a large map"),
         "remote_invoker_threshold": Setting((int,), 500, "map size from which the remote invoker is used"),
         "verify_tls": Setting((bool,), True, "verify the endpoint's TLS certificate"),
+        "lost_check_interval": Setting((int, float), 10, "seconds between checks of OpenWhisk's records for calls "
+                                       "whose activation ended without a final status"),
     },
     "rabbitmq": {
         "amqp_url": Setting((str, type(None)), None, "amqp://user:password@host:port/vhost"),
@@ -184,6 +186,7 @@ _MINIMUMS: dict[tuple[str, str], float] = {
     ("ibm_cf", "max_concurrency"): 1,
     ("ibm_cf", "invoke_retries"): 0,
     ("ibm_cf", "remote_invoker_threshold"): 1,
+    ("ibm_cf", "lost_check_interval"): 0,
     ("rabbitmq", "queue_ttl"): 1,
     ("rabbitmq", "reconcile_interval"): 0.001,
 }

@@ -12,6 +12,7 @@ from typing import Any
 
 from airflow_pywren.executor import keys, serialization
 from airflow_pywren.executor.compute import ComputeBackend, create_compute
+from airflow_pywren.executor.compute.base import PendingCall
 from airflow_pywren.executor.config import Config, load_config, storage_section
 from airflow_pywren.executor.errors import (
     ActivationLostError,
@@ -22,7 +23,7 @@ from airflow_pywren.executor.errors import (
     StorageError,
     StorageKeyNotFound,
 )
-from airflow_pywren.executor.future import ResponseFuture
+from airflow_pywren.executor.future import RUNNING, ResponseFuture
 from airflow_pywren.executor.jobs import JobProgress, ProgressLog
 from airflow_pywren.executor.monitor import JobMonitor, create_monitor
 from airflow_pywren.executor.monitor.storage import read_objects, read_status
@@ -330,56 +331,67 @@ class FunctionExecutor:
     def fail_lost_calls(self, futures: Sequence[ResponseFuture]) -> int:
         """Record as failed the calls whose activation vanished, so that waiting for them ends.
 
-        A call is lost when it started more than its timeout plus ``pywren.lost_call_grace``
-        seconds ago and has no final status (killed by the platform, out of memory), or when
-        it never started and the compute backend knows its activation is gone (a dead
-        localhost runner). Start times come from storage, so every observer (another
-        process, a rescheduled sensor) reaches the same verdict.
+        A call is lost when the compute backend reports that its activation ended, or will
+        never run, without the call writing a final status (OpenWhisk's activation record of
+        a crash or a platform limit, a dead localhost runner), or when it started more than
+        its timeout plus ``pywren.lost_call_grace`` seconds ago and has no final status.
+        The status is read again first, and the failure is recorded in storage, so every
+        observer (another process, a rescheduled sensor) reaches the same verdict.
         """
         grace = self.config["pywren"]["lost_call_grace"]
         now = time.time()
-        lost = []
-        for future in futures:
-            if future.finished:
-                continue
-            if future.status == "pending":
-                if self.compute.activation_lost(future.activation_id):
-                    lost.append(future)
-            elif self.compute.activation_lost(future.activation_id):
-                self._start_time(future)  # the worker pid is in the start status
-                if self.compute.activation_lost(future.activation_id, future.stats.get("worker_pid")):
-                    lost.append(future)
-            elif future.timeout and now - (future.host_submit_time or now) > future.timeout + grace:
-                start_time = future.stats.get("start_time") or self._start_time(future)
-                if start_time is not None and now - start_time > future.timeout + grace:
-                    lost.append(future)
-        for future in lost:
+        pending = [f for f in futures if not f.finished]
+        calls = [
+            PendingCall(f.executor_id, f.job_id, f.call_id, f.activation_id, f.host_submit_time, f.status == RUNNING,
+                        f.stats.get("worker_pid"), read_start=lambda f=f: self._read_start(f))
+            for f in pending
+        ]
+        reasons = self.compute.lost_activations(calls) if calls else {}
+        lost: list[tuple[ResponseFuture, str]] = []
+        for future, call in zip(pending, calls):
+            reason = reasons.get(call.activation_id) if call.activation_id else None
+            if reason is not None:
+                future.stats["activation_id"] = call.activation_id
+                lost.append((future, f"call {future.call_id} of job {future.job_id} wrote no final status: its "
+                                     f"activation was lost. Activation {call.activation_id}: {reason}"))
+            elif self._overdue(future, now, grace):
+                lost.append((future, (
+                    f"call {future.call_id} of job {future.job_id} wrote no final status within its timeout "
+                    f"({future.timeout:g} s) plus {grace:g} s: its activation was lost (killed by the platform, "
+                    "out of memory, or its runner died)")))
+        for future, message in lost:
             if read_status(self.storage, future.executor_id, future.job_id, future.call_id) is not None:
                 continue  # it finished after all: the next refresh reads its status
             payload = {"storage": storage_spec(self.storage), "prefix": self.storage.prefix,
                        "executor_id": future.executor_id, "job_id": future.job_id, "call_id": future.call_id,
                        "activation_id": future.activation_id, "host_submit_time": future.host_submit_time,
                        "extra_meta": future.extra_meta}
-            future._set_final(handler.record_failure(payload, ActivationLostError(
-                f"call {future.call_id} of job {future.job_id} wrote no final status within its timeout "
-                f"({future.timeout:g} s) plus {grace:g} s: its activation was lost (killed by the platform, "
-                "out of memory, or its runner died)"
-            ), start_time=future.stats.get("start_time")))
-        recorded = [f for f in lost if f.finished]
+            future._set_final(handler.record_failure(payload, ActivationLostError(message),
+                                                     start_time=future.stats.get("start_time")))
+        recorded = [f for f, _ in lost if f.finished]
         if recorded:
             logger.error("%d call(s) lost: recorded as failed", len(recorded))
         return len(recorded)
 
-    def _start_time(self, future: ResponseFuture) -> float | None:
-        """The call's start time from its start status (read once), or None."""
-        key = keys.call_key(self.storage.prefix, future.executor_id, future.job_id, future.call_id, keys.START_OBJECT)
-        try:
-            start = json.loads(self.storage.get(key))
-        except StorageKeyNotFound:
-            return None
-        future._set_running(start)
-        future.stats.update({k: start[k] for k in ("start_time", "worker_host", "worker_pid") if start.get(k)})
-        return start.get("start_time")
+    def _overdue(self, future: ResponseFuture, now: float, grace: float) -> bool:
+        """True when a running call started more than its timeout plus ``grace`` seconds ago."""
+        if future.status != RUNNING or not future.timeout or now - (future.host_submit_time or now) <= future.timeout + grace:
+            return False
+        start_time = (self._read_start(future) or {}).get("start_time")
+        return start_time is not None and now - start_time > future.timeout + grace
+
+    def _read_start(self, future: ResponseFuture) -> dict[str, Any] | None:
+        """The call's start status (read from storage once, then kept in its stats), or None."""
+        if future.stats.get("start_time") is None:
+            key = keys.call_key(self.storage.prefix, future.executor_id, future.job_id, future.call_id, keys.START_OBJECT)
+            try:
+                start = json.loads(self.storage.get(key))
+            except StorageKeyNotFound:
+                return None
+            future._set_running(start)
+            future.stats.update({k: start[k] for k in ("start_time", "worker_host", "worker_pid", "activation_id")
+                                 if start.get(k)})
+        return future.stats
 
     def cancel(self, futures: Sequence[ResponseFuture] | None = None) -> int:
         """Stop the activations of these futures' jobs that have not finished, where the backend can."""

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from airflow_pywren.executor.config import Config
@@ -17,6 +17,39 @@ class Invocation:
     call_id: str
     activation_id: str | None = None
     error: str | None = None
+
+
+def _no_start() -> dict[str, Any] | None:
+    return None
+
+
+@dataclass
+class PendingCall:
+    """A call without a final status, as a compute backend checks it for a lost activation.
+
+    ``activation_id`` and ``worker_pid`` may be unknown (None) to a process that did not
+    submit the call; ``load_start()`` fills them from the call's start status in storage,
+    which a backend asks for only when it needs them (one storage read, at most once).
+    """
+
+    executor_id: str
+    job_id: str
+    call_id: str
+    activation_id: str | None
+    submit_time: float | None
+    started: bool
+    worker_pid: int | None = None
+    read_start: Callable[[], dict[str, Any] | None] = field(default=_no_start, repr=False)
+    _start_loaded: bool = field(default=False, init=False, repr=False)
+
+    def load_start(self) -> None:
+        """Fill ``activation_id`` and ``worker_pid`` from the start status, if the call started."""
+        if self._start_loaded or not self.started:
+            return
+        self._start_loaded = True
+        start = self.read_start() or {}
+        self.activation_id = self.activation_id or start.get("activation_id")
+        self.worker_pid = self.worker_pid or start.get("worker_pid")
 
 
 class ComputeBackend(ABC):
@@ -43,9 +76,12 @@ class ComputeBackend(ABC):
         """Stop activations not yet finished, where the backend can; return how many."""
         return 0
 
-    def activation_lost(self, activation_id: str | None, worker_pid: int | None = None) -> bool:
-        """True when the backend knows this activation (running in ``worker_pid``, if known) will never finish."""
-        return False
+    def lost_activations(self, pending: Sequence[PendingCall]) -> dict[str, str]:
+        """Of these calls' activations, those the backend knows ended (or will never run) without the
+        call writing its final status: ``{activation_id: reason}``. The reason says what the
+        platform reported and how to avoid it. A backend may answer ``{}`` between its own checks.
+        """
+        return {}
 
     def job_link(self, executor_id: str, job_id: str) -> str | None:
         """A URL where a person can see the job's activations, if the backend has one."""

@@ -35,7 +35,9 @@ What travels where:
 until they finish or reach the action's timeout. So that a call stopped by its timeout still
 records its status, the per-call timeout sent to the handler is capped below the action's
 ``ibm_cf.timeout`` (by 5 s, or a tenth of it if that is less). A call whose activation
-OpenWhisk kills otherwise (out of memory, crashed container) records no status.
+OpenWhisk kills otherwise (out of memory, crashed container) records no status: the
+activation's record then tells what happened, and the executor records the call as failed
+with that reason (:mod:`.ibm_cf_lost`, checked every ``lost_check_interval`` seconds).
 
 IAM (``iam_api_key`` without ``api_key``): a bearer token from ``iam_endpoint``, cached until
 shortly before it expires and refreshed once on a 401; ``namespace`` is then the IAM
@@ -61,7 +63,8 @@ from urllib.parse import quote, urlencode
 import requests
 from requests.adapters import HTTPAdapter
 
-from airflow_pywren.executor.compute.base import ComputeBackend, Invocation
+from airflow_pywren.executor.compute.base import ComputeBackend, Invocation, PendingCall
+from airflow_pywren.executor.compute.ibm_cf_lost import LostActivationFinder
 from airflow_pywren.executor.config import Config
 from airflow_pywren.executor.errors import ComputeError, PyWrenConfigError
 from airflow_pywren.version import __version__
@@ -291,6 +294,20 @@ class OpenWhiskClient:
         response = self._call("DELETE", self.url("actions", name), f"delete action {name}", ok=(200, 404))
         return response.status_code == 200
 
+    # ----------------------------------------------------------- activations
+    def list_activations(self, name: str | None = None, since: int | None = None, limit: int = 200,
+                         skip: int = 0) -> list[dict[str, Any]]:
+        """One page of ended activations (summaries, newest first), of action ``name`` if given,
+        started at or after ``since`` (epoch milliseconds)."""
+        url = self.url("activations", name=name, since=since, limit=limit, skip=skip)
+        return self._call("GET", url, "list activations").json()
+
+    def get_activation(self, activation_id: str) -> dict[str, Any] | None:
+        """The record of an ended activation; None while it runs (or if OpenWhisk has none)."""
+        response = self._call("GET", self.url("activations", activation_id), f"read activation {activation_id}",
+                              ok=(200, 404))
+        return response.json() if response.status_code == 200 else None
+
     # ----------------------------------------------------------- invocations
     def invoke(self, action: str, payload: dict[str, Any],
                on_missing: Callable[[], None] | None = None) -> tuple[str | None, str | None]:
@@ -364,6 +381,8 @@ class OpenWhiskCompute(ComputeBackend):
         self._deploy_generation: dict[str, int] = {}
         self._deploy_error: dict[str, str] = {}
         self._job_actions: dict[tuple[str, str], tuple[str, int]] = {}
+        self.lost_finder = LostActivationFinder(self.client, float(self.settings["lost_check_interval"]),
+                                                self._job_actions)
 
     # --------------------------------------------------------------- actions
     def action_name(self, memory: int | None = None, runtime: str | None = None) -> str:
@@ -472,6 +491,11 @@ class OpenWhiskCompute(ComputeBackend):
     def cancel(self, executor_id: str, job_id: str | None = None) -> int:
         """OpenWhisk cannot stop a running activation: nothing is cancelled."""
         return 0
+
+    def lost_activations(self, pending: Sequence[PendingCall]) -> dict[str, str]:
+        """Pending activations that OpenWhisk has a record of, so ended without a final status
+        (crashed, killed for memory or time, platform error); see :mod:`.ibm_cf_lost`."""
+        return self.lost_finder.find(pending)
 
     def job_link(self, executor_id: str, job_id: str) -> str | None:
         """The REST URL listing the activations of the job's action since its submission (later jobs'

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from airflow_pywren.executor.compute.base import ComputeBackend, Invocation
+from airflow_pywren.executor.compute.base import ComputeBackend, Invocation, PendingCall
 from airflow_pywren.executor.compute.localhost_runner import recv_message, send_message
 from airflow_pywren.executor.config import Config
 from airflow_pywren.executor.errors import ComputeError, PyWrenConfigError
@@ -105,21 +105,30 @@ class LocalhostCompute(ComputeBackend):
         reply = self.request({"op": "invoke", "job": job, "calls": list(calls)})
         return [Invocation(call["call_id"], activation_id) for call, activation_id in zip(calls, reply["activation_ids"])]
 
-    def activation_lost(self, activation_id: str | None, worker_pid: int | None = None) -> bool:
-        """Lost when the runner named in the id (``local-{pid}-{n}``) is gone, and so is the worker if known."""
-        if not activation_id or not activation_id.startswith("local-"):
-            return False
-        try:
-            pid = int(activation_id.split("-")[1])
-        except ValueError:
-            return False
+    def lost_activations(self, pending: Sequence[PendingCall]) -> dict[str, str]:
+        """Calls whose runner (named in the id, ``local-{pid}-{n}``) is gone: queued ones, and
+        started ones whose worker process is gone too (read from their start status)."""
+        lost = {}
+        for call in pending:
+            pid = _runner_pid(call.activation_id)
+            if pid is None or self._runner_is_alive(pid):
+                continue
+            if call.started:
+                call.load_start()
+                if call.worker_pid is not None and _process_alive(call.worker_pid):
+                    continue  # the worker outlived its runner and may still record the call
+            where = f"running in worker process {call.worker_pid} of" if call.worker_pid else "queued in"
+            lost[str(call.activation_id)] = (f"it was {where} the localhost runner (pid {pid}), which is gone; "
+                                             "submit the call again (a new runner starts on demand)")
+        return lost
+
+    def _runner_is_alive(self, pid: int) -> bool:
+        """Whether runner ``pid`` runs, checked at most once a second however many calls ask."""
         checked_at, alive = self._runner_alive.get(pid, (0.0, True))
-        if time.monotonic() - checked_at > 1.0:  # one check per runner and second, however many calls
+        if time.monotonic() - checked_at > 1.0:
             alive = _process_alive(pid)
             self._runner_alive[pid] = (time.monotonic(), alive)
-        if alive or worker_pid is None:
-            return not alive
-        return not _process_alive(worker_pid)
+        return alive
 
     def cancel(self, executor_id: str, job_id: str | None = None) -> int:
         try:
@@ -141,6 +150,16 @@ class LocalhostCompute(ComputeBackend):
             return True
         except (FileNotFoundError, ConnectionError):
             return False
+
+
+def _runner_pid(activation_id: str | None) -> int | None:
+    """The runner's pid in a localhost activation id ``local-{pid}-{n}``, or None."""
+    if not activation_id or not activation_id.startswith("local-"):
+        return None
+    try:
+        return int(activation_id.split("-")[1])
+    except (IndexError, ValueError):
+        return None
 
 
 def _process_alive(pid: int) -> bool:
