@@ -468,7 +468,7 @@ def _plot(ctx: Context, results: dict[str, list[dict[str, Any]]], warm: dict[str
         axis.plot([r["n"] for r in hot], [r["run_s"] for r in hot], marker="D", ls=":", color=color,
                   label=f"{label}: DAG run, warm")
         axis.plot([r["n"] for r in done], [r["work_s"] for r in done], marker="s", ls="--", color=color,
-                  label=f"{label}: map + reduce tasks")
+                  label=f"{label}: map + reduce tasks, cold")
         stopped = [r for r in results[key] if not r["finished"]]
         if stopped:
             axis.scatter([r["n"] for r in stopped], [r["limit_s"] for r in stopped], marker="^", color=color,

@@ -162,7 +162,7 @@ class FunctionExecutor:
         reduce: dict[str, Any] | None = None,
         func_bytes: bytes | None = None,
     ) -> list[ResponseFuture]:
-        """Validate and serialize everything, stage it in storage (3 PUTs), then invoke."""
+        """Validate and serialize everything, stage it in storage (3 PUTs), invoke, record the activation ids (1 PUT)."""
         runtime_memory, timeout = self._call_defaults(runtime_memory, timeout)
         _check_call_options(extra_env, extra_meta, runtime_memory, timeout, exclude_modules)
         if not items:
@@ -227,6 +227,7 @@ class FunctionExecutor:
                 continue
             reason = failure if invocation is None else ComputeError(invocation.error)
             handler.record_failure({**job_payload, **calls[index]}, reason)
+        self._record_activations(job_id, futures)
         self.futures.extend(futures)
         logger.info("%s job %s: %d call(s) submitted to %s", kind, job_id, len(futures), self.compute.name)
         return futures
@@ -299,6 +300,17 @@ class FunctionExecutor:
             return results[0]
         return results
 
+    def _record_activations(self, job_id: str, futures: Sequence[ResponseFuture]) -> None:
+        """Store the calls' activation ids, so that a process attaching later can tell a lost activation too."""
+        activations = {f.call_id: f.activation_id for f in futures if f.activation_id}
+        if not activations:
+            return
+        key = keys.job_key(self.storage.prefix, self.executor_id, job_id, keys.ACTIVATIONS)
+        try:
+            self.storage.put(key, json.dumps(activations).encode())
+        except (OSError, StorageError) as exc:  # the calls run anyway; only a later observer's loss check is weaker
+            logger.warning("could not store the activation ids of job %s (%s): %s", job_id, key, exc)
+
     # ----------------------------------------------------------- other jobs
     def job_futures(self, job_id: str, executor_id: str | None = None) -> list[ResponseFuture]:
         """Futures of a job submitted earlier, maybe by another process, read from its manifest."""
@@ -315,8 +327,14 @@ class FunctionExecutor:
             ResponseFuture(self, executor_id, job_id, call_id, kind, manifest["host_submit_time"], manifest["extra_meta"])
             for call_id in manifest["call_ids"]
         ]
+        try:
+            activations = json.loads(self.storage.get(keys.job_key(self.storage.prefix, executor_id, job_id, keys.ACTIVATIONS)))
+        except StorageKeyNotFound:  # not written yet (the submitter is still invoking), or could not be
+            activations = {}
         for future in futures:
             future.timeout = manifest.get("timeout")
+            if activations.get(future.call_id):
+                future.stats["activation_id"] = activations[future.call_id]
         return futures
 
     def job_ids(self, executor_id: str | None = None) -> list[str]:

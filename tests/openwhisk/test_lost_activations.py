@@ -168,6 +168,23 @@ def test_an_activation_that_never_ran_is_failed_with_the_platform_error(server, 
     assert pw.get_result(pw.call_async(double, 2, timeout=LONG)) == 4
 
 
+def test_a_process_attached_by_ids_finds_an_activation_that_never_ran(server, namespace, config, executors):
+    """The activation ids are stored at submit: an observer needs no start status to check a call."""
+    submitter = executors(config)
+    server.fail_activations(1, namespace=namespace)
+    futures = submitter.map(double, [5, 6], timeout=LONG)  # nobody waits here
+    watcher = executors(config)
+    attached = watcher.job_futures(futures[0].job_id, executor_id=submitter.executor_id)
+    assert [f.activation_id for f in attached] == [f.activation_id for f in futures]
+    done, not_done = watcher.wait(attached)
+    assert not not_done
+    lost = [f for f in attached if f.status == "error"]
+    assert len(lost) == 1 and lost[0].worker_pid is None  # the handler never ran
+    assert isinstance(lost[0].exception(), ActivationLostError)
+    assert "Failed to provision resources to run the action." in str(lost[0].exception())
+    assert sorted(f.result() for f in attached if f is not lost[0]) in ([10], [12])
+
+
 # ------------------------------------------------------------------ cost of the checks
 def test_normal_calls_are_never_flagged_and_a_check_is_one_request(server, namespace, ow_config, executors):
     pw = executors(merge_config(ow_config, {"ibm_cf": {"lost_check_interval": 0}}))  # check on every poll

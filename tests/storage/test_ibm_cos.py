@@ -242,18 +242,18 @@ def test_map_job_completes_through_transient_failures(
         assert fexec.storage.request_counts["RETRY"] == 2
         fault_proxy.fail_next(2, ("PUT",))  # then the calls' own writes (the client PUTs no more)
         assert fexec.get_result(futures) == [2 * x for x in range(10)]
-        assert fexec.storage.request_counts["PUT"] == 3
+        assert fexec.storage.request_counts["PUT"] == 4  # function, data, manifest, activation ids
     assert [m for m, _, _ in fault_proxy.injected] == ["PUT"] * 4
 
 
 # ----------------------------------------------------------- request counts
-def test_map_of_100_stages_with_three_puts(cos_config: dict[str, Any], localhost_config: dict[str, Any]) -> None:
+def test_map_of_100_is_submitted_with_four_puts(cos_config: dict[str, Any], localhost_config: dict[str, Any]) -> None:
     with FunctionExecutor(config=merge_config(localhost_config, cos_config)) as fexec:
         assert dict(fexec.storage.request_counts) == {"LIST": 1}  # check()
         futures = fexec.map(double, range(100))
-        assert dict(fexec.storage.request_counts) == {"LIST": 1, "PUT": 3}
+        assert dict(fexec.storage.request_counts) == {"LIST": 1, "PUT": 4}  # 3 to stage, 1 for activation ids
         assert fexec.get_result(futures) == [2 * x for x in range(100)]
-        assert fexec.storage.request_counts["PUT"] == 3
+        assert fexec.storage.request_counts["PUT"] == 4
         assert fexec.storage.request_counts["GET"] >= 100
 
 
