@@ -1,156 +1,275 @@
-"""Section 6: 100 deferred PyWren tasks watched by one triggerer: its CPU time and peak RSS.
+"""Section 6: 100 deferred PyWren tasks watched by one ``airflow triggerer``, in a running Airflow.
 
-100 jobs (one call each, 100 executor ids as 100 task instances would have) are submitted
-to a localhost runner with 100 workers; every call sleeps until a common moment about 20 s
-later (spread over 5 s), so all 100 are running while the triggers watch them. Then a fresh
-process (:mod:`bench.triggerer_child`) runs 100 ``PyWrenJobTrigger`` in Airflow's own trigger
-runner (``TriggerRunnerSupervisor`` forks ``TriggerRunner``: one asyncio loop), storage
-monitoring, ``poll_interval`` 1 s (the operators' default), until every trigger fired.
+A small deployment (:mod:`bench.airflow_deployment`: API server, scheduler with the
+LocalExecutor, triggerer; SQLite) runs one DAG: ``PyWrenCallAsyncOperator`` with
+``deferrable=True`` mapped over 100 items, so 100 task instances each submit a call and
+defer. Every call waits for a gate file, opened once all 100 task instances are deferred:
+the triggerer then watches 100 running jobs at once, until each call ends, its trigger
+fires and its task instance resumes and succeeds. A sampler reads the triggerer's CPU
+time, RSS and threads (``psutil``) and the task-instance states (SQLite) every 0.25 s.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import airflow_pywren as pywren
-from airflow_pywren.executor.jobs import job_reference
+from airflow_pywren.operators.pywren import executor_id_for
+from bench.airflow_deployment import AirflowDeployment
 from bench.common import Context, bench_home, markdown_table, percentile, seconds, stop_runners
 
 NAME = "deferrable"
-TITLE = "Deferrable scale: 100 deferred PyWren tasks, one triggerer"
+TITLE = "Deferrable scale: 100 deferred PyWren tasks, one airflow triggerer"
 TASKS = 100
-HOLD_S = 20.0
-SPREAD_S = 5.0
-REPO_ROOT = Path(__file__).resolve().parents[1]
+DAG_ID, TASK_ID = "bench_deferred_many", "wait"
+PHASE_TIMEOUT_S = 300.0
+HOLD_S = 15.0
+"""How long the triggerer watches all the running jobs before the gate opens."""
+SAMPLE_EVERY_S = 0.25
+
+DAG_SOURCE = '''\
+import os
+import time
+
+import pendulum
+from airflow.sdk import dag
+
+from airflow_pywren.operators.pywren import PyWrenCallAsyncOperator
 
 
-def sleep_until(moment: float) -> float:
-    time.sleep(max(0.0, moment - time.time()))
-    return moment
+def wait_for_gate(index):
+    while not os.path.exists({gate!r}):
+        time.sleep(0.05)
+    return index
+
+
+@dag(dag_id={dag_id!r}, schedule=None, start_date=pendulum.datetime(2024, 1, 1, tz="UTC"), catchup=False)
+def bench_deferred_many():
+    PyWrenCallAsyncOperator.partial(task_id={task_id!r}, func=wait_for_gate, deferrable=True).expand(
+        data=list(range({tasks}))
+    )
+
+
+bench_deferred_many()
+'''
+
+
+class Sampler(threading.Thread):
+    """Samples the triggerer (its process and children) and the task-instance states until stopped."""
+
+    def __init__(self, deployment: AirflowDeployment) -> None:
+        super().__init__(daemon=True)
+        import psutil
+
+        self.deployment = deployment
+        self.triggerer = psutil.Process(deployment.pid("triggerer"))
+        self.samples: list[dict[str, Any]] = []
+        self.peak_rss: dict[int, int] = {}
+        self.halt = threading.Event()
+
+    def processes(self) -> list[Any]:
+        import psutil
+
+        try:
+            return [self.triggerer, *self.triggerer.children(recursive=True)]
+        except psutil.Error:
+            return []
+
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) of the triggerer and its living children so far."""
+        import psutil
+
+        total = 0.0
+        for process in self.processes():
+            try:
+                times = process.cpu_times()
+                total += times.user + times.system
+            except psutil.Error:
+                pass
+        return total
+
+    def run(self) -> None:
+        import psutil
+
+        while not self.halt.is_set():
+            rss = threads = 0
+            for process in self.processes():
+                try:
+                    memory = process.memory_info().rss
+                    rss += memory
+                    threads += process.num_threads()
+                    self.peak_rss[process.pid] = max(self.peak_rss.get(process.pid, 0), _vm_hwm(process.pid) or memory)
+                except psutil.Error:
+                    pass
+            try:
+                states = dict(self.deployment.query(
+                    "SELECT COALESCE(state, 'none'), COUNT(*) FROM task_instance WHERE dag_id = ? GROUP BY state",
+                    DAG_ID))
+            except Exception:  # the database is briefly locked: keep the previous counts
+                states = self.samples[-1]["states"] if self.samples else {}
+            self.samples.append({"time": time.time(), "cpu_s": self.cpu_seconds(), "rss": rss, "threads": threads,
+                                 "states": states})
+            self.halt.wait(SAMPLE_EVERY_S)
+
+
+def _vm_hwm(pid: int) -> int | None:
+    """Peak resident set size (VmHWM) of a process, in bytes."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
 
 
 def run(ctx: Context) -> dict[str, Any]:
     home = bench_home()
     tasks = 20 if ctx.quick else TASKS
+    gate = home / "gate"
     config = {"localhost": {"storage_dir": str(home / "storage"), "runner_dir": str(home / "runner"),
                             "workers": tasks}}
+    (home / "dags").mkdir()
+    (home / "dags" / f"{DAG_ID}.py").write_text(
+        DAG_SOURCE.format(gate=str(gate), dag_id=DAG_ID, task_id=TASK_ID, tasks=tasks))
+    (home / "airflow").mkdir()
+    deployment = AirflowDeployment(home / "airflow", home / "dags",
+                                   {"pywren_default": {"conn_type": "pywren", "extra": {"config": config}}})
     try:
-        with pywren.FunctionExecutor(config=config) as starter:  # starts the runner and its pool first
-            starter.get_result(starter.map(noop_sleep, [0.0] * 2))
-        refs, executors = [], []
-        base = time.time() + HOLD_S
-        for index in range(tasks):
-            executor = pywren.FunctionExecutor(config=config, executor_id=f"bench-defer-{index:03d}")
-            future = executor.call_async(sleep_until, base + SPREAD_S * index / tasks)
-            refs.append(job_reference(executor, "call_async", [future]))
-            executors.append(executor)
-        (home / "refs.json").write_text(json.dumps(refs))
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "PYWREN_CONFIG"))}
-        env.update({
-            "AIRFLOW_HOME": str(home / "airflow"),
-            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow' / 'airflow.db'}",
-            "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
-            "AIRFLOW_CONN_PYWREN_DEFAULT": json.dumps({"conn_type": "pywren", "extra": {"config": config}}),
-            "PYTHONPATH": os.pathsep.join(p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH")) if p),
-        })
-        (home / "airflow").mkdir()
-        child_start = time.time()
-        with open(home / "triggerer.log", "wb") as log:
-            child = subprocess.run(
-                [sys.executable, "-m", "bench.triggerer_child", str(home / "refs.json"), str(home / "result.json")],
-                env=env, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT, timeout=300, check=False,
-            )
-        child_s = time.time() - child_start
-        if child.returncode != 0 or not (home / "result.json").exists():
-            tail = (home / "triggerer.log").read_text(errors="replace")[-3000:]
-            raise RuntimeError(f"the triggerer process exited with {child.returncode}:\n{tail}")
-        result = json.loads((home / "result.json").read_text())
-        ends = {}
-        for number, executor in enumerate(executors, 1):
-            future = executor.futures[0]
-            executor.wait([future])
-            ends[str(number)] = future.end_time
-            executor.clean()
-            executor.close()
+        with pywren.FunctionExecutor(config=config) as starter:  # the runner and its pool of `tasks` workers
+            starter.get_result(starter.map(_noop, range(2)))
+        started = time.time()
+        deployment.start()
+        boot_s = time.time() - started
+        sampler = Sampler(deployment)
+        sampler.start()
+        deployment.cli("dags", "unpause", DAG_ID)
+        deployment.cli("dags", "trigger", DAG_ID)
+        triggered = time.time()
+        deployment.wait_for(
+            f"SELECT COUNT(*) FROM task_instance WHERE dag_id = '{DAG_ID}' AND state = 'deferred'",
+            lambda rows: rows[0][0] == tasks, PHASE_TIMEOUT_S)
+        all_deferred = time.time()
+        cpu_at_deferred = sampler.cpu_seconds()
+        triggers = deployment.query("SELECT COUNT(*), COUNT(DISTINCT triggerer_id) FROM \"trigger\"")[0]
+        time.sleep(HOLD_S)
+        gate.touch()
+        opened = time.time()
+        deployment.wait_for(f"SELECT state FROM dag_run WHERE dag_id = '{DAG_ID}'",
+                            lambda rows: rows and rows[0][0] in ("success", "failed"), PHASE_TIMEOUT_S)
+        finished = time.time()
+        cpu_at_end = sampler.cpu_seconds()
+        sampler.halt.set()
+        sampler.join()
+        run_row = deployment.query(f"SELECT run_id, state FROM dag_run WHERE dag_id = '{DAG_ID}'")[0]
+        instances = deployment.query(
+            f"SELECT map_index, state, end_date, queued_dttm FROM task_instance WHERE dag_id = '{DAG_ID}'")
+        call_ends = _call_ends(config, run_row[0], [row[0] for row in instances])
     finally:
+        deployment.stop()
         stop_runners(home / "runner")
-    events = result["events"]
-    succeeded = sum(1 for e in events.values() if e["status"] == "success")
-    delays = [events[k]["time"] - ends[k] for k in events if ends.get(k) and events[k]["status"] == "success"]
-    samples = result["samples"]
-    idle_cpu = samples[0][1] if samples else 0.0
-    runner, supervisor = result["runner"], result["supervisor"]
-    first_event = min((e["time"] for e in events.values()), default=None)
-    watch_s = (max(e["time"] for e in events.values()) - result["handed_at"]) if events else 0.0
-    peak_threads = max((s[3] for s in samples if len(s) > 3), default=0)
-    rows = [
-        ["trigger runner (one asyncio loop, forked; runs all triggers)", f"{runner['cpu_s']:.2f} s",
-         f"{runner['cpu_s'] / max(watch_s, 1e-9):.1%}", f"{runner['cpu_s'] / tasks * 1000:.1f} ms",
-         f"{runner['peak_rss'] / 2**20:.0f} MiB", peak_threads],
-        ["supervisor (this bench's stand-in; includes importing Airflow)", f"{supervisor['cpu_s']:.2f} s", "—", "—",
-         f"{supervisor['peak_rss'] / 2**20:.0f} MiB", "—"],
-    ]
-    table = markdown_table(["process", "CPU time", "of one core while watching", "CPU per trigger", "peak RSS",
-                            "peak threads"], rows)
+    delays = [_epoch(end) - call_ends[index] for index, state, end, _ in instances
+              if state == "success" and end and call_ends.get(index)]
+    requeued = [_epoch(queued) - call_ends[index] for index, state, _, queued in instances
+                if state == "success" and queued and call_ends.get(index)]
+    succeeded = sum(1 for _, state, _, _ in instances if state == "success")
+    peak_threads = max((s["threads"] for s in sampler.samples), default=0)
+    watch_s = finished - all_deferred
+    watch_cpu = cpu_at_end - cpu_at_deferred
+    rows = [[
+        "`airflow triggerer` (supervisor + trigger runner)", f"{cpu_at_end:.2f} s", f"{watch_cpu:.2f} s",
+        f"{watch_cpu / max(watch_s, 1e-9):.1%}", f"{watch_cpu / tasks * 1000:.1f} ms",
+        f"{sum(sampler.peak_rss.values()) / 2**20:.0f} MiB", peak_threads,
+    ]]
+    table = markdown_table(["process", "CPU time, whole life", "CPU while watching", "of one core while watching",
+                            "CPU per deferred task", "peak RSS (sum of VmHWM)", "peak threads"], rows)
     table += "\n\n" + markdown_table(
-        ["triggers", "success events", "failed / no event", "watched for", "event after the job's end: median",
-         "p95", "max"],
-        [[result["triggers"], succeeded, len(result["failures"]) + result["triggers"] - len(events), seconds(watch_s),
-          seconds(percentile(delays, 0.5)), seconds(percentile(delays, 0.95)), seconds(max(delays) if delays else 0)]],
+        ["deferred tasks", "triggers at once / triggerers", "task instances succeeded", "DAG run",
+         "all deferred after trigger", "gate to all succeeded", "queued again after its call ended: median / p95",
+         "task done after its call ended: median", "p95", "max"],
+        [[tasks, f"{triggers[0]} / {triggers[1]}", f"{succeeded} of {len(instances)}", run_row[1],
+          seconds(all_deferred - triggered), seconds(finished - opened),
+          f"{seconds(percentile(requeued, 0.5))} / {seconds(percentile(requeued, 0.95))}" if requeued else "—",
+          seconds(percentile(delays, 0.5)),
+          seconds(percentile(delays, 0.95)), seconds(max(delays) if delays else 0)]],
     )
     note = (
-        f"How it was run: {tasks} jobs (one call each, {tasks} executor ids) on a localhost runner with {tasks} "
-        f"workers; every call sleeps until a common moment {HOLD_S:.0f} s after submission, spread over "
-        f"{SPREAD_S:.0f} s. A fresh process then runs Airflow's `TriggerRunnerSupervisor`, which forks Airflow's "
-        f"`TriggerRunner` (the asyncio loop of `airflow triggerer`) and hands it {tasks} `PyWrenJobTrigger` "
-        "workloads (encrypted kwargs, as the scheduler stores them), storage monitoring, poll_interval 1 s. "
-        "Not a full `airflow triggerer`: there is no metadata database, so the supervisor gets the workloads "
-        "directly instead of from Trigger rows, records events in memory instead of resuming task instances, "
-        "and skips heartbeats (see `bench/triggerer_child.py`). CPU time, peak RSS (VmHWM) and threads are of "
-        "the trigger runner subprocess, which runs every trigger, over its whole life (it starts as a fork of "
-        f"the supervisor, so its start-up costs almost nothing: {idle_cpu:.2f} s at the first sample); 'while "
-        "watching' divides by the time from handing over the triggers to the last event. Each trigger runs its "
-        "blocking calls (connection lookup, executor, storage LISTs) in a thread of its own, hence the thread "
-        "count. Event delay = the supervisor receiving the event minus the call's end time (poll interval 1 s, "
-        f"plus up to 1 s until the runner's next state sync). Whole triggerer process: {seconds(child_s)}; first "
-        f"event {seconds((first_event or child_start) - child_start)} after it started."
+        f"A running Airflow: `airflow api-server --apps execution`, `airflow scheduler` (LocalExecutor, parallelism "
+        f"16) and `airflow triggerer`, SQLite, all on 127.0.0.1 (started in {seconds(boot_s)}; see "
+        "`bench/airflow_deployment.py`). One DAG run of `PyWrenCallAsyncOperator(deferrable=True)` mapped over "
+        f"{tasks} items: each task instance submits one call to the localhost runner ({tasks} workers) and defers "
+        "to `PyWrenJobTrigger` (storage monitoring, poll_interval 1 s). Every call waits for a gate file, opened "
+        f"{HOLD_S:g} s "
+        f"after all {tasks} task instances were deferred, so the triggerer watched {tasks} running jobs at once. "
+        "'While watching' = from all deferred to the DAG run's end; CPU and peak RSS are of the triggerer process and "
+        "its children (the trigger runner is a forked child that runs every trigger on one asyncio loop; each "
+        "trigger runs its blocking calls, connection lookup and storage LISTs, in a thread of its own, hence the "
+        "threads). Queued again = the resumed task instance's queued time minus its call's end time in storage: "
+        "the trigger's poll (1 s), the triggerer handing the event over and the scheduler queueing the task. Task "
+        "done = its end date minus the call's end: adds waiting for a LocalExecutor slot (16 for 100 resumed "
+        "tasks on 2 cores) and the task resuming."
     )
-    data = {"result": {k: v for k, v in result.items() if k != "samples"}, "samples": samples, "delays": delays,
-            "idle_cpu_s": idle_cpu}
-    return {"title": TITLE, "table": table, "note": note, "data": data, "plots": [_plot(ctx, samples, result)]}
+    data = {"samples": sampler.samples, "delays": delays, "requeued": requeued, "instances": instances, "boot_s": boot_s,
+            "triggered": triggered, "all_deferred": all_deferred, "opened": opened, "finished": finished,
+            "cpu_at_deferred": cpu_at_deferred, "cpu_at_end": cpu_at_end, "peak_rss": sampler.peak_rss}
+    return {"title": TITLE, "table": table, "note": note, "data": data,
+            "plots": [_plot(ctx, sampler.samples, triggered, opened, tasks)]}
 
 
-def noop_sleep(seconds_: float) -> float:
-    time.sleep(seconds_)
-    return seconds_
+def _noop(x: int) -> int:
+    return x
 
 
-def _plot(ctx: Context, samples: list[list[float]], result: dict[str, Any]) -> str:
+def _epoch(text: str) -> float:
+    from datetime import datetime, timezone
+
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).timestamp()
+
+
+def _call_ends(config: dict[str, Any], run_id: str, map_indexes: list[int]) -> dict[int, float]:
+    """The end time of each task instance's call, read from storage (the task's executor id follows from it)."""
+    ends = {}
+    for index in map_indexes:
+        executor = pywren.FunctionExecutor(config=config, executor_id=executor_id_for(DAG_ID, run_id, TASK_ID, index))
+        try:
+            job_ids = executor.job_ids()
+            if job_ids:
+                futures = executor.job_futures(job_ids[-1])
+                executor.wait(futures, timeout=5)
+                if futures[0].done() and futures[0].end_time:
+                    ends[index] = futures[0].end_time
+        finally:
+            executor.close()
+    return ends
+
+
+def _plot(ctx: Context, samples: list[dict[str, Any]], triggered: float, opened: float, tasks: int) -> str:
     from bench.common import pyplot
 
     plt = pyplot()
-    figure, (cpu_axis, rss_axis) = plt.subplots(2, 1, figsize=(7, 4.8), sharex=True)
-    if samples:
-        origin = samples[0][0]
-        times = [s[0] - origin for s in samples]
-        cpu_axis.plot(times, [s[1] for s in samples], color="tab:blue")
-        rss_axis.plot(times, [s[2] / 2**20 for s in samples], color="tab:green")
-        event_times = sorted(e["time"] - origin for e in result["events"].values())
-        for axis in (cpu_axis, rss_axis):
-            axis.axvspan(event_times[0], event_times[-1], color="tab:gray", alpha=0.2, label="events fired")
-    cpu_axis.set(ylabel="CPU time (s)", title=f"Trigger runner with {result['triggers']} PyWren triggers")
-    rss_axis.set(ylabel="RSS (MiB)", xlabel="seconds since the runner started")
+    figure, (state_axis, cpu_axis, rss_axis) = plt.subplots(3, 1, figsize=(7, 6.2), sharex=True)
+    times = [s["time"] - triggered for s in samples]
+    for state, color in (("deferred", "tab:purple"), ("success", "tab:green")):
+        state_axis.plot(times, [s["states"].get(state, 0) for s in samples], color=color, label=state)
+    rate = [0.0] + [(b["cpu_s"] - a["cpu_s"]) / max(b["time"] - a["time"], 1e-9) * 100
+                    for a, b in zip(samples, samples[1:])]
+    cpu_axis.plot(times, rate, color="tab:blue")
+    rss_axis.plot(times, [s["rss"] / 2**20 for s in samples], color="tab:orange")
+    for axis in (state_axis, cpu_axis, rss_axis):
+        axis.axvline(opened - triggered, color="tab:gray", ls="--", lw=1)
+    state_axis.set(ylabel="task instances", title=f"{tasks} deferred PyWren tasks, one airflow triggerer "
+                                                  "(dashed: gate opened)")
+    state_axis.legend(fontsize=8)
+    cpu_axis.set(ylabel="triggerer CPU (% of a core)")
+    rss_axis.set(ylabel="triggerer RSS (MiB)", xlabel="seconds since the DAG run was triggered")
     rss_axis.set_ylim(bottom=0)
-    cpu_axis.legend(fontsize=8)
     figure.tight_layout()
     name = "deferrable_triggerer.png"
     figure.savefig(ctx.results_dir / name, dpi=110)
     plt.close(figure)
     return name
+
