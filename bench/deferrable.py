@@ -1,6 +1,6 @@
 """Section 6: 100 deferred PyWren tasks watched by one ``airflow triggerer``, in a running Airflow.
 
-A small deployment (:mod:`bench.airflow_deployment`: API server, scheduler with the
+A small deployment (:mod:`tests.services.airflow`: API server, scheduler with the
 LocalExecutor, triggerer; SQLite) runs one DAG: ``PyWrenCallAsyncOperator`` with
 ``deferrable=True`` mapped over 100 items, so 100 task instances each submit a call and
 defer. Every call waits for a gate file, opened once all 100 task instances are deferred:
@@ -18,8 +18,8 @@ from typing import Any
 
 import airflow_pywren as pywren
 from airflow_pywren.operators.pywren import executor_id_for
-from bench.airflow_deployment import AirflowDeployment
 from bench.common import Context, bench_home, markdown_table, percentile, seconds, stop_runners
+from tests.services.airflow import AirflowDeployment
 
 NAME = "deferrable"
 TITLE = "Deferrable scale: 100 deferred PyWren tasks, one airflow triggerer"
@@ -199,7 +199,7 @@ def run(ctx: Context) -> dict[str, Any]:
     note = (
         f"A running Airflow: `airflow api-server --apps execution`, `airflow scheduler` (LocalExecutor, parallelism "
         f"16) and `airflow triggerer`, SQLite, all on 127.0.0.1 (started in {seconds(boot_s)}; see "
-        "`bench/airflow_deployment.py`). One DAG run of `PyWrenCallAsyncOperator(deferrable=True)` mapped over "
+        "`tests/services/airflow.py`). One DAG run of `PyWrenCallAsyncOperator(deferrable=True)` mapped over "
         f"{tasks} items: each task instance submits one call to the localhost runner ({tasks} workers) and defers "
         "to `PyWrenJobTrigger` (storage monitoring, poll_interval 1 s). Every call waits for a gate file, opened "
         f"{HOLD_S:g} s "

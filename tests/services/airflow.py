@@ -1,4 +1,4 @@
-"""A small running Airflow for the bench: API server, scheduler (LocalExecutor) and triggerer.
+"""A small running Airflow: API server, scheduler (LocalExecutor) and triggerer, for tests and the bench.
 
 Private AIRFLOW_HOME with SQLite, every server on 127.0.0.1 (the components' log servers are
 skipped: they would listen on every interface). The DAGs are serialized once with
@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 AIRFLOW_BIN = str(Path(sys.executable).with_name("airflow"))
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def free_port() -> int:

@@ -1,0 +1,103 @@
+"""Deferrable operators and sensors in a running Airflow: the real ``airflow triggerer`` runs the triggers.
+
+A small deployment (API server, scheduler with the LocalExecutor, triggerer; SQLite, all on
+127.0.0.1) runs one DAG: a deferrable map whose results a Python task sums through the hook,
+and a job submitted without waiting, watched by a deferrable ``PyWrenJobSensor`` (its call
+waits for a gate that the test opens once the sensor is deferred).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.services.airflow import AirflowDeployment
+
+pytestmark = [pytest.mark.airflow, pytest.mark.timeout(420)]
+
+DAG_ID = "deployed_deferrable"
+DAG_SOURCE = '''
+import os
+import time
+
+import pendulum
+from airflow.sdk import dag, task
+
+from airflow_pywren.hooks.pywren import PyWrenHook
+from airflow_pywren.operators.pywren import PyWrenCallAsyncOperator, PyWrenMapOperator
+from airflow_pywren.sensors.pywren import PyWrenJobSensor
+
+
+GATE = "{gate}"
+
+
+def square(x):
+    return x * x
+
+
+def double_when_open(x):
+    while not os.path.exists(GATE):
+        time.sleep(0.05)
+    return 2 * x
+
+
+@dag(dag_id="deployed_deferrable", schedule=None, start_date=pendulum.datetime(2024, 1, 1, tz="UTC"), catchup=False)
+def deployed_deferrable():
+    squares = PyWrenMapOperator(task_id="squares", map_function=square, iterdata=[1, 2, 3, 4], deferrable=True)
+
+    @task
+    def total(ref):
+        return sum(PyWrenHook().get_results(ref))
+
+    total(squares.output)
+    submit = PyWrenCallAsyncOperator(task_id="submit", func=double_when_open, data=21, wait_for_completion=False)
+    PyWrenJobSensor(task_id="sense", job_ref=submit.output, deferrable=True, poke_interval=1)
+
+
+deployed_deferrable()
+'''
+
+
+def _xcom(deployment: AirflowDeployment, task_id: str) -> Any:
+    rows = deployment.query("SELECT value FROM xcom WHERE dag_id = ? AND task_id = ? AND key = 'return_value'",
+                            DAG_ID, task_id)
+    assert rows, f"no XCom from {task_id}"
+    value = rows[0][0]
+    return json.loads(value) if isinstance(value, (str, bytes)) else value
+
+
+def _trigger_logs(root: Path, task_id: str) -> str:
+    logs = sorted(root.glob(f"logs/dag_id={DAG_ID}/run_id=*/task_id={task_id}/**/*.trigger.*.log"))
+    assert logs, f"no trigger log for {task_id}: the task did not defer to the triggerer"
+    return "\n".join(path.read_text(errors="replace") for path in logs)
+
+
+def test_deferred_tasks_resume_after_the_triggerer_fires(tmp_path: Path, localhost_config: dict[str, Any]) -> None:
+    (tmp_path / "dags").mkdir()
+    gate = tmp_path / "gate"  # the sensor's job waits for it: the sensor has to defer
+    (tmp_path / "dags" / f"{DAG_ID}.py").write_text(DAG_SOURCE.replace("{gate}", str(gate)))
+    (tmp_path / "airflow").mkdir()
+    connection = {"conn_type": "pywren", "extra": {"config": localhost_config}}
+    with AirflowDeployment(tmp_path / "airflow", tmp_path / "dags", {"pywren_default": connection},
+                           parallelism=4) as deployment:
+        deployment.start()
+        deployment.cli("dags", "unpause", DAG_ID)
+        deployment.cli("dags", "trigger", DAG_ID)
+        deployment.wait_for(f"SELECT state FROM task_instance WHERE dag_id = '{DAG_ID}' AND task_id = 'sense'",
+                            lambda rows: rows and rows[0][0] == "deferred", timeout=300)
+        gate.touch()
+        deployment.wait_for(f"SELECT state FROM dag_run WHERE dag_id = '{DAG_ID}'",
+                            lambda rows: rows and rows[0][0] in ("success", "failed"), timeout=300)
+        states = dict(deployment.query("SELECT task_id, state FROM task_instance WHERE dag_id = ?", DAG_ID))
+        assert states == {"squares": "success", "total": "success", "submit": "success", "sense": "success"}
+        assert _xcom(deployment, "total") == 1 + 4 + 9 + 16
+        squares = _xcom(deployment, "squares")
+        assert (squares["status"], squares["done"], squares["failed"]) == ("success", 4, 0)
+        assert deployment.query("SELECT COUNT(*) FROM \"trigger\"") == [(0,)]  # every trigger fired and was removed
+    root = tmp_path / "airflow"
+    for task_id, job in (("squares", "map job M000"), ("sense", "call_async job A000")):
+        log = _trigger_logs(root, task_id)
+        assert f"following {job}" in log and "Trigger fired event" in log, log[-2000:]
