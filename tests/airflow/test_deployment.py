@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import merge_config
 from tests.services.airflow import AirflowDeployment
 
 pytestmark = [pytest.mark.airflow, pytest.mark.timeout(420)]
@@ -46,7 +47,8 @@ def double_when_open(x):
 
 @dag(dag_id="deployed_deferrable", schedule=None, start_date=pendulum.datetime(2024, 1, 1, tz="UTC"), catchup=False)
 def deployed_deferrable():
-    squares = PyWrenMapOperator(task_id="squares", map_function=square, iterdata=[1, 2, 3, 4], deferrable=True)
+    squares = PyWrenMapOperator(task_id="squares", map_function=square, iterdata=[1, 2, 3, 4], deferrable=True,
+                                rabbitmq_monitor={rabbitmq})
 
     @task
     def total(ref):
@@ -54,7 +56,7 @@ def deployed_deferrable():
 
     total(squares.output)
     submit = PyWrenCallAsyncOperator(task_id="submit", func=double_when_open, data=21, wait_for_completion=False)
-    PyWrenJobSensor(task_id="sense", job_ref=submit.output, deferrable=True, poke_interval=1)
+    PyWrenJobSensor(task_id="sense", job_ref=submit.output, deferrable=True, poke_interval=1, monitor="{monitor}")
 
 
 deployed_deferrable()
@@ -75,12 +77,19 @@ def _trigger_logs(root: Path, task_id: str) -> str:
     return "\n".join(path.read_text(errors="replace") for path in logs)
 
 
-def test_deferred_tasks_resume_after_the_triggerer_fires(tmp_path: Path, localhost_config: dict[str, Any]) -> None:
+@pytest.mark.parametrize("monitor", ["storage", pytest.param("rabbitmq", marks=pytest.mark.rabbitmq)])
+def test_deferred_tasks_resume_after_the_triggerer_fires(
+    request: pytest.FixtureRequest, tmp_path: Path, localhost_config: dict[str, Any], monitor: str
+) -> None:
+    config = localhost_config
+    if monitor == "rabbitmq":
+        config = merge_config(localhost_config, request.getfixturevalue("rabbitmq_config"))
     (tmp_path / "dags").mkdir()
     gate = tmp_path / "gate"  # the sensor's job waits for it: the sensor has to defer
-    (tmp_path / "dags" / f"{DAG_ID}.py").write_text(DAG_SOURCE.replace("{gate}", str(gate)))
+    source = DAG_SOURCE.replace("{gate}", str(gate)).replace("{monitor}", monitor)
+    (tmp_path / "dags" / f"{DAG_ID}.py").write_text(source.replace("{rabbitmq}", str(monitor == "rabbitmq")))
     (tmp_path / "airflow").mkdir()
-    connection = {"conn_type": "pywren", "extra": {"config": localhost_config}}
+    connection = {"conn_type": "pywren", "extra": {"config": config}}
     with AirflowDeployment(tmp_path / "airflow", tmp_path / "dags", {"pywren_default": connection},
                            parallelism=4) as deployment:
         deployment.start()
@@ -100,4 +109,5 @@ def test_deferred_tasks_resume_after_the_triggerer_fires(tmp_path: Path, localho
     root = tmp_path / "airflow"
     for task_id, job in (("squares", "map job M000"), ("sense", "call_async job A000")):
         log = _trigger_logs(root, task_id)
-        assert f"following {job}" in log and "Trigger fired event" in log, log[-2000:]
+        assert f"following {job}" in log and f"by {monitor}" in log and "Trigger fired event" in log, log[-2000:]
+        assert "polling storage" not in log  # no fallback from RabbitMQ
