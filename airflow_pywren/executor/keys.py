@@ -6,6 +6,7 @@
     {prefix}/{executor_id}/{job_id}/func.pickle                 the function and shipped modules
     {prefix}/{executor_id}/{job_id}/data.pickle                 all call data, one byte range per call
     {prefix}/{executor_id}/{job_id}/activations.json            call id -> activation id, written after invoking
+    {prefix}/{executor_id}/{job_id}/invoker.json                the remote invoker's activation id (large maps)
     {prefix}/{executor_id}/{job_id}/status/{call_id}.start.json written when the call starts
     {prefix}/{executor_id}/{job_id}/status/{call_id}.json       written when the call ends (the last write)
     {prefix}/{executor_id}/{job_id}/output/{call_id}.pickle     the result (or the exception)
@@ -22,6 +23,9 @@ JOB_MANIFEST = "job.json"
 FUNC_OBJECT = "func.pickle"
 DATA_OBJECT = "data.pickle"
 ACTIVATIONS = "activations.json"
+"""Written once per job: by the client, or by the remote invoker for the calls it invoked."""
+INVOKER = "invoker.json"
+"""``{"activation_id": ...}`` of the remote invoker, written by the client that started it."""
 START_OBJECT = "start"
 STATUS_OBJECT = "status"
 OUTPUT_OBJECT = "output"
@@ -52,7 +56,7 @@ def status_prefix(prefix: str, executor_id: str, job_id: str) -> str:
 
 
 def job_key(prefix: str, executor_id: str, job_id: str, name: str) -> str:
-    """Key of a job-level object (``JOB_MANIFEST``, ``FUNC_OBJECT``, ``DATA_OBJECT``, ``ACTIVATIONS``, ``TASK_DONE``)."""
+    """Key of a job-level object (``JOB_MANIFEST``, ``FUNC_OBJECT``, ``DATA_OBJECT``, ``ACTIVATIONS``, ``INVOKER``, ``TASK_DONE``)."""
     return f"{prefix}/{executor_id}/{job_id}/{name}"
 
 

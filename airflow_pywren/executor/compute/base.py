@@ -12,11 +12,15 @@ from airflow_pywren.executor.config import Config
 
 @dataclass(frozen=True)
 class Invocation:
-    """The outcome of submitting one call: an activation id, or the reason it was refused."""
+    """The outcome of submitting one call: an activation id, or the reason it was refused.
+
+    ``invoker_id``: the activation that invokes the call for the client (a remote invoker), if any.
+    """
 
     call_id: str
     activation_id: str | None = None
     error: str | None = None
+    invoker_id: str | None = None
 
 
 def _no_start() -> dict[str, Any] | None:

@@ -30,6 +30,10 @@ What travels where:
   ``iam_api_key``), so that it can invoke the calls from inside the cloud. That credential
   travels only in that one payload (over TLS with a real endpoint); OpenWhisk's activation
   records hold results and logs, not parameters, and nothing of it is written to storage.
+  The client stores the invoker's activation id (``keys.INVOKER``); the invoker stores the
+  calls' (``keys.ACTIVATIONS``). A call still without an activation id once the invoker's
+  activation has ended, and not started, was never invoked: the executor fails it with the
+  invoker's record as the reason.
 
 ``cancel()`` returns 0: OpenWhisk has no API to stop a running activation; activations run
 until they finish or reach the action's timeout. So that a call stopped by its timeout still
@@ -475,7 +479,7 @@ class OpenWhiskCompute(ComputeBackend):
         if error:
             return [Invocation(call["call_id"], None, f"the remote invoker could not be started: {error}") for call in calls]
         logger.info("job %s: remote invoker activation %s invokes %d call(s)", job["job_id"], activation_id, len(calls))
-        return [Invocation(call["call_id"], None) for call in calls]
+        return [Invocation(call["call_id"], None, invoker_id=activation_id) for call in calls]
 
     def _cap_timeout(self, job: dict[str, Any]) -> dict[str, Any]:
         """Keep the call's own timeout below the action's, so the handler records it before OpenWhisk kills it."""
