@@ -224,6 +224,8 @@ class FunctionExecutor:
             invocation = invocations[index] if invocations is not None else None
             if invocation is not None and invocation.error is None:
                 future.stats["activation_id"] = invocation.activation_id
+                if invocation.invoker_id:
+                    future.stats["invoker_id"] = invocation.invoker_id
                 continue
             reason = failure if invocation is None else ComputeError(invocation.error)
             handler.record_failure({**job_payload, **calls[index]}, reason)
@@ -301,15 +303,29 @@ class FunctionExecutor:
         return results
 
     def _record_activations(self, job_id: str, futures: Sequence[ResponseFuture]) -> None:
-        """Store the calls' activation ids, so that a process attaching later can tell a lost activation too."""
+        """Store the calls' activation ids, so that a process attaching later can tell a lost activation too.
+
+        Calls started by a remote invoker have none here: the invoker stores theirs, and this
+        stores the invoker's activation id instead. One PUT either way.
+        """
         activations = {f.call_id: f.activation_id for f in futures if f.activation_id}
-        if not activations:
-            return
-        key = keys.job_key(self.storage.prefix, self.executor_id, job_id, keys.ACTIVATIONS)
+        invoker = next((f.stats["invoker_id"] for f in futures if f.stats.get("invoker_id")), None)
+        objects = [(keys.ACTIVATIONS, activations), (keys.INVOKER, {"activation_id": invoker} if invoker else {})]
+        for name, body in objects:
+            if not body:
+                continue
+            key = keys.job_key(self.storage.prefix, self.executor_id, job_id, name)
+            try:
+                self.storage.put(key, json.dumps(body).encode())
+            except (OSError, StorageError) as exc:  # the calls run anyway; only a later observer's loss check is weaker
+                logger.warning("could not store the activation ids of job %s (%s): %s", job_id, key, exc)
+
+    def _read_job_object(self, executor_id: str, job_id: str, name: str) -> dict[str, Any] | None:
+        """A small JSON object of a job (``keys.ACTIVATIONS``, ``keys.INVOKER``); None if there is none."""
         try:
-            self.storage.put(key, json.dumps(activations).encode())
-        except (OSError, StorageError) as exc:  # the calls run anyway; only a later observer's loss check is weaker
-            logger.warning("could not store the activation ids of job %s (%s): %s", job_id, key, exc)
+            return json.loads(self.storage.get(keys.job_key(self.storage.prefix, executor_id, job_id, name)))
+        except StorageKeyNotFound:
+            return None
 
     # ----------------------------------------------------------- other jobs
     def job_futures(self, job_id: str, executor_id: str | None = None) -> list[ResponseFuture]:
@@ -327,14 +343,17 @@ class FunctionExecutor:
             ResponseFuture(self, executor_id, job_id, call_id, kind, manifest["host_submit_time"], manifest["extra_meta"])
             for call_id in manifest["call_ids"]
         ]
-        try:
-            activations = json.loads(self.storage.get(keys.job_key(self.storage.prefix, executor_id, job_id, keys.ACTIVATIONS)))
-        except StorageKeyNotFound:  # not written yet (the submitter is still invoking), or could not be
-            activations = {}
+        # none yet while the submitter (or the remote invoker) is still invoking, or it could not be stored
+        activations = self._read_job_object(executor_id, job_id, keys.ACTIVATIONS) or {}
         for future in futures:
             future.timeout = manifest.get("timeout")
             if activations.get(future.call_id):
                 future.stats["activation_id"] = activations[future.call_id]
+        missing = [f for f in futures if not f.activation_id]
+        invoker = (self._read_job_object(executor_id, job_id, keys.INVOKER) or {}) if missing else {}
+        for future in missing:
+            if invoker.get("activation_id"):
+                future.stats["invoker_id"] = invoker["activation_id"]
         return futures
 
     def job_ids(self, executor_id: str | None = None) -> list[str]:
@@ -353,6 +372,10 @@ class FunctionExecutor:
         never run, without the call writing a final status (OpenWhisk's activation record of
         a crash or a platform limit, a dead localhost runner), or when it started more than
         its timeout plus ``pywren.lost_call_grace`` seconds ago and has no final status.
+        Calls a remote invoker started get their activation ids once its activation has
+        ended (it stores them; its own activation is checked like a call's); a call it did not
+        list, that has not started, was never invoked and is lost too, with the invoker's
+        end as the reason.
         The status is read again first, and the failure is recorded in storage, so every
         observer (another process, a rescheduled sensor) reaches the same verdict.
         """
@@ -364,7 +387,13 @@ class FunctionExecutor:
                         f.stats.get("worker_pid"), read_start=lambda f=f: self._read_start(f))
             for f in pending
         ]
-        reasons = self.compute.lost_activations(calls) if calls else {}
+        invoked_by: dict[str, list[ResponseFuture]] = {}  # remote invoker activation -> its calls without an id
+        for future in pending:
+            if future.stats.get("invoker_id") and not future.activation_id:
+                invoked_by.setdefault(future.stats["invoker_id"], []).append(future)
+        invokers = [PendingCall(waiting[0].executor_id, waiting[0].job_id, "", invoker, waiting[0].host_submit_time, False)
+                    for invoker, waiting in invoked_by.items()]
+        reasons = self.compute.lost_activations(calls + invokers) if calls else {}
         lost: list[tuple[ResponseFuture, str]] = []
         for future, call in zip(pending, calls):
             reason = reasons.get(call.activation_id) if call.activation_id else None
@@ -377,6 +406,10 @@ class FunctionExecutor:
                     f"call {future.call_id} of job {future.job_id} wrote no final status within its timeout "
                     f"({future.timeout:g} s) plus {grace:g} s: its activation was lost (killed by the platform, "
                     "out of memory, or its runner died)")))
+        for invoker, waiting in invoked_by.items():
+            if invoker in reasons:
+                counted = {id(f) for f, _ in lost}
+                lost.extend(self._never_invoked(invoker, reasons[invoker], [f for f in waiting if id(f) not in counted]))
         for future, message in lost:
             if read_status(self.storage, future.executor_id, future.job_id, future.call_id) is not None:
                 continue  # it finished after all: the next refresh reads its status
@@ -390,6 +423,30 @@ class FunctionExecutor:
         if recorded:
             logger.error("%d call(s) lost: recorded as failed", len(recorded))
         return len(recorded)
+
+    def _never_invoked(self, invoker: str, reason: str, waiting: list[ResponseFuture]) -> list[tuple[ResponseFuture, str]]:
+        """Once the remote invoker's activation has ended: give its calls the activation ids it
+        stored, and return those it never invoked (not listed, not started) with why."""
+        executor_id, job_id = waiting[0].executor_id, waiting[0].job_id
+        try:
+            listed = self._read_job_object(executor_id, job_id, keys.ACTIVATIONS)
+        except (OSError, StorageError, ValueError) as exc:
+            logger.warning("could not read the activation ids of job %s (next check tries again): %s", job_id, exc)
+            return []
+        never: list[tuple[ResponseFuture, str]] = []
+        for future in waiting:
+            if future.finished or future.activation_id:
+                continue
+            if (listed or {}).get(future.call_id):
+                future.stats["activation_id"] = listed[future.call_id]
+                continue
+            if self._read_start(future) is not None:
+                continue  # it started, so it was invoked: its start status gave its activation id
+            how = ("did not list it among the calls it invoked" if listed is not None else
+                   "ended without recording the calls it invoked, and this call has not started")
+            never.append((future, f"call {future.call_id} of job {job_id} was never invoked: the remote invoker "
+                                  f"activation {invoker} {how}. Activation {invoker}: {reason}"))
+        return never
 
     def _overdue(self, future: ResponseFuture, now: float, grace: float) -> bool:
         """True when a running call started more than its timeout plus ``grace`` seconds ago."""

@@ -21,7 +21,9 @@ Each activation found ended has its record read once (records never change), and
 ``response`` becomes the reason given to the executor, which re-reads the call's status
 before recording it as lost. Calls another process submitted are listed namespace-wide
 since their submission; their activation ids come from their start status, read only for
-started calls and only when an ended activation of unknown call ended abnormally.
+started calls and only when an ended activation of unknown call ended abnormally. A remote
+invoker's activation is checked like a call's: once it has ended, the executor reads the
+activation ids it stored for its calls, and fails those it never invoked.
 """
 
 from __future__ import annotations
