@@ -166,15 +166,15 @@ def run(ctx: Context) -> dict[str, Any]:
         sampler.join()
         run_row = deployment.query(f"SELECT run_id, state FROM dag_run WHERE dag_id = '{DAG_ID}'")[0]
         instances = deployment.query(
-            f"SELECT map_index, state, end_date, queued_dttm FROM task_instance WHERE dag_id = '{DAG_ID}'")
+            f"SELECT map_index, state, end_date, scheduled_dttm FROM task_instance WHERE dag_id = '{DAG_ID}'")
         call_ends = _call_ends(config, run_row[0], [row[0] for row in instances])
     finally:
         deployment.stop()
         stop_runners(home / "runner")
     delays = [_epoch(end) - call_ends[index] for index, state, end, _ in instances
               if state == "success" and end and call_ends.get(index)]
-    requeued = [_epoch(queued) - call_ends[index] for index, state, _, queued in instances
-                if state == "success" and queued and call_ends.get(index)]
+    fired = [_epoch(scheduled) - call_ends[index] for index, state, _, scheduled in instances
+             if state == "success" and scheduled and call_ends.get(index)]
     succeeded = sum(1 for _, state, _, _ in instances if state == "success")
     peak_threads = max((s["threads"] for s in sampler.samples), default=0)
     watch_s = finished - all_deferred
@@ -188,11 +188,11 @@ def run(ctx: Context) -> dict[str, Any]:
                             "CPU per deferred task", "peak RSS (sum of VmHWM)", "peak threads"], rows)
     table += "\n\n" + markdown_table(
         ["deferred tasks", "triggers at once / triggerers", "task instances succeeded", "DAG run",
-         "all deferred after trigger", "gate to all succeeded", "queued again after its call ended: median / p95",
+         "all deferred after trigger", "gate to all succeeded", "event recorded after its call ended: median / p95",
          "task done after its call ended: median", "p95", "max"],
         [[tasks, f"{triggers[0]} / {triggers[1]}", f"{succeeded} of {len(instances)}", run_row[1],
           seconds(all_deferred - triggered), seconds(finished - opened),
-          f"{seconds(percentile(requeued, 0.5))} / {seconds(percentile(requeued, 0.95))}" if requeued else "—",
+          f"{seconds(percentile(fired, 0.5))} / {seconds(percentile(fired, 0.95))}" if fired else "—",
           seconds(percentile(delays, 0.5)),
           seconds(percentile(delays, 0.95)), seconds(max(delays) if delays else 0)]],
     )
@@ -207,12 +207,12 @@ def run(ctx: Context) -> dict[str, Any]:
         "'While watching' = from all deferred to the DAG run's end; CPU and peak RSS are of the triggerer process and "
         "its children (the trigger runner is a forked child that runs every trigger on one asyncio loop; each "
         "trigger runs its blocking calls, connection lookup and storage LISTs, in a thread of its own, hence the "
-        "threads). Queued again = the resumed task instance's queued time minus its call's end time in storage: "
-        "the trigger's poll (1 s), the triggerer handing the event over and the scheduler queueing the task. Task "
-        "done = its end date minus the call's end: adds waiting for a LocalExecutor slot (16 for 100 resumed "
-        "tasks on 2 cores) and the task resuming."
+        "threads). Event recorded = the moment the triggerer set the task instance back to scheduled "
+        "(`scheduled_dttm`) minus its call's end time in storage: the trigger's poll (1 s) and the triggerer "
+        "handing the event to the database. Task done = its end date minus the call's end: adds waiting for a "
+        "LocalExecutor slot (16 for 100 resumed tasks on 2 cores) and the task resuming."
     )
-    data = {"samples": sampler.samples, "delays": delays, "requeued": requeued, "instances": instances, "boot_s": boot_s,
+    data = {"samples": sampler.samples, "delays": delays, "fired": fired, "instances": instances, "boot_s": boot_s,
             "triggered": triggered, "all_deferred": all_deferred, "opened": opened, "finished": finished,
             "cpu_at_deferred": cpu_at_deferred, "cpu_at_end": cpu_at_end, "peak_rss": sampler.peak_rss}
     return {"title": TITLE, "table": table, "note": note, "data": data,
