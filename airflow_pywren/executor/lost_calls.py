@@ -1,0 +1,178 @@
+"""Lost calls: activations that ended, or will never run, without their call writing a final status.
+
+The compute backend tells which activations ended (``ComputeBackend.lost_activations``);
+this module turns that into failed calls recorded in storage, so that every observer
+(another process, a rescheduled sensor, a trigger) reaches the same verdict. It also keeps
+the activation ids in storage (``keys.ACTIVATIONS``, ``keys.INVOKER``) that make those
+checks possible for a process that did not submit the job.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from airflow_pywren.executor import keys
+from airflow_pywren.executor.compute import ComputeBackend
+from airflow_pywren.executor.compute.base import PendingCall
+from airflow_pywren.executor.errors import ActivationLostError, StorageError, StorageKeyNotFound
+from airflow_pywren.executor.future import RUNNING, ResponseFuture
+from airflow_pywren.executor.monitor.storage import read_status
+from airflow_pywren.executor.storage import StorageBackend, storage_spec
+from airflow_pywren.executor.worker import handler
+
+logger = logging.getLogger(__name__)
+
+
+class LostCalls:
+    """Records activation ids at submit, and fails the calls whose activation was lost."""
+
+    def __init__(self, storage: StorageBackend, compute: ComputeBackend, grace: float) -> None:
+        self.storage = storage
+        self.compute = compute
+        self.grace = grace
+        """Seconds past its timeout after which a started call with no final status is lost."""
+
+    def record_activations(self, executor_id: str, job_id: str, futures: Sequence[ResponseFuture]) -> None:
+        """Store the calls' activation ids, so that a process attaching later can tell a lost activation too.
+
+        Calls started by a remote invoker have none here: the invoker stores theirs, and this
+        stores the invoker's activation id instead. One PUT either way.
+        """
+        activations = {f.call_id: f.activation_id for f in futures if f.activation_id}
+        invoker = next((f.stats["invoker_id"] for f in futures if f.stats.get("invoker_id")), None)
+        objects = [(keys.ACTIVATIONS, activations), (keys.INVOKER, {"activation_id": invoker} if invoker else {})]
+        for name, body in objects:
+            if not body:
+                continue
+            key = keys.job_key(self.storage.prefix, executor_id, job_id, name)
+            try:
+                self.storage.put(key, json.dumps(body).encode())
+            except (OSError, StorageError) as exc:  # the calls run anyway; only a later observer's loss check is weaker
+                logger.warning("could not store the activation ids of job %s (%s): %s", job_id, key, exc)
+
+    def read_job_object(self, executor_id: str, job_id: str, name: str) -> dict[str, Any] | None:
+        """A small JSON object of a job (``keys.ACTIVATIONS``, ``keys.INVOKER``); None if there is none."""
+        try:
+            return json.loads(self.storage.get(keys.job_key(self.storage.prefix, executor_id, job_id, name)))
+        except StorageKeyNotFound:
+            return None
+
+    def attach_ids(self, executor_id: str, job_id: str, futures: Sequence[ResponseFuture]) -> None:
+        """Give the futures of a job submitted elsewhere the activation ids stored for it."""
+        # none yet while the submitter (or the remote invoker) is still invoking, or it could not be stored
+        activations = self.read_job_object(executor_id, job_id, keys.ACTIVATIONS) or {}
+        for future in futures:
+            if activations.get(future.call_id):
+                future.stats["activation_id"] = activations[future.call_id]
+        missing = [f for f in futures if not f.activation_id]
+        invoker = (self.read_job_object(executor_id, job_id, keys.INVOKER) or {}) if missing else {}
+        for future in missing:
+            if invoker.get("activation_id"):
+                future.stats["invoker_id"] = invoker["activation_id"]
+
+    def fail(self, futures: Sequence[ResponseFuture]) -> int:
+        """Record as failed the calls whose activation vanished, so that waiting for them ends.
+
+        A call is lost when the compute backend reports that its activation ended, or will
+        never run, without the call writing a final status (OpenWhisk's activation record of
+        a crash or a platform limit, a dead localhost runner), or when it started more than
+        its timeout plus ``pywren.lost_call_grace`` seconds ago and has no final status.
+        Calls a remote invoker started get their activation ids once its activation has
+        ended (it stores them; its own activation is checked like a call's); a call it did not
+        list, that has not started, was never invoked and is lost too, with the invoker's
+        end as the reason.
+        The status is read again first, and the failure is recorded in storage, so every
+        observer (another process, a rescheduled sensor) reaches the same verdict.
+        """
+        grace = self.grace
+        now = time.time()
+        pending = [f for f in futures if not f.finished]
+        calls = [
+            PendingCall(f.executor_id, f.job_id, f.call_id, f.activation_id, f.host_submit_time, f.status == RUNNING,
+                        f.stats.get("worker_pid"), read_start=lambda f=f: self.read_start(f))
+            for f in pending
+        ]
+        invoked_by: dict[str, list[ResponseFuture]] = {}  # remote invoker activation -> its calls without an id
+        for future in pending:
+            if future.stats.get("invoker_id") and not future.activation_id:
+                invoked_by.setdefault(future.stats["invoker_id"], []).append(future)
+        invokers = [PendingCall(waiting[0].executor_id, waiting[0].job_id, "", invoker, waiting[0].host_submit_time, False)
+                    for invoker, waiting in invoked_by.items()]
+        reasons = self.compute.lost_activations(calls + invokers) if calls else {}
+        lost: list[tuple[ResponseFuture, str]] = []
+        for future, call in zip(pending, calls):
+            reason = reasons.get(call.activation_id) if call.activation_id else None
+            if reason is not None:
+                future.stats["activation_id"] = call.activation_id
+                lost.append((future, f"call {future.call_id} of job {future.job_id} wrote no final status: its "
+                                     f"activation was lost. Activation {call.activation_id}: {reason}"))
+            elif self._overdue(future, now, grace):
+                lost.append((future, (
+                    f"call {future.call_id} of job {future.job_id} wrote no final status within its timeout "
+                    f"({future.timeout:g} s) plus {grace:g} s: its activation was lost (killed by the platform, "
+                    "out of memory, or its runner died)")))
+        for invoker, waiting in invoked_by.items():
+            if invoker in reasons:
+                counted = {id(f) for f, _ in lost}
+                lost.extend(self._never_invoked(invoker, reasons[invoker], [f for f in waiting if id(f) not in counted]))
+        for future, message in lost:
+            if read_status(self.storage, future.executor_id, future.job_id, future.call_id) is not None:
+                continue  # it finished after all: the next refresh reads its status
+            payload = {"storage": storage_spec(self.storage), "prefix": self.storage.prefix,
+                       "executor_id": future.executor_id, "job_id": future.job_id, "call_id": future.call_id,
+                       "activation_id": future.activation_id, "host_submit_time": future.host_submit_time,
+                       "extra_meta": future.extra_meta}
+            future._set_final(handler.record_failure(payload, ActivationLostError(message),
+                                                     start_time=future.stats.get("start_time")))
+        recorded = [f for f, _ in lost if f.finished]
+        if recorded:
+            logger.error("%d call(s) lost: recorded as failed", len(recorded))
+        return len(recorded)
+
+    def _never_invoked(self, invoker: str, reason: str, waiting: list[ResponseFuture]) -> list[tuple[ResponseFuture, str]]:
+        """Once the remote invoker's activation has ended: give its calls the activation ids it
+        stored, and return those it never invoked (not listed, not started) with why."""
+        executor_id, job_id = waiting[0].executor_id, waiting[0].job_id
+        try:
+            listed = self.read_job_object(executor_id, job_id, keys.ACTIVATIONS)
+        except (OSError, StorageError, ValueError) as exc:
+            logger.warning("could not read the activation ids of job %s (next check tries again): %s", job_id, exc)
+            return []
+        never: list[tuple[ResponseFuture, str]] = []
+        for future in waiting:
+            if future.finished or future.activation_id:
+                continue
+            if (listed or {}).get(future.call_id):
+                future.stats["activation_id"] = listed[future.call_id]
+                continue
+            if self.read_start(future) is not None:
+                continue  # it started, so it was invoked: its start status gave its activation id
+            how = ("did not list it among the calls it invoked" if listed is not None else
+                   "ended without recording the calls it invoked, and this call has not started")
+            never.append((future, f"call {future.call_id} of job {job_id} was never invoked: the remote invoker "
+                                  f"activation {invoker} {how}. Activation {invoker}: {reason}"))
+        return never
+
+    def _overdue(self, future: ResponseFuture, now: float, grace: float) -> bool:
+        """True when a running call started more than its timeout plus ``grace`` seconds ago."""
+        if future.status != RUNNING or not future.timeout or now - (future.host_submit_time or now) <= future.timeout + grace:
+            return False
+        start_time = (self.read_start(future) or {}).get("start_time")
+        return start_time is not None and now - start_time > future.timeout + grace
+
+    def read_start(self, future: ResponseFuture) -> dict[str, Any] | None:
+        """The call's start status (read from storage once, then kept in its stats), or None."""
+        if future.stats.get("start_time") is None:
+            key = keys.call_key(self.storage.prefix, future.executor_id, future.job_id, future.call_id, keys.START_OBJECT)
+            try:
+                start = json.loads(self.storage.get(key))
+            except StorageKeyNotFound:
+                return None
+            future._set_running(start)
+            future.stats.update({k: start[k] for k in ("start_time", "worker_host", "worker_pid", "activation_id")
+                                 if start.get(k)})
+        return future.stats
