@@ -118,7 +118,9 @@ class LostCalls:
         for invoker, waiting in invoked_by.items():
             if invoker in reasons:
                 counted = {id(f) for f, _ in lost}
-                lost.extend(self._never_invoked(invoker, reasons[invoker], [f for f in waiting if id(f) not in counted]))
+                uncounted = [f for f in waiting if id(f) not in counted]
+                if uncounted:  # the rest may all be lost already, by their own activation's record
+                    lost.extend(self._never_invoked(invoker, reasons[invoker], uncounted))
         for future, message in lost:
             if read_status(self.storage, future.executor_id, future.job_id, future.call_id) is not None:
                 continue  # it finished after all: the next refresh reads its status

@@ -183,3 +183,19 @@ def test_a_remote_invoker_killed_at_its_time_limit_fails_the_calls_it_did_not_in
     assert "The action exceeded its time limits of 1000 milliseconds." in message
     watcher.wait(attached)
     assert [str(f.exception()) for f in attached] == [str(f.exception()) for f in futures]
+
+
+def always_exits(x):
+    os._exit(3)
+
+
+def test_every_remote_invoked_call_lost_in_the_check_that_finds_the_invoker_ended(server, namespace, config, executors):
+    """One check finds the invoker and all of its calls ended: each call fails with its own activation's reason."""
+    pw = executors(remote(config, lost_check_interval=2))  # the second check comes after everything ended
+    futures = pw.map(always_exits, range(4), timeout=LONG)
+    done, not_done = pw.wait(futures)
+    assert not not_done
+    for future in futures:
+        error = future.exception()
+        assert isinstance(error, ActivationLostError)
+        assert future.activation_id in str(error) and ABNORMAL_RUN in str(error)
