@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+import airflow_pywren as pywren
 from tests.conftest import merge_config
 from tests.services.openwhisk import OpenWhiskTestServer
 
@@ -28,3 +29,27 @@ def namespace(server: OpenWhiskTestServer) -> str:
 def ow_config(server: OpenWhiskTestServer, namespace: str, localhost_config: dict[str, Any]) -> dict[str, Any]:
     """ibm_cf compute on the fresh namespace, localhost storage."""
     return merge_config(localhost_config, {"pywren": {"compute_backend": "ibm_cf"}, "ibm_cf": server.settings(namespace)})
+
+
+@pytest.fixture(params=["localhost", "ibm_cos"])
+def any_storage_config(request: pytest.FixtureRequest, ow_config: dict[str, Any]) -> dict[str, Any]:
+    """ibm_cf on the fresh namespace, with localhost storage or COS (the S3 server)."""
+    if request.param == "ibm_cos":
+        return merge_config(ow_config, request.getfixturevalue("cos_config"))
+    return ow_config
+
+
+@pytest.fixture
+def executors():
+    """Make executors; each is cleaned and closed after the test."""
+    created: list[pywren.FunctionExecutor] = []
+
+    def make(config: dict[str, Any]) -> pywren.FunctionExecutor:
+        executor = pywren.FunctionExecutor(config=config)
+        created.append(executor)
+        return executor
+
+    yield make
+    for executor in created:
+        executor.clean()
+        executor.close()

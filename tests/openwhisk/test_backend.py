@@ -31,21 +31,6 @@ def with_ibm_cf(config: dict[str, Any], **settings: Any) -> dict[str, Any]:
     return merge_config(config, {"ibm_cf": settings})
 
 
-@pytest.fixture
-def executors():
-    created: list[pywren.FunctionExecutor] = []
-
-    def make(config: dict[str, Any]) -> pywren.FunctionExecutor:
-        executor = pywren.FunctionExecutor(config=config)
-        created.append(executor)
-        return executor
-
-    yield make
-    for executor in created:
-        executor.clean()
-        executor.close()
-
-
 # ------------------------------------------------------------------ auth and check
 def test_calls_run_with_basic_auth_and_report_their_activation(server, namespace, ow_config, executors):
     pw = executors(ow_config)

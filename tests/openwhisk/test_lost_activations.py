@@ -14,7 +14,6 @@ from typing import Any
 import pytest
 import requests
 
-import airflow_pywren as pywren
 from airflow_pywren.executor.compute import ibm_cf_lost
 from airflow_pywren.executor.errors import ActivationLostError
 from tests.conftest import merge_config
@@ -65,28 +64,10 @@ def double(x):
     return 2 * x
 
 
-@pytest.fixture(params=["localhost", "ibm_cos"])
-def config(request: pytest.FixtureRequest, ow_config: dict[str, Any]) -> dict[str, Any]:
-    """ibm_cf on a fresh namespace, checking for lost activations every 0.2 s, with either storage."""
-    parts = [ow_config, {"ibm_cf": {"lost_check_interval": 0.2}}]
-    if request.param == "ibm_cos":
-        parts.append(request.getfixturevalue("cos_config"))
-    return merge_config(*parts)
-
-
 @pytest.fixture
-def executors():
-    created: list[pywren.FunctionExecutor] = []
-
-    def make(config: dict[str, Any]) -> pywren.FunctionExecutor:
-        executor = pywren.FunctionExecutor(config=config)
-        created.append(executor)
-        return executor
-
-    yield make
-    for executor in created:
-        executor.clean()
-        executor.close()
+def config(any_storage_config: dict[str, Any]) -> dict[str, Any]:
+    """ibm_cf on a fresh namespace, checking for lost activations every 0.2 s, with either storage."""
+    return merge_config(any_storage_config, {"ibm_cf": {"lost_check_interval": 0.2}})
 
 
 def record_requests(server, namespace: str) -> tuple[list[dict], list[dict]]:

@@ -49,27 +49,10 @@ def remote(config: dict[str, Any], **ibm_cf: Any) -> dict[str, Any]:
                                             "lost_check_interval": 0.2, **ibm_cf}})
 
 
-@pytest.fixture(params=["localhost", "ibm_cos"])
-def config(request: pytest.FixtureRequest, ow_config: dict[str, Any]) -> dict[str, Any]:
-    """ibm_cf on a fresh namespace with either storage (the invoker writes through the payload's)."""
-    if request.param == "ibm_cos":
-        return merge_config(ow_config, request.getfixturevalue("cos_config"))
-    return ow_config
-
-
 @pytest.fixture
-def executors():
-    created: list[pywren.FunctionExecutor] = []
-
-    def make(config: dict[str, Any]) -> pywren.FunctionExecutor:
-        executor = pywren.FunctionExecutor(config=config)
-        created.append(executor)
-        return executor
-
-    yield make
-    for executor in created:
-        executor.clean()
-        executor.close()
+def config(any_storage_config: dict[str, Any]) -> dict[str, Any]:
+    """ibm_cf on a fresh namespace with either storage (the invoker writes through the payload's)."""
+    return any_storage_config
 
 
 def invocations(server, namespace: str) -> tuple[str, dict[str, str]]:
