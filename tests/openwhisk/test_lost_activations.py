@@ -17,17 +17,11 @@ import requests
 from airflow_pywren.executor.compute import ibm_cf_lost
 from airflow_pywren.executor.errors import ActivationLostError
 from tests.conftest import merge_config
+from tests.openwhisk.calls import LONG, double, nap_and_double, tenfold_but_three_exits
 from tests.services.openwhisk import ABNORMAL_RUN, MEMORY_EXHAUSTED
 
 pytestmark = pytest.mark.timeout(120)
 
-LONG = 600  # seconds: the calls' timeout, far beyond this module's pytest timeout
-
-
-def tenfold_but_three_exits(x):
-    if x == 3:
-        os._exit(3)
-    return 10 * x
 
 
 def tenfold_but_two_is_killed(x):
@@ -43,11 +37,6 @@ def nap_but_twenty_exits(x):
     return 10 * x
 
 
-def nap_and_double(x):
-    time.sleep(0.2)
-    return 2 * x
-
-
 def ignore_own_timeout_and_sleep(seconds):
     signal.signal(signal.SIGALRM, signal.SIG_IGN)  # the call's own timeout can no longer stop it
     time.sleep(seconds)
@@ -58,10 +47,6 @@ def hold_memory(megabytes, seconds):
     block = b"\x01" * (megabytes * 1024 * 1024)  # written, so resident
     time.sleep(seconds)
     return len(block)
-
-
-def double(x):
-    return 2 * x
 
 
 @pytest.fixture

@@ -20,27 +20,12 @@ import airflow_pywren as pywren
 from airflow_pywren.executor import keys
 from airflow_pywren.executor.errors import ActivationLostError
 from tests.conftest import merge_config
+from tests.openwhisk.calls import LONG, double, nap_and_double, tenfold_but_three_exits
 from tests.services.openwhisk import ABNORMAL_RUN
 
 pytestmark = pytest.mark.timeout(120)
 
-LONG = 600  # seconds: the calls' timeout, far beyond this module's pytest timeout
 PROVISION_ERROR = "Failed to provision resources to run the action."
-
-
-def tenfold_but_three_exits(x):
-    if x == 3:
-        os._exit(3)
-    return 10 * x
-
-
-def nap_and_double(x):
-    time.sleep(0.2)
-    return 2 * x
-
-
-def double(x):
-    return 2 * x
 
 
 def remote(config: dict[str, Any], **ibm_cf: Any) -> dict[str, Any]:
