@@ -30,6 +30,7 @@ from typing import Any
 
 import airflow_pywren as pywren
 from bench.common import Context, bench_home, markdown_table, noop, pyplot, seconds, stop_runners
+from tests.services.airflow import private_airflow_env
 
 NAME = "dag"
 TITLE = "DAG level: PyWrenMapOperator vs dynamic task mapping (dag.test and airflow dags test)"
@@ -44,7 +45,6 @@ FAST_POLL, FAST_POLL_DAG = 0.05, "bench_pywren_map_poll005"
 """A what-if at N=TARGET_N: the operator polling every 0.05 s (the executor's default monitor_interval)."""
 TARGET_N, TARGET_SPEEDUP = 100, 10.0
 AIRFLOW_BIN = str(Path(sys.executable).with_name("airflow"))
-REPO_ROOT = Path(__file__).resolve().parents[1]
 
 HEADER = '''\
 import pendulum
@@ -117,18 +117,8 @@ class AirflowHome:
         (root / "dags" / f"{FAST_POLL_DAG}.py").write_text(
             PYWREN_DAG.replace("DAG_ID", FAST_POLL_DAG).replace("OPTIONS", f", poll_interval={FAST_POLL}"))
         (root / "dags" / "bench_dynamic_map.py").write_text(DYNAMIC_DAG)
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "PYWREN_CONFIG"))}
-        env.update({
-            "AIRFLOW_HOME": str(root / "airflow"),
-            "AIRFLOW__CORE__DAGS_FOLDER": str(root / "dags"),
-            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-            "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{self.db}",
-            "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
-            "AIRFLOW_CONN_PYWREN_DEFAULT": json.dumps({"conn_type": "pywren", "extra": {"config": pywren_config}}),
-            "PYTHONPATH": os.pathsep.join(p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH")) if p),
-        })
-        self.env = env
+        self.env = private_airflow_env(root / "airflow", root / "dags", self.db, {
+            "pywren_default": {"conn_type": "pywren", "extra": {"config": pywren_config}}})
 
     def cli(self, args: list[str], log_name: str, limit: float) -> tuple[float, bool]:
         """Run ``airflow <args>``; (wall seconds, finished in time). Output goes to ``<root>/<log_name>``."""

@@ -25,6 +25,26 @@ AIRFLOW_BIN = str(Path(sys.executable).with_name("airflow"))
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
+def private_airflow_env(home: Path, dags_folder: Path, db: Path, connections: dict[str, Any]) -> dict[str, str]:
+    """This process's environment without Airflow or PyWren settings, plus a private Airflow home.
+
+    SQLite at ``db``, no example DAGs, this repository importable, and ``connections``
+    (``{conn_id: connection as a dict}``) as ``AIRFLOW_CONN_*`` variables.
+    """
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "PYWREN_CONFIG"))}
+    env.update({
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{db}",
+        "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
+        "PYTHONPATH": os.pathsep.join(p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH")) if p),
+        **{f"AIRFLOW_CONN_{name.upper()}": json.dumps(value) for name, value in connections.items()},
+    })
+    return env
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -39,22 +59,14 @@ class AirflowDeployment:
         self.root = root
         self.db = root / "airflow.db"
         self.port = free_port()
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "PYWREN_CONFIG"))}
+        env = private_airflow_env(root, dags_folder, self.db, connections)
         env.update({
-            "AIRFLOW_HOME": str(root),
-            "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder),
-            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-            "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
             "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
             "AIRFLOW__CORE__PARALLELISM": str(parallelism),
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{self.port}/execution/",
             "AIRFLOW__API__HOST": "127.0.0.1",
             "AIRFLOW__API__PORT": str(self.port),
             "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(32),
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{self.db}",
-            "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
-            "PYTHONPATH": os.pathsep.join(p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH")) if p),
-            **{f"AIRFLOW_CONN_{name.upper()}": json.dumps(value) for name, value in connections.items()},
             **(extra_env or {}),
         })
         self.env = env
