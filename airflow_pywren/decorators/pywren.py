@@ -24,11 +24,11 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Collection, Mapping, Sequence
-from functools import partial
+from functools import wraps
 from typing import Any
 
 from airflow_pywren.compat import Context, DecoratedOperator, TaskDecorator, task_decorator_factory
-from airflow_pywren.decorators.remote import call_without_argument
+from airflow_pywren.executor.calls import parameters_of
 from airflow_pywren.executor.errors import PyWrenSubmitError
 from airflow_pywren.executor.executor import FunctionExecutor
 from airflow_pywren.executor.future import ResponseFuture
@@ -40,6 +40,20 @@ _NAMED = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONL
 
 def _takes_iterdata(iterdata: Any) -> None:
     """The call signature of a map task: its one argument is the iterdata."""
+
+
+def _without_injected(func: Callable) -> Callable:
+    """``func`` as Airflow should see it: without the parameters the function side injects (``id``, ...)."""
+    params = parameters_of(func)
+    if not params.injected:
+        return func
+
+    @wraps(func)
+    def data_parameters_only(*args: Any, **kwargs: Any) -> Any:
+        return func(*args, **kwargs)
+
+    data_parameters_only.__signature__ = params.data_signature  # type: ignore[attr-defined]
+    return data_parameters_only
 
 
 class PyWrenDecoratedOperator(DecoratedOperator, BasePyWrenOperator):
@@ -77,7 +91,7 @@ class PyWrenDecoratedOperator(DecoratedOperator, BasePyWrenOperator):
             raise TypeError(f"reduce_function must be callable, got {type(reduce_function).__name__}")
         kind = MAP_REDUCE if reduce_function is not None else MAP if map else CALL_ASYNC
         # A map task is called with its iterdata, not with the function's own arguments.
-        signature_source = python_callable if kind == CALL_ASYNC else _takes_iterdata
+        signature_source = _without_injected(python_callable) if kind == CALL_ASYNC else _takes_iterdata
         super().__init__(python_callable=signature_source, op_args=op_args, op_kwargs=op_kwargs, **kwargs)
         self.python_callable = python_callable
         self.kind = kind
@@ -103,7 +117,7 @@ class PyWrenDecoratedOperator(DecoratedOperator, BasePyWrenOperator):
     def _call_arguments(self) -> tuple[Callable, Any]:
         """The function and the call's data: the bound arguments as keyword arguments."""
         func = self.python_callable
-        signature = inspect.signature(func)
+        signature = inspect.signature(_without_injected(func))
         unsupported = [p.name for p in signature.parameters.values() if p.kind not in _NAMED]
         if unsupported:
             raise PyWrenSubmitError(
@@ -115,7 +129,7 @@ class PyWrenDecoratedOperator(DecoratedOperator, BasePyWrenOperator):
         except TypeError as exc:
             raise PyWrenSubmitError(f"@task.pywren function {func.__name__}{signature}: {exc}") from None
         if not bound.arguments:
-            return partial(call_without_argument, func), None
+            return func, []  # no arguments: an empty list spreads into none
         return func, dict(bound.arguments)
 
 

@@ -65,3 +65,7 @@ class RemoteTraceback(Exception):
 
     def __str__(self) -> str:
         return f'\n"""\nRemote traceback:\n{self.traceback_text}"""'
+
+
+class FunctionExitError(PyWrenError):
+    """A call's function called ``sys.exit()`` (or was interrupted) instead of returning."""

@@ -10,7 +10,8 @@ import uuid
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from airflow_pywren.executor import keys, serialization
+from airflow_pywren.executor import calls as arguments
+from airflow_pywren.executor import keys, legacy, serialization
 from airflow_pywren.executor.compute import ComputeBackend, create_compute
 from airflow_pywren.executor.config import Config, load_config, storage_section
 from airflow_pywren.executor.errors import (
@@ -97,9 +98,14 @@ class FunctionExecutor:
         runtime_memory: int | None = None,
         timeout: float | None = None,
         exclude_modules: Sequence[str] | None = None,
+        include_modules: Sequence[str] | None = (),
+        extra_args: Any = None,
+        **legacy: Any,
     ) -> ResponseFuture:
-        """Run ``func(data)`` once; return its future."""
-        return self._submit(CALL_ASYNC, func, [data], extra_env, extra_meta, runtime_memory, timeout, exclude_modules)[0]
+        """Run ``func`` once with ``data`` (the argument rule of :mod:`.calls`); return its future."""
+        options = self._submit_options("call_async", extra_args, include_modules, legacy)
+        return self._submit(CALL_ASYNC, func, [data], extra_env, extra_meta, runtime_memory, timeout, exclude_modules,
+                            **options)[0]
 
     def map(
         self,
@@ -110,10 +116,14 @@ class FunctionExecutor:
         runtime_memory: int | None = None,
         timeout: float | None = None,
         exclude_modules: Sequence[str] | None = None,
+        include_modules: Sequence[str] | None = (),
+        extra_args: Any = None,
+        **legacy: Any,
     ) -> list[ResponseFuture]:
         """Run ``func`` once per item of ``iterdata``; return the futures in input order."""
+        options = self._submit_options("map", extra_args, include_modules, legacy)
         items = _as_list(iterdata, "iterdata")
-        return self._submit(MAP, func, items, extra_env, extra_meta, runtime_memory, timeout, exclude_modules)
+        return self._submit(MAP, func, items, extra_env, extra_meta, runtime_memory, timeout, exclude_modules, **options)
 
     def map_reduce(
         self,
@@ -127,6 +137,9 @@ class FunctionExecutor:
         reduce_runtime_memory: int | None = None,
         timeout: float | None = None,
         exclude_modules: Sequence[str] | None = None,
+        include_modules: Sequence[str] | None = (),
+        extra_args: Any = None,
+        **legacy: Any,
     ) -> list[ResponseFuture]:
         """Map, then reduce the map results (a list in input order) with ``reduce_func``.
 
@@ -134,11 +147,13 @@ class FunctionExecutor:
         ``reducer_wait_local=True`` the client waits for the maps and then invokes it.
         Returns the map futures followed by the reducer's future.
         """
+        options = self._submit_options("map_reduce", extra_args, include_modules, legacy)
         items = _as_list(iterdata, "iterdata")
-        serialization.serialize_items(reduce_func, [[]], what="the reducer's argument (the list of map results)")
-        reduce_bytes = serialization.serialize_function(reduce_func, exclude_modules)
+        arguments.check_reducer(reduce_func)
+        reduce_bytes = serialization.serialize_function(reduce_func, exclude_modules, include_modules)
         _check_call_options(extra_env, extra_meta, *self._call_defaults(reduce_runtime_memory, timeout), exclude_modules)
-        map_futures = self._submit(MAP, map_func, items, extra_env, extra_meta, map_runtime_memory, timeout, exclude_modules)
+        map_futures = self._submit(MAP, map_func, items, extra_env, extra_meta, map_runtime_memory, timeout, exclude_modules,
+                                   **options)
         for future in map_futures:
             future.produce_output = False
         if reducer_wait_local:
@@ -161,15 +176,17 @@ class FunctionExecutor:
         exclude_modules: Sequence[str] | None,
         reduce: dict[str, Any] | None = None,
         func_bytes: bytes | None = None,
+        extra_args: Any = None,
+        include_modules: Sequence[str] | None = (),
     ) -> list[ResponseFuture]:
         """Validate and serialize everything, stage it in storage (3 PUTs), invoke, record the activation ids (1 PUT)."""
         runtime_memory, timeout = self._call_defaults(runtime_memory, timeout)
         _check_call_options(extra_env, extra_meta, runtime_memory, timeout, exclude_modules)
         if not items:
             raise PyWrenSubmitError(f"{kind} got no data: iterdata is empty; pass at least one item")
-        func_bytes = func_bytes or serialization.serialize_function(func, exclude_modules)
+        func_bytes = func_bytes or serialization.serialize_function(func, exclude_modules, include_modules)
         if reduce is None:
-            data_bytes, ranges = serialization.serialize_items(func, items, "data" if kind == CALL_ASYNC else "iterdata")
+            data_bytes, ranges = arguments.stage_items(func, items, "data" if kind == CALL_ASYNC else "iterdata", extra_args)
         else:
             data_bytes, ranges = b"", [(0, 0)]
         job_id = f"{_JOB_LETTER[kind]}{next(self._job_counter):03d}"
@@ -202,6 +219,7 @@ class FunctionExecutor:
             "timeout": timeout,
             "host_submit_time": submit_time,
             "rabbitmq": self.monitor.notifier_settings(self.executor_id, job_id),
+            "injected": arguments.injected_settings(func, self.config, self.storage),
         }
         calls = [{"call_id": call_id, "data_byte_range": list(byte_range)} for call_id, byte_range in zip(call_ids, ranges)]
         if reduce is not None:
@@ -369,6 +387,11 @@ class FunctionExecutor:
         self.close()
 
     # ---------------------------------------------------------------- helpers
+    def _submit_options(self, method: str, extra_args: Any, include_modules: Any, given: dict[str, Any]) -> dict[str, Any]:
+        """The submit keywords, with those of the original API (``extra_params``, ...) taken in."""
+        honoured = legacy.take(method, given, legacy.SUBMIT)
+        return {"extra_args": legacy.extra_args_of(extra_args, honoured), "include_modules": include_modules}
+
     def _call_defaults(self, runtime_memory: int | None, timeout: float | None) -> tuple[Any, Any]:
         """Per-call memory and timeout, defaulting to ``pywren.runtime_memory`` / ``pywren.runtime_timeout``."""
         pw = self.config["pywren"]

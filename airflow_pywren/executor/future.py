@@ -118,7 +118,7 @@ class ResponseFuture:
             exc = serialization.loads(self._executor.storage.get(self.output_key))
         except Exception:  # missing (StorageKeyNotFound) or not unpicklable here
             exc = None
-        if not isinstance(exc, BaseException):
+        if not isinstance(exc, Exception):  # never re-raise SystemExit & co. in the client
             exc = FunctionError(error.get("type", "Exception"), error.get("message", ""), traceback_text)
         exc.__cause__ = RemoteTraceback(traceback_text)
         return exc

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import importlib.machinery
-import inspect
 import io
 import os
 import pickle
@@ -33,9 +32,6 @@ from airflow_pywren.executor.errors import PyWrenSubmitError
 
 # Packages every runtime has: never shipped.
 RUNTIME_PACKAGES = frozenset({"airflow_pywren", "cloudpickle", "__main__", "builtins"})
-
-CALL_AS_KWARGS = "kwargs"
-CALL_AS_ARG = "arg"
 
 
 @dataclass(frozen=True)
@@ -193,16 +189,24 @@ def _by_value(modules: Iterable[types.ModuleType]) -> Iterator[None]:
             cloudpickle.unregister_pickle_by_value(module)
 
 
-def serialize_function(func: Callable, exclude_modules: Sequence[str] | None = None) -> bytes:
-    """Pickle ``func`` with the local modules it needs; raise PyWrenSubmitError if it cannot be pickled."""
+def serialize_function(
+    func: Callable, exclude_modules: Sequence[str] | None = None, include_modules: Sequence[str] | None = ()
+) -> bytes:
+    """Pickle ``func`` with the local modules it needs; raise PyWrenSubmitError if it cannot be pickled.
+
+    ``include_modules``: empty (default) ships every local module found, except ``exclude_modules``;
+    a list ships only those modules (and ignores ``exclude_modules``); None ships none.
+    """
     if not callable(func):
         raise PyWrenSubmitError(f"the function to run must be callable, got {type(func).__name__} {func!r:.80}")
     exclude = list(exclude_modules or ())
     local = [m for m in _referenced_modules(func) if _is_local(m) and not _excluded(m.__name__, exclude)]
     by_value = [m for m in local if not _importable_by_name(m)]
+    if include_modules:
+        local = [m for m in _referenced_modules(func) if _is_local(m) and _excluded(m.__name__, include_modules)]
     shipped: dict[str, bytes] = {}
     for module in local:
-        if module not in by_value:
+        if module not in by_value and include_modules is not None:
             shipped.update(_module_sources(module))
     try:
         with _by_value(by_value):
@@ -265,65 +269,3 @@ def load_function(data: bytes, modules_root: str | os.PathLike[str]) -> tuple[Ca
     package, modules_dir = install_modules(data, modules_root)
     activate_modules(modules_dir, modules_root)
     return loads(package["function"]), modules_dir
-
-
-def call_mode(func: Callable, item: Any) -> str:
-    """``kwargs`` when ``item`` is a dict whose keys are all parameter names of ``func``, else ``arg``."""
-    if isinstance(item, dict) and item:
-        params = _keyword_parameters(func)
-        if params is not None and all(isinstance(k, str) and k in params for k in item):
-            return CALL_AS_KWARGS
-    return CALL_AS_ARG
-
-
-def _keyword_parameters(func: Callable) -> frozenset[str] | None:
-    try:
-        signature = inspect.signature(func)
-    except (TypeError, ValueError):
-        return None
-    kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
-    return frozenset(name for name, p in signature.parameters.items() if p.kind in kinds)
-
-
-def check_call(func: Callable, item: Any, mode: str, where: str) -> None:
-    """Raise PyWrenSubmitError if ``func`` cannot be called with ``item`` as ``mode`` says."""
-    try:
-        signature = inspect.signature(func)
-    except (TypeError, ValueError):
-        return
-    try:
-        if mode == CALL_AS_KWARGS:
-            signature.bind(**item)
-        else:
-            signature.bind(item)
-    except TypeError as exc:
-        raise PyWrenSubmitError(
-            f"{where} ({_short(item)}) does not fit {getattr(func, '__name__', 'the function')}{signature}: {exc}. "
-            "A dict whose keys are all parameter names is passed as keyword arguments; "
-            "anything else is passed as the single positional argument."
-        ) from None
-
-
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
-
-
-def serialize_items(func: Callable, items: Sequence[Any], what: str = "iterdata") -> tuple[bytes, list[tuple[int, int]]]:
-    """Pickle each call's ``(mode, item)`` into one blob; return it with each call's byte range."""
-    chunks: list[bytes] = []
-    ranges: list[tuple[int, int]] = []
-    offset = 0
-    for index, item in enumerate(items):
-        mode = call_mode(func, item)
-        check_call(func, item, mode, f"{what} item {index}")
-        try:
-            chunk = dumps((mode, item))
-        except Exception as exc:
-            raise PyWrenSubmitError(
-                f"{what} item {index} ({_short(item)}) cannot be pickled: {type(exc).__name__}: {exc}"
-            ) from exc
-        chunks.append(chunk)
-        ranges.append((offset, offset + len(chunk)))
-        offset += len(chunk)
-    return b"".join(chunks), ranges

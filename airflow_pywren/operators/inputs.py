@@ -10,8 +10,11 @@ replaces by the stored values.
 * ``data`` (call_async) = a reference to a single-result job: the call gets that value.
   A reference to a job with several results (a map) is refused: map over it instead,
   or reduce it with map_reduce first.
-* ``data`` = a dict whose keys are the function's parameters: single-result references
-  among its values are resolved (the call gets them as keyword arguments).
+* ``data`` = a dict whose keys are the function's parameters, or a list of positional
+  parameters: single-result references among its values are resolved inside the call.
+
+Items then follow the executor's argument rule (:mod:`airflow_pywren.executor.calls`): a
+list item from XCom is spread into positional arguments exactly as in ``executor.map``.
 
 Rendered templates arrive as strings; a string that holds a Python or JSON literal of a
 list or of a job reference is parsed.
@@ -63,6 +66,8 @@ def _resolve_item(item: Any, what: str) -> Any:
         return _single(item, what)
     if isinstance(item, dict):
         return {k: _single(v, f"{what}[{k!r}]") if is_job_ref(v) else v for k, v in item.items()}
+    if isinstance(item, (list, tuple)):  # positional parameters: references among them are resolved too
+        return type(item)(_single(v, f"{what}[{i}]") if is_job_ref(v) else v for i, v in enumerate(item))
     return item
 
 

@@ -118,7 +118,7 @@ def test_cancel_stops_queued_and_running_calls(pw):
 def test_runner_stats_count_invocations(pw, localhost_config):
     compute = LocalhostCompute(pw.config)
     before = compute.stats()["invoked"]
-    pw.get_result(pw.map(len, [[1]] * 7))
+    pw.get_result(pw.map(len, ["ab"] * 7))
     assert compute.stats()["invoked"] - before == 7
 
 

@@ -75,34 +75,3 @@ def test_installed_packages_are_not_shipped():
 
     shipped = serialization.loads(serialization.serialize_function(uses_installed))["modules"]
     assert shipped and all(path.startswith("tests/") for path in shipped)  # only the test package itself
-
-
-def keyword_only(*, a, b=2):
-    return a + b
-
-
-def varargs(*items):
-    return len(items)
-
-
-@pytest.mark.parametrize(
-    ("func", "item", "mode"),
-    [
-        (keyword_only, {"a": 1}, "kwargs"),
-        (keyword_only, {"a": 1, "c": 3}, "arg"),
-        (len, {"a": 1}, "arg"),
-        (varargs, {"items": 1}, "arg"),
-        (keyword_only, {}, "arg"),
-        (keyword_only, 3, "arg"),
-    ],
-)
-def test_call_mode_rule(func, item, mode):
-    assert serialization.call_mode(func, item) == mode
-
-
-def test_items_are_aggregated_with_byte_ranges():
-    items = [1, "two", {"x": 3}, [4] * 100]
-    blob, ranges = serialization.serialize_items(lambda x: x, items)
-    assert ranges[0][0] == 0 and ranges[-1][1] == len(blob)
-    assert all(a[1] == b[0] for a, b in zip(ranges, ranges[1:]))
-    assert [serialization.loads(blob[start:end])[1] for start, end in ranges] == items

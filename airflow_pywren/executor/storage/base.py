@@ -37,6 +37,10 @@ class StorageBackend(ABC):
     def delete_prefix(self, prefix: str) -> int:
         """Delete every key under ``prefix``; return how many were deleted."""
 
+    def delete(self, key: str) -> None:
+        """Delete the object at ``key``; nothing happens when there is none."""
+        raise NotImplementedError(f"storage backend {self.name} cannot delete single objects")
+
     @abstractmethod
     def check(self) -> None:
         """Raise a clear StorageError when the bucket cannot be used with these settings."""

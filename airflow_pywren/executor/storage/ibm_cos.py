@@ -278,6 +278,14 @@ class IBMCOSStorage(StorageBackend):
                 )
         return len(found)
 
+    def delete(self, key: str) -> None:
+        self._request("DELETE", "delete_object", key, Bucket=self.bucket, Key=key)
+
+    @property
+    def client(self) -> Any:
+        """The ``ibm_boto3`` S3 client of this storage (for functions that want the full COS API)."""
+        return self._client
+
     def check(self) -> None:
         """One LIST of the prefix (at most 1 key) with a small retry budget, so a bad setting fails fast.
 

@@ -88,6 +88,10 @@ class LocalhostStorage(StorageBackend):
                 self._path(key).unlink(missing_ok=True)
         return len(keys)
 
+    def delete(self, key: str) -> None:
+        self.request_counts["DELETE"] += 1
+        self._path(key).unlink(missing_ok=True)
+
     def check(self) -> None:
         try:
             self.root.mkdir(parents=True, exist_ok=True)

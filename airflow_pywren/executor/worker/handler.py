@@ -21,9 +21,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from airflow_pywren.executor import keys, serialization
+from airflow_pywren.executor import calls, keys, serialization
 from airflow_pywren.executor.errors import ActivationMemoryError, ActivationTimeoutError, PyWrenError
-from airflow_pywren.executor.serialization import CALL_AS_KWARGS, ResultRef
 from airflow_pywren.executor.storage import StorageBackend, storage_from_spec
 from airflow_pywren.executor.worker.notify import notifier_for
 
@@ -100,15 +99,6 @@ def _soft_timeout(seconds: float, describe: str) -> Iterator[None]:
         signal.signal(signal.SIGALRM, previous)
 
 
-def _resolve_refs(storage: StorageBackend, mode: str, item: Any) -> Any:
-    """Replace ResultRef values (an upstream call's output) by the values they point to."""
-    if isinstance(item, ResultRef):
-        return serialization.loads(storage.get(item.key))
-    if mode == CALL_AS_KWARGS:
-        return {k: serialization.loads(storage.get(v.key)) if isinstance(v, ResultRef) else v for k, v in item.items()}
-    return item
-
-
 def wait_for_map_results(storage: StorageBackend, prefix: str, executor_id: str, reduce: dict[str, Any]) -> list[Any]:
     """Wait (polling storage) until every map call has a status; return their results in input order."""
     map_job = reduce["job_id"]
@@ -171,12 +161,12 @@ def run_call(payload: dict[str, Any]) -> dict[str, Any]:
         with _call_environment(payload.get("extra_env")), _soft_timeout(payload.get("timeout", 0), describe):
             func = _function_for(storage, payload["func_key"])
             if payload.get("reduce"):
-                mode, item = serialization.CALL_AS_ARG, wait_for_map_results(storage, prefix, executor_id, payload["reduce"])
+                data = calls.CallData(args=(wait_for_map_results(storage, prefix, executor_id, payload["reduce"]),))
             else:
                 start_byte, end_byte = payload["data_byte_range"]
-                mode, item = serialization.loads(storage.get(payload["data_key"], (start_byte, end_byte)))
-                item = _resolve_refs(storage, mode, item)
-            value = func(**item) if mode == CALL_AS_KWARGS else func(item)
+                data = serialization.loads(storage.get(payload["data_key"], (start_byte, end_byte)))
+            context = calls.CallContext(executor_id, job_id, call_id, storage, payload, data)
+            value = calls.call_function(func, data, context)
         output = serialization.dumps(value)
     except MemoryError as exc:
         memory = payload.get("runtime_memory")
