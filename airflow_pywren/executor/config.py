@@ -56,6 +56,8 @@ SCHEMA: dict[str, dict[str, Setting]] = {
         "storage_dir": Setting((str,), "~/.pywren/storage", "directory holding localhost storage"),
         "bucket": Setting((str,), "pywren", "bucket (sub-directory) of localhost storage"),
         "storage_prefix": Setting((str,), "pywren.jobs", "key prefix of job data"),
+        "data_dir": Setting((str, type(None)), None, "directory whose sub-directories are the buckets that "
+                            "'bucket/prefix/' and 'cos://bucket/...' iterdata address (default: storage_dir)"),
         "workers": Setting((int,), _cpu_count(), "concurrent calls on this machine"),
         "runner_dir": Setting((str,), "~/.pywren/runner", "directory of the runner's socket, lock and log"),
         "runner_idle_timeout": Setting((int, float), 600, "seconds an idle runner waits before exiting"),

@@ -26,6 +26,18 @@ class StorageError(PyWrenError):
     """Storage cannot be reached, or refused a request."""
 
 
+class StorageBucketNotFound(StorageError):
+    """A bucket named by the data of a job does not exist."""
+
+
+class DataSourceError(PyWrenSubmitError):
+    """Data named in ``iterdata`` cannot be found or planned: the message names the location and the fix."""
+
+
+class DataChangedError(PyWrenError):
+    """An object changed (ETag or size) between planning a job and reading one of its chunks."""
+
+
 class ComputeError(PyWrenError):
     """The compute backend refused or failed an invocation."""
 

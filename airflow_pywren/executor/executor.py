@@ -11,9 +11,10 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from airflow_pywren.executor import calls as arguments
-from airflow_pywren.executor import keys, legacy, serialization
+from airflow_pywren.executor import data, keys, legacy, serialization
 from airflow_pywren.executor.compute import ComputeBackend, create_compute
 from airflow_pywren.executor.config import Config, load_config, storage_section
+from airflow_pywren.executor.data.locations import looks_like_location
 from airflow_pywren.executor.errors import (
     ComputeError,
     PyWrenConfigError,
@@ -87,6 +88,8 @@ class FunctionExecutor:
         self.futures: list[ResponseFuture] = []
         self._job_counter = itertools.count(self._first_free_job_number() if executor_id else 0)
         self._progress_logs: dict[str, ProgressLog] = {}
+        self.job_inputs: dict[str, dict[str, Any]] = {}
+        """What each map over data read (see ``DataPlan.summary``), by job id."""
 
     # ------------------------------------------------------------------ submit
     def call_async(
@@ -118,12 +121,41 @@ class FunctionExecutor:
         exclude_modules: Sequence[str] | None = None,
         include_modules: Sequence[str] | None = (),
         extra_args: Any = None,
+        chunk_size: int | None = None,
+        chunk_n: int | None = None,
         **legacy: Any,
     ) -> list[ResponseFuture]:
-        """Run ``func`` once per item of ``iterdata``; return the futures in input order."""
+        """Run ``func`` once per item of ``iterdata``; return the futures in input order.
+
+        When ``func`` declares ``obj`` or ``data_stream`` (or ``chunk_size``/``chunk_n`` is
+        given), ``iterdata`` names data (see :mod:`airflow_pywren.executor.data`): one call
+        per object, or per chunk of ``chunk_size`` bytes / per ``chunk_n``-th of each object.
+        """
         options = self._submit_options("map", extra_args, include_modules, legacy)
-        items = _as_list(iterdata, "iterdata")
-        return self._submit(MAP, func, items, extra_env, extra_meta, runtime_memory, timeout, exclude_modules, **options)
+        plan = self._data_plan(func, iterdata, chunk_size, chunk_n, options["extra_args"])
+        items = plan.items(func) if plan is not None else _as_list(iterdata, "iterdata")
+        return self._submit(MAP, func, items, extra_env, extra_meta, runtime_memory, timeout, exclude_modules, **options,
+                            data_plan=plan)
+
+    def _data_plan(
+        self, func: Callable, iterdata: Any, chunk_size: Any, chunk_n: Any, extra_args: Any = None
+    ) -> data.DataPlan | None:
+        """The plan of a map over data, or None for a map over Python values."""
+        if not data.wants_data(func) and chunk_size is None and chunk_n is None:
+            if isinstance(iterdata, str) and looks_like_location(iterdata):
+                raise PyWrenSubmitError(
+                    f"iterdata {iterdata!r} names data, but {getattr(func, '__name__', 'the function')} declares "
+                    "neither 'obj' nor 'data_stream'; add one of them to receive each object or chunk"
+                )
+            return None
+        if extra_args is not None and not isinstance(extra_args, dict):
+            raise PyWrenSubmitError(
+                "a map over data passes its data by name: give extra_args as a dict of parameter names, "
+                f"got {type(extra_args).__name__}"
+            )
+        return data.plan_data(func, iterdata, self.storage, chunk_size, chunk_n,
+                              local_compute=self.compute.name == "localhost",
+                              max_workers=self.config["pywren"]["max_workers"], extra_args=extra_args)
 
     def map_reduce(
         self,
@@ -139,30 +171,45 @@ class FunctionExecutor:
         exclude_modules: Sequence[str] | None = None,
         include_modules: Sequence[str] | None = (),
         extra_args: Any = None,
+        chunk_size: int | None = None,
+        chunk_n: int | None = None,
+        reducer_one_per_object: bool = False,
         **legacy: Any,
     ) -> list[ResponseFuture]:
         """Map, then reduce the map results (a list in input order) with ``reduce_func``.
 
         The reducer is invoked at once and waits for the maps inside its activation; with
         ``reducer_wait_local=True`` the client waits for the maps and then invokes it.
-        Returns the map futures followed by the reducer's future.
+        Returns the map futures followed by the reducer's future. Over data (see ``map``),
+        ``reducer_one_per_object=True`` runs one reducer per object over its chunks' results,
+        and the reducers' futures follow in object order.
         """
         options = self._submit_options("map_reduce", extra_args, include_modules, legacy)
-        items = _as_list(iterdata, "iterdata")
+        if not isinstance(reducer_one_per_object, bool):
+            raise PyWrenSubmitError(f"reducer_one_per_object must be True or False, got {reducer_one_per_object!r}")
+        plan = self._data_plan(map_func, iterdata, chunk_size, chunk_n, options["extra_args"])
+        if plan is None and reducer_one_per_object:
+            raise PyWrenSubmitError(
+                "reducer_one_per_object=True needs a map over data (objects in storage, URLs or files): "
+                "declare 'obj' or 'data_stream' in the map function"
+            )
+        items = plan.items(map_func) if plan is not None else _as_list(iterdata, "iterdata")
         arguments.check_reducer(reduce_func)
         reduce_bytes = serialization.serialize_function(reduce_func, exclude_modules, include_modules)
         _check_call_options(extra_env, extra_meta, *self._call_defaults(reduce_runtime_memory, timeout), exclude_modules)
         map_futures = self._submit(MAP, map_func, items, extra_env, extra_meta, map_runtime_memory, timeout, exclude_modules,
-                                   **options)
+                                   **options, data_plan=plan)
         for future in map_futures:
             future.produce_output = False
         if reducer_wait_local:
             self.wait(map_futures, return_when=ALL_COMPLETED)
-        reduce = {"job_id": map_futures[0].job_id, "call_ids": [f.call_id for f in map_futures],
-                  "poll_interval": self.config["pywren"]["monitor_interval"]}
-        reduce_future = self._submit(REDUCE, reduce_func, [None], extra_env, extra_meta, reduce_runtime_memory,
-                                     timeout, exclude_modules, reduce=reduce, func_bytes=reduce_bytes)[0]
-        return [*map_futures, reduce_future]
+        groups = plan.calls_per_object() if plan is not None and reducer_one_per_object else [list(range(len(map_futures)))]
+        reduces = [{"job_id": map_futures[0].job_id, "call_ids": [map_futures[i].call_id for i in group],
+                    "poll_interval": self.config["pywren"]["monitor_interval"]} for group in groups]
+        reduce_futures = self._submit(REDUCE, reduce_func, [None] * len(reduces), extra_env, extra_meta,
+                                      reduce_runtime_memory, timeout, exclude_modules, reduce=reduces,
+                                      func_bytes=reduce_bytes)
+        return [*map_futures, *reduce_futures]
 
     def _submit(
         self,
@@ -174,10 +221,11 @@ class FunctionExecutor:
         runtime_memory: int | None,
         timeout: float | None,
         exclude_modules: Sequence[str] | None,
-        reduce: dict[str, Any] | None = None,
+        reduce: list[dict[str, Any]] | None = None,
         func_bytes: bytes | None = None,
         extra_args: Any = None,
         include_modules: Sequence[str] | None = (),
+        data_plan: data.DataPlan | None = None,
     ) -> list[ResponseFuture]:
         """Validate and serialize everything, stage it in storage (3 PUTs), invoke, record the activation ids (1 PUT)."""
         runtime_memory, timeout = self._call_defaults(runtime_memory, timeout)
@@ -188,7 +236,7 @@ class FunctionExecutor:
         if reduce is None:
             data_bytes, ranges = arguments.stage_items(func, items, "data" if kind == CALL_ASYNC else "iterdata", extra_args)
         else:
-            data_bytes, ranges = b"", [(0, 0)]
+            data_bytes, ranges = b"", [(0, 0)] * len(items)
         job_id = f"{_JOB_LETTER[kind]}{next(self._job_counter):03d}"
         prefix = self.storage.prefix
         call_ids = [keys.call_id_of(i) for i in range(len(items))]
@@ -197,8 +245,10 @@ class FunctionExecutor:
             "executor_id": self.executor_id, "job_id": job_id, "kind": kind,
             "function": getattr(func, "__qualname__", repr(func)), "call_ids": call_ids,
             "host_submit_time": submit_time, "extra_meta": extra_meta or {}, "location": self.storage.location(),
-            "reduce_of": reduce and reduce["job_id"], "timeout": timeout,
+            "reduce_of": reduce and reduce[0]["job_id"], "timeout": timeout,
         }
+        if data_plan is not None:
+            manifest["inputs"] = self.job_inputs[job_id] = data_plan.summary()
         try:
             self.storage.put(keys.job_key(prefix, self.executor_id, job_id, keys.FUNC_OBJECT), func_bytes)
             if reduce is None:
@@ -222,8 +272,8 @@ class FunctionExecutor:
             "injected": arguments.injected_settings(func, self.config, self.storage),
         }
         calls = [{"call_id": call_id, "data_byte_range": list(byte_range)} for call_id, byte_range in zip(call_ids, ranges)]
-        if reduce is not None:
-            calls[0]["reduce"] = reduce
+        for call, reduce_of_call in zip(calls, reduce or ()):
+            call["reduce"] = reduce_of_call
         futures = [
             ResponseFuture(self, self.executor_id, job_id, call_id, kind, submit_time, extra_meta)
             for call_id in call_ids
@@ -338,6 +388,8 @@ class FunctionExecutor:
         ]
         for future in futures:
             future.timeout = manifest.get("timeout")
+        if manifest.get("inputs"):
+            self.job_inputs[job_id] = manifest["inputs"]
         self.lost_calls.attach_ids(executor_id, job_id, futures)
         return futures
 

@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections import Counter
-from typing import Any, ClassVar
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, BinaryIO, ClassVar
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """What a listing says about one object: enough to plan chunks and detect a change."""
+
+    key: str
+    size: int
+    etag: str
 
 
 class StorageBackend(ABC):
@@ -44,6 +55,22 @@ class StorageBackend(ABC):
     @abstractmethod
     def check(self) -> None:
         """Raise a clear StorageError when the bucket cannot be used with these settings."""
+
+    # Data of jobs (maps over objects): any bucket this storage reaches, not only the job bucket.
+    def list_objects(self, bucket: str, prefix: str) -> Iterator[ObjectInfo]:
+        """Objects of ``bucket`` under ``prefix``, in key order, page by page (one LIST per page).
+
+        Raises StorageBucketNotFound when the bucket does not exist.
+        """
+        raise NotImplementedError(f"storage {self.name!r} cannot list data objects")
+
+    def head_object(self, bucket: str, key: str) -> ObjectInfo:
+        """Size and ETag of one object without reading it; raise StorageKeyNotFound."""
+        raise NotImplementedError(f"storage {self.name!r} cannot describe data objects")
+
+    def open_range(self, bucket: str, key: str, start: int, end: int) -> tuple[BinaryIO, ObjectInfo]:
+        """A stream of bytes ``[start, end)`` of an object (one ranged GET) and the object's current info."""
+        raise NotImplementedError(f"storage {self.name!r} cannot read data objects")
 
     def function_settings(self) -> dict[str, Any]:
         """The settings the function side needs to reach this storage, and nothing more."""

@@ -24,7 +24,7 @@ import os
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, BinaryIO
 
 import ibm_boto3
 import requests
@@ -39,8 +39,13 @@ from ibm_botocore.exceptions import (
 from ibm_botocore.exceptions import ConnectionError as SDKConnectionError
 
 from airflow_pywren.executor.config import SCHEMA
-from airflow_pywren.executor.errors import PyWrenConfigError, StorageError, StorageKeyNotFound
-from airflow_pywren.executor.storage.base import StorageBackend
+from airflow_pywren.executor.errors import (
+    PyWrenConfigError,
+    StorageBucketNotFound,
+    StorageError,
+    StorageKeyNotFound,
+)
+from airflow_pywren.executor.storage.base import ObjectInfo, StorageBackend
 
 logger = logging.getLogger(__name__)
 
@@ -103,6 +108,24 @@ def _shared_client(key: tuple[Any, ...]) -> Any:
         _clients[key] = client
         logger.debug("built COS client for %s (%s auth, %d attempts)", endpoint, auth[0], max_attempts)
         return client
+
+
+def _etag(value: Any) -> str:
+    return str(value or "").strip('"')
+
+
+class _EmptyStream:
+    """A stream with nothing to read (closing the body of a request made only for its headers)."""
+
+    def __init__(self, body: Any = None) -> None:
+        self._body = body
+
+    def read(self, size: int = -1) -> bytes:
+        return b""
+
+    def close(self) -> None:
+        if self._body is not None:
+            self._body.close()
 
 
 def _batches(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:
@@ -294,6 +317,62 @@ class IBMCOSStorage(StorageBackend):
         """
         client = _shared_client(self._client_key(min(CHECK_MAX_ATTEMPTS, self.max_attempts)))
         self._request("LIST", "list_objects_v2", client=client, Bucket=self.bucket, Prefix=f"{self.prefix}/", MaxKeys=1)
+
+    # ------------------------------------------------------------ data of jobs
+    @contextmanager
+    def _data_errors(self, kind: str, operation: str, bucket: str, key: str | None = None) -> Iterator[None]:
+        """Like ``_errors``, but a missing bucket is the data's, not the job bucket's."""
+        try:
+            with self._errors(kind, operation, key):
+                yield
+        except StorageConfigError as exc:
+            code = str(((getattr(exc.__cause__, "response", None) or {}).get("Error") or {}).get("Code") or "")
+            if code == "NoSuchBucket":
+                raise StorageBucketNotFound(f"bucket '{bucket}' does not exist at endpoint {self.endpoint}") from exc
+            raise
+
+    def list_objects(self, bucket: str, prefix: str) -> Iterator[ObjectInfo]:
+        """One LIST (counted) per page of up to 1000 keys; each page is yielded before the next is asked for."""
+        pages = iter(self._client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix))
+        while True:
+            with self._data_errors("LIST", "list_objects_v2", bucket):
+                page = next(pages, None)
+            if page is None:
+                return
+            self._count("LIST", page)
+            for obj in page.get("Contents", ()):
+                yield ObjectInfo(key=obj["Key"], size=int(obj["Size"]), etag=_etag(obj.get("ETag")))
+
+    def head_object(self, bucket: str, key: str) -> ObjectInfo:
+        with self._data_errors("HEAD", "head_object", bucket, key):
+            response = self._client.head_object(Bucket=bucket, Key=key)
+        self._count("HEAD", response)
+        return ObjectInfo(key=key, size=int(response["ContentLength"]), etag=_etag(response.get("ETag")))
+
+    def open_range(self, bucket: str, key: str, start: int, end: int) -> tuple[BinaryIO, ObjectInfo]:
+        """One ranged GET; the body is read as the caller reads the stream (never held whole)."""
+        kwargs: dict[str, Any] = {"Bucket": bucket, "Key": key}
+        if end <= start:
+            kwargs["Range"] = "bytes=0-0"  # still one request: it tells the object's current size and ETag
+        else:
+            kwargs["Range"] = f"bytes={start}-{end - 1}"
+        with self._data_errors("GET", "get_object", bucket, key):
+            try:
+                response = self._client.get_object(**kwargs)
+            except ClientError as exc:
+                if (exc.response.get("Error") or {}).get("Code") != "InvalidRange":
+                    raise
+                response = None  # an empty object has no byte 0
+        if response is None:
+            self._count("GET")
+            info = self.head_object(bucket, key)
+            return _EmptyStream(), info
+        self._count("GET", response)
+        content_range = str(response.get("ContentRange") or "")
+        size = int(content_range.rpartition("/")[2]) if "/" in content_range else int(response["ContentLength"])
+        info = ObjectInfo(key=key, size=size, etag=_etag(response.get("ETag")))
+        body = response["Body"]
+        return (_EmptyStream(body) if end <= start else body), info
 
     def function_settings(self) -> dict[str, Any]:
         """What travels with each activation so the function side reaches the same bucket.

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
-from airflow_pywren.executor.errors import StorageError, StorageKeyNotFound
-from airflow_pywren.executor.storage.base import StorageBackend
+from airflow_pywren.executor.errors import StorageBucketNotFound, StorageError, StorageKeyNotFound
+from airflow_pywren.executor.storage.base import ObjectInfo, StorageBackend
 
 _TEMP_MARK = ".tmp-"
 
@@ -22,6 +24,9 @@ class LocalhostStorage(StorageBackend):
         super().__init__(settings)
         self.root = Path(os.path.expanduser(settings["storage_dir"])) / self.bucket
         self.settings["storage_dir"] = str(Path(os.path.expanduser(settings["storage_dir"])).resolve())
+        data_dir = settings.get("data_dir") or self.settings["storage_dir"]
+        self.data_root = Path(os.path.expanduser(data_dir)).resolve()
+        self.settings["data_dir"] = str(self.data_root)
 
     def _path(self, key: str) -> Path:
         if ".." in key.split("/") or key.startswith("/"):
@@ -104,3 +109,96 @@ class LocalhostStorage(StorageBackend):
 
     def location(self) -> str:
         return f"file://{self.root}/{self.prefix}"
+
+    # ------------------------------------------------------------ data of jobs
+    def data_path(self, bucket: str, key: str = "") -> Path:
+        """The file (or directory) of ``bucket/key`` under the data root."""
+        parts = [bucket, *key.split("/")]
+        if not bucket or "/" in bucket or any(part in (".", "..") for part in parts) or key.startswith("/"):
+            raise StorageError(f"invalid data location {bucket!r}/{key!r}: buckets and keys never contain '.' or '..' parts")
+        return self.data_root.joinpath(bucket, key) if key else self.data_root / bucket
+
+    def list_objects(self, bucket: str, prefix: str) -> Iterator[ObjectInfo]:
+        bucket_dir = self.data_path(bucket)
+        if not bucket_dir.is_dir():
+            raise StorageBucketNotFound(
+                f"bucket '{bucket}' does not exist: no directory {bucket_dir} under the data root "
+                f"{self.data_root} (localhost.data_dir)"
+            )
+        self.request_counts["LIST"] += 1
+        directory, _, name_start = prefix.rpartition("/")
+        base = bucket_dir / directory if directory else bucket_dir
+        found: list[ObjectInfo] = []
+        stack = [(base, directory + "/" if directory else "")]
+        while stack:
+            path, key_prefix = stack.pop()
+            try:
+                entries = os.scandir(path)
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            with entries:
+                for entry in entries:
+                    if _TEMP_MARK in entry.name or (path == base and not entry.name.startswith(name_start)):
+                        continue
+                    if entry.is_dir(follow_symlinks=True):
+                        stack.append((Path(entry.path), key_prefix + entry.name + "/"))
+                    elif entry.is_file():
+                        found.append(_info(key_prefix + entry.name, entry.stat()))
+        found.sort(key=lambda info: info.key)
+        yield from found
+
+    def head_object(self, bucket: str, key: str) -> ObjectInfo:
+        self.request_counts["HEAD"] += 1
+        path = self.data_path(bucket, key)
+        try:
+            stat = path.stat()
+        except (FileNotFoundError, NotADirectoryError):
+            stat = None
+        if stat is None or not path.is_file():
+            if not self.data_path(bucket).is_dir():
+                raise StorageBucketNotFound(f"bucket '{bucket}' does not exist under the data root {self.data_root}")
+            raise StorageKeyNotFound(f"no object {bucket}/{key} (file {path})")
+        return _info(key, stat)
+
+    def open_range(self, bucket: str, key: str, start: int, end: int) -> tuple[BinaryIO, ObjectInfo]:
+        self.request_counts["GET"] += 1
+        path = self.data_path(bucket, key)
+        try:
+            file = open(path, "rb")  # noqa: SIM115 - the caller closes the stream
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            raise StorageKeyNotFound(f"no object {bucket}/{key} (file {path})") from None
+        info = _info(key, os.fstat(file.fileno()))
+        file.seek(start)
+        return RangeFile(file, max(0, min(end, info.size) - start)), info
+
+
+def file_etag(stat: os.stat_result) -> str:
+    """A local file's stand-in for an ETag: it changes when the file is rewritten or replaced."""
+    return f"{stat.st_mtime_ns:x}-{stat.st_size:x}"
+
+
+def _info(key: str, stat: os.stat_result) -> ObjectInfo:
+    return ObjectInfo(key=key, size=stat.st_size, etag=file_etag(stat))
+
+
+class RangeFile(io.RawIOBase):
+    """The next ``length`` bytes of an open binary file."""
+
+    def __init__(self, file: BinaryIO, length: int) -> None:
+        self._file = file
+        self._left = length
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if self._left <= 0:
+            return 0
+        view = memoryview(buffer)[: self._left]
+        count = self._file.readinto(view)  # type: ignore[attr-defined]
+        self._left -= count or 0
+        return count or 0
+
+    def close(self) -> None:
+        self._file.close()
+        super().close()

@@ -1,0 +1,258 @@
+"""Maps over data in storage (localhost and COS on moto), URLs and local files, end to end."""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from airflow_pywren.executor.data import plan_data
+from airflow_pywren.executor.errors import DataChangedError, DataSourceError, PyWrenSubmitError
+
+LOG_A = b"".join(b"10.0.0.%d GET /page/%d 200\n" % (i % 7, i) for i in range(3000))
+LOG_B = b"".join(b"10.0.1.%d POST /api/%d 500\r\n" % (i % 5, i) for i in range(2000))  # CRLF
+LOG_C = b"".join(b"10.0.2.%d GET /last %d\n" % (i % 3, i) for i in range(1001)).rstrip(b"\n")  # no final newline
+
+
+def count_lines(obj):
+    return sum(1 for _ in obj.data_stream)
+
+
+def lines_and_words(data_stream):
+    lines = words = 0
+    for line in data_stream:
+        lines += 1
+        words += len(line.split())
+    return lines, words
+
+
+def total(results):
+    return [sum(column) for column in zip(*results)]
+
+
+def put_logs(store, prefix="logs/2026-12-01/"):
+    store.put(prefix + "a.log", LOG_A)
+    store.put(prefix + "b.log", LOG_B)
+    store.put(prefix + "c.log", LOG_C)
+    store.put("other/ignored.log", b"not under the prefix\n")
+
+
+def expected(*blobs):
+    return [sum(len(b.split(b"\n")) - (b.endswith(b"\n")) for b in blobs), sum(len(b.split()) for b in blobs)]
+
+
+@pytest.mark.parametrize("form", ["{b}/logs/2026-12-01/", "cos://{b}/logs/2026-12-01/", "s3://{b}/logs/2026-12-01/"])
+def test_partitioned_map_reduce_over_a_prefix_counts_every_line_once(pw, store, form):
+    put_logs(store)
+    futures = pw.map_reduce(lines_and_words, form.format(b=store.bucket), total, chunk_size=16_384)
+    assert pw.storage.request_counts["GET"] == 0  # the client planned from the listing and read no object
+    assert len(futures) == 1 + sum(-(-len(b) // 16_384) for b in (LOG_A, LOG_B, LOG_C))
+    assert pw.get_result() == expected(LOG_A, LOG_B, LOG_C)
+
+
+def test_a_whole_bucket_and_one_call_per_object_without_chunking(pw, store):
+    put_logs(store)
+
+    def name_and_lines(obj):
+        return obj.key, obj.part, obj.parts, obj.data_byte_range, obj.chunk_size, count_lines(obj)
+
+    futures = pw.map(name_and_lines, store.bucket)
+    assert pw.get_result(futures) == [
+        ("logs/2026-12-01/a.log", 0, 1, (0, len(LOG_A)), None, 3000),
+        ("logs/2026-12-01/b.log", 0, 1, (0, len(LOG_B)), None, 2000),
+        ("logs/2026-12-01/c.log", 0, 1, (0, len(LOG_C)), None, 1001),
+        ("other/ignored.log", 0, 1, (0, 21), None, 1),
+    ]
+
+
+@pytest.mark.parametrize("reducer_wait_local", [False, True])
+def test_one_reducer_per_object_in_object_order(pw, store, reducer_wait_local):
+    put_logs(store)
+    futures = pw.map_reduce(count_lines, f"cos://{store.bucket}/logs/", sum, chunk_n=5,
+                            reducer_one_per_object=True, reducer_wait_local=reducer_wait_local)
+    assert len(futures) == 3 * 5 + 3
+    assert pw.get_result() == [3000, 2000, 1001]
+
+
+def test_a_list_of_keys_with_the_legacy_parameters(pw, store):
+    put_logs(store)
+
+    def legacy(bucket, key, data_stream):
+        return bucket, key, len(data_stream.read())
+
+    keys = [f"{store.bucket}/logs/2026-12-01/b.log", f"cos://{store.bucket}/logs/2026-12-01/a.log"]
+    pw.map(legacy, keys)
+    assert pw.get_result() == [
+        (store.bucket, f"{store.bucket}/logs/2026-12-01/b.log", len(LOG_B)),
+        (store.bucket, f"{store.bucket}/logs/2026-12-01/a.log", len(LOG_A)),
+    ]
+
+
+def test_dict_items_carry_other_arguments_and_id_is_the_call_index(pw, store):
+    put_logs(store)
+
+    def grep(obj, word, id):
+        return id, sum(word in line for line in obj.data_stream)
+
+    pw.map(grep, [{"obj": f"{store.bucket}/logs/2026-12-01/a.log", "word": b"/page/1"},
+                  {"obj": f"{store.bucket}/logs/2026-12-01/b.log", "word": b"500"}])
+    assert pw.get_result() == [(0, sum(b"/page/1" in x for x in LOG_A.splitlines())), (1, 2000)]
+
+
+def test_a_key_without_slash_that_is_a_directory_reads_its_objects(pw, store):
+    put_logs(store)
+    pw.map(count_lines, [f"{store.bucket}/logs/2026-12-01"])
+    assert pw.get_result() == [3000, 2000, 1001]
+
+
+def test_listing_is_paginated_past_1000_keys_and_reads_nothing(pw, store, storage_kind):
+    with ThreadPoolExecutor(16) as pool:
+        list(pool.map(lambda i: store.put(f"many/{i:05d}.txt", b"x\n" * (i % 3 + 1)), range(1005)))
+    lists_before = pw.storage.request_counts["LIST"]
+    plan = plan_data(count_lines, f"{store.bucket}/many/", pw.storage, chunk_size=2)
+    assert len(plan.objects) == 1005
+    assert sum(o.size for o in plan.objects) == sum(2 * (i % 3 + 1) for i in range(1005))
+    assert len(plan.parts) == sum(i % 3 + 1 for i in range(1005))
+    assert pw.storage.request_counts["GET"] == 0 and pw.storage.request_counts["HEAD"] == 0
+    if storage_kind == "ibm_cos":
+        assert pw.storage.request_counts["LIST"] - lists_before == 2  # one per page of 1,000 keys
+
+
+def test_many_keys_of_one_directory_are_described_by_listing_it(pw, store, storage_kind):
+    for index in range(40):
+        store.put(f"day/{index:02d}.log", b"a b\n")
+    plan = plan_data(count_lines, [f"{store.bucket}/day/{i:02d}.log" for i in reversed(range(40))], pw.storage)
+    assert [o.key for o in plan.objects] == [f"day/{i:02d}.log" for i in reversed(range(40))]
+    assert pw.storage.request_counts["HEAD"] == 0
+
+
+@pytest.mark.parametrize("iterdata, message", [
+    ("{b}/nothing/here/", "names no objects: nothing under prefix 'nothing/here/'"),
+    ("no-such-bucket-{u}/logs/", "bucket 'no-such-bucket-"),
+    ("{b}/logs/2026-12-01/missing.log", "no object 'logs/2026-12-01/missing.log'"),
+    ("gs://{b}/x", "scheme 'gs'"),
+    ("/{b}/x", "starts with '/'"),
+])
+def test_bad_locations_fail_at_submit(pw, store, iterdata, message):
+    put_logs(store)
+    with pytest.raises(DataSourceError, match=message):
+        pw.map(count_lines, iterdata.format(b=store.bucket, u=time.time_ns()))
+    assert pw.futures == []  # nothing was invoked
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"chunk_size": 0}, "chunk_size must be a positive int"),
+    ({"chunk_n": -1}, "chunk_n must be a positive int"),
+    ({"chunk_size": 1024, "chunk_n": 2}, "not both"),
+    ({"chunk_size": "1MB"}, "got str"),
+    ({"chunk_n": 2.0}, "got float"),
+])
+def test_bad_chunking_fails_at_submit(pw, store, kwargs, message):
+    put_logs(store)
+    with pytest.raises(PyWrenSubmitError, match=message):
+        pw.map_reduce(count_lines, f"{store.bucket}/logs/", sum, **kwargs)
+
+
+def test_a_location_given_to_a_function_without_data_parameters_is_explained(pw, store):
+    with pytest.raises(PyWrenSubmitError, match="declares neither 'obj' nor 'data_stream'"):
+        pw.map(len, f"cos://{store.bucket}/logs/")
+
+
+def test_a_data_function_with_an_unfilled_parameter_is_refused(pw, store):
+    put_logs(store)
+
+    def needs_more(obj, threshold):
+        return 0
+
+    with pytest.raises(PyWrenSubmitError, match="parameter 'threshold' gets no value"):
+        pw.map(needs_more, f"{store.bucket}/logs/")
+
+
+def test_reducer_one_per_object_needs_data(local_pw):
+    pw = local_pw
+    with pytest.raises(PyWrenSubmitError, match="reducer_one_per_object=True needs a map over data"):
+        pw.map_reduce(abs, [1, 2], sum, reducer_one_per_object=True)
+
+
+def wait_for_go_then_count(obj, go_file):
+    import os
+    import time
+
+    while not os.path.exists(go_file):
+        time.sleep(0.02)
+    return sum(1 for _ in obj.data_stream)
+
+
+def test_an_object_changed_after_planning_fails_its_call_clearly(pw, store, tmp_path):
+    put_logs(store)
+    go = tmp_path / "go"
+    futures = pw.map(wait_for_go_then_count, [{"obj": f"{store.bucket}/logs/2026-12-01/a.log", "go_file": str(go)}],
+                     chunk_size=10_000)
+    store.put("logs/2026-12-01/a.log", LOG_A + b"one more line\n")
+    time.sleep(0.05)  # a new mtime on filesystems with coarse timestamps
+    go.write_text("")
+    with pytest.raises(DataChangedError, match="a.log changed after the job was planned"):
+        pw.get_result(futures)
+
+
+def test_files_on_this_machine(local_pw, tmp_path):
+    pw = local_pw
+    (tmp_path / "in" / "sub").mkdir(parents=True)
+    (tmp_path / "in" / "one.csv").write_bytes(LOG_A)
+    (tmp_path / "in" / "sub" / "two.csv").write_bytes(LOG_C)
+    pw.map_reduce(count_lines, f"file://{tmp_path}/in/", sum, chunk_size=1000, reducer_one_per_object=True)
+    assert pw.get_result() == [3000, 1001]
+    pw.map(count_lines, [Path(tmp_path / "in" / "one.csv")])
+    assert pw.get_result() == [3000]
+
+
+def test_file_locations_that_do_not_exist_fail_at_submit(local_pw, tmp_path):
+    pw = local_pw
+    with pytest.raises(DataSourceError, match="no file or directory"):
+        pw.map(count_lines, f"file://{tmp_path}/absent/")
+
+
+def test_urls_are_read_with_one_ranged_get_per_chunk(local_pw, http_files):
+    http_files.files["/logs/a.log"] = LOG_A
+    http_files.files["/logs/c.log"] = LOG_C
+    urls = [http_files.url + "/logs/a.log", http_files.url + "/logs/c.log"]
+
+    def by_url(url, data_stream):
+        return url, sum(1 for _ in data_stream)
+
+    futures = local_pw.map_reduce(by_url, urls, lambda results: (results[0][0], sum(n for _, n in results)),
+                                  chunk_size=20_000, reducer_one_per_object=True)
+    assert local_pw.get_result() == [(urls[0], 3000), (urls[1], 1001)]
+    chunks = len(futures) - 2
+    assert chunks == -(-len(LOG_A) // 20_000) + -(-len(LOG_C) // 20_000)
+    assert http_files.requests[("GET", "/logs/a.log")] + http_files.requests[("GET", "/logs/c.log")] == chunks
+    assert http_files.requests[("HEAD", "/logs/a.log")] == 1  # discovery: one HEAD per URL, no GET
+
+
+def test_a_server_without_ranges_is_read_whole_and_cannot_be_chunked(local_pw, http_files):
+    http_files.ranges = False
+    http_files.files["/a.log"] = LOG_A
+    with pytest.raises(DataSourceError, match="does not answer Range requests"):
+        local_pw.map(count_lines, [http_files.url + "/a.log"], chunk_n=4)
+    local_pw.map(count_lines, [http_files.url + "/a.log"])
+    assert local_pw.get_result() == [3000]
+
+
+def test_unreachable_and_missing_urls_fail_at_submit(local_pw, http_files):
+    with pytest.raises(DataSourceError, match="answered 404"):
+        local_pw.map(count_lines, [http_files.url + "/missing.log"])
+    closed_port = http_files.url.rsplit(":", 1)[0] + ":9"  # discard port: nothing listens on 127.0.0.1:9
+    with pytest.raises(DataSourceError, match="cannot reach URL"):
+        local_pw.map(count_lines, [closed_port + "/a.log"])
+
+
+def test_a_url_changed_after_planning_fails_its_call(local_pw, http_files, tmp_path):
+    http_files.files["/a.log"] = LOG_A
+    go = tmp_path / "go"
+    futures = local_pw.map(wait_for_go_then_count, [{"url": http_files.url + "/a.log", "go_file": str(go)}])
+    http_files.files["/a.log"] = LOG_A.replace(b"GET", b"PUT")
+    go.write_text("")
+    with pytest.raises(DataChangedError, match="changed after the job was planned"):
+        local_pw.get_result(futures)
