@@ -176,7 +176,8 @@ def parameters_of(func: Callable) -> FunctionParameters:
     except (TypeError, ValueError):
         return FunctionParameters(name, None)
     registered = injected_parameters()
-    injected = tuple(p.name for p in signature.parameters.values() if p.kind in _NAMED and p.name in registered)
+    # positional-only parameters (``len(obj, /)``) always take data: injection is by name
+    injected = tuple(p.name for p in signature.parameters.values() if p.kind in _NAMED[1:] and p.name in registered)
     data = [p for p in signature.parameters.values() if p.name not in injected]
     return FunctionParameters(
         name=name,
