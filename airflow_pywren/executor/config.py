@@ -1,7 +1,7 @@
 """Layered configuration: defaults, config file, ``PYWREN_CONFIG``, then the ``config`` argument.
 
-The result is a plain ``dict`` of sections (``pywren``, ``localhost``, ``ibm_cf``,
-``ibm_cos``, ``rabbitmq``), validated when the executor is created so that a typo or a
+The result is a plain ``dict`` of sections (``pywren``, ``localhost``, ``ibm_cf``, ``k8s``,
+``code_engine``, ``ibm_cos``, ``rabbitmq``), validated when the executor is created so that a typo or a
 missing setting fails before anything is invoked.
 """
 
@@ -20,7 +20,7 @@ from airflow_pywren.executor.errors import PyWrenConfigError
 
 Config = dict[str, dict[str, Any]]
 
-COMPUTE_BACKENDS = ("localhost", "ibm_cf")
+COMPUTE_BACKENDS = ("localhost", "ibm_cf", "k8s")
 STORAGE_BACKENDS = ("localhost", "ibm_cos")
 DEFAULT_CONFIG_FILE = "~/.pywren_config"
 
@@ -93,6 +93,47 @@ SCHEMA: dict[str, dict[str, Setting]] = {
         "verify_tls": Setting((bool,), True, "verify the endpoint's TLS certificate"),
         "lost_check_interval": Setting((int, float), 10, "seconds between checks of OpenWhisk's records for calls "
                                        "whose activation ended without a final status"),
+    },
+    "k8s": {
+        "kubeconfig": Setting((str, type(None)), None, "kubeconfig file (default: $KUBECONFIG, else ~/.kube/config)"),
+        "context": Setting((str, type(None)), None, "kubeconfig context (default: the current context)"),
+        "kubeconfig_dict": Setting((dict, type(None)), None, "a kubeconfig as a mapping (an Airflow kubernetes connection's)"),
+        "in_cluster": Setting((bool, type(None)), None, "use the pod's service account (default: when in a pod with no kubeconfig)"),
+        "namespace": Setting((str,), "default", "namespace of the Jobs"),
+        "runtime": Setting((str,), "airflowpywren/runtime:latest", "runtime image of the pods"),
+        "image_pull_policy": Setting((str, type(None)), None, "Always, IfNotPresent or Never (default: Kubernetes')",
+                                     ("Always", "IfNotPresent", "Never")),
+        "image_pull_secret": Setting((str, type(None)), None, "Secret with the registry credentials of the image"),
+        "service_account": Setting((str, type(None)), None, "service account of the pods (default: none, no API token)"),
+        "node_selector": Setting((dict, type(None)), None, "node labels the pods must run on"),
+        "cpu": Setting((str, int, float), "1", "CPU request of each pod"),
+        "calls_per_pod": Setting((int,), 10, "calls each pod runs one after another"),
+        "parallelism": Setting((int,), 100, "pods of one job running at once"),
+        "deadline_margin": Setting((int, float), 120, "seconds added to calls_per_pod x timeout for a pod's "
+                                   "activeDeadlineSeconds (start-up, image pull)"),
+        "image_pull_timeout": Setting((int, float), 120, "seconds a pod may fail to pull its image before its calls fail"),
+        "ttl_after_finished": Setting((int, type(None)), 3600, "seconds Kubernetes keeps a finished Job (null: until clean())"),
+        "job_prefix": Setting((str,), "pywren", "prefix of the Job names"),
+        "lost_check_interval": Setting((int, float), 10, "seconds between checks of the pods of jobs with calls pending"),
+    },
+    "code_engine": {
+        "region": Setting((str, type(None)), None, "IBM Cloud region of the project, e.g. us-south"),
+        "project_id": Setting((str, type(None)), None, "Code Engine project id (ibmcloud ce project get --name P)"),
+        "endpoint": Setting((str, type(None)), None, "API endpoint (default: https://api.{region}.codeengine.cloud.ibm.com/v2)"),
+        "iam_api_key": Setting((str, type(None)), None, "IBM Cloud API key"),
+        "iam_endpoint": Setting((str,), "https://iam.cloud.ibm.com/identity/token", "IAM token endpoint"),
+        "runtime": Setting((str,), "airflowpywren/runtime:latest", "runtime image of the job runs"),
+        "image_secret": Setting((str, type(None)), None, "registry access secret of the image, in the project"),
+        "cpu": Setting((str, int, float, type(None)), None, "vCPU per instance (default: the smallest that accepts the memory)"),
+        "calls_per_instance": Setting((int,), 10, "calls each instance runs one after another"),
+        "deadline_margin": Setting((int, float), 120, "seconds added to calls_per_instance x timeout for an instance's "
+                                   "scale_max_execution_time"),
+        "service_account": Setting((str,), "none", "service account of the instances (none, reader, writer, manager)",
+                                   ("none", "reader", "writer", "manager")),
+        "job_prefix": Setting((str,), "pywren", "prefix of the job run names"),
+        "lost_check_interval": Setting((int, float), 10, "seconds between checks of the job runs of jobs with calls pending"),
+        "max_retries": Setting((int,), 5, "retries of one API request on 429 and 5xx"),
+        "verify_tls": Setting((bool,), True, "verify the endpoint's TLS certificate"),
     },
     "rabbitmq": {
         "amqp_url": Setting((str, type(None)), None, "amqp://user:password@host:port/vhost"),
@@ -189,6 +230,16 @@ _MINIMUMS: dict[tuple[str, str], float] = {
     ("ibm_cf", "invoke_retries"): 0,
     ("ibm_cf", "remote_invoker_threshold"): 1,
     ("ibm_cf", "lost_check_interval"): 0,
+    ("k8s", "calls_per_pod"): 1,
+    ("k8s", "parallelism"): 1,
+    ("k8s", "deadline_margin"): 0,
+    ("k8s", "image_pull_timeout"): 0,
+    ("k8s", "ttl_after_finished"): 0,
+    ("k8s", "lost_check_interval"): 0,
+    ("code_engine", "calls_per_instance"): 1,
+    ("code_engine", "deadline_margin"): 0,
+    ("code_engine", "lost_check_interval"): 0,
+    ("code_engine", "max_retries"): 0,
     ("rabbitmq", "queue_ttl"): 1,
     ("rabbitmq", "reconcile_interval"): 0.001,
 }
@@ -221,6 +272,13 @@ def _check_complete(config: Config) -> None:
             raise PyWrenConfigError("compute_backend 'ibm_cf' needs 'ibm_cf.api_key' ('uuid:key') or 'ibm_cf.iam_api_key'")
         if cf["api_key"] and ":" not in cf["api_key"]:
             raise PyWrenConfigError("'ibm_cf.api_key' must have the form 'uuid:key' as printed by 'ibmcloud fn property get --auth'")
+    if pw["compute_backend"] == "code_engine":
+        ce = config["code_engine"]
+        for key in ("project_id", "iam_api_key"):
+            if not ce[key]:
+                raise PyWrenConfigError(f"compute_backend 'code_engine' needs 'code_engine.{key}'; set it in the config")
+        if not (ce["region"] or ce["endpoint"]):
+            raise PyWrenConfigError("compute_backend 'code_engine' needs 'code_engine.region' (e.g. us-south)")
     if pw["rabbitmq_monitor"] and not config["rabbitmq"]["amqp_url"]:
         raise PyWrenConfigError("rabbitmq_monitor=True needs 'rabbitmq.amqp_url', e.g. amqp://guest:guest@127.0.0.1:5672/")
     if pw["log_level"] is not None and pw["log_level"].upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):

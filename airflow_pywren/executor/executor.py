@@ -415,6 +415,7 @@ class FunctionExecutor:
         """Delete everything this executor (or ``executor_id``) stored; return the object count."""
         executor_id = executor_id or self.executor_id
         self.monitor.forget(executor_id)  # first: it may look up the executor's jobs in storage
+        self.compute.clean(executor_id)
         removed = self.storage.delete_prefix(keys.executor_prefix(self.storage.prefix, executor_id))
         logger.info("removed %d object(s) of executor %s from %s", removed, executor_id, self.storage.location())
         return removed

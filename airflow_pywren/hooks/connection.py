@@ -7,6 +7,8 @@ Layout of a ``pywren`` connection (later rows win)::
     extra["config"]           a JSON object of executor config sections, merged section by section
                               over the embedded default, e.g. {"ibm_cos": {"bucket": "b"}}
     extra[<field>]            the form fields of FIELDS below (e.g. "cos_bucket" -> ibm_cos.bucket)
+    extra["kubernetes_conn_id"]  an Airflow connection of type kubernetes whose credentials the k8s
+                              backend uses (see kubernetes_settings)
     host                      ibm_cf.endpoint   (OpenWhisk API host; https:// is added if no scheme)
     login                     ibm_cf.namespace  (OpenWhisk namespace)
     password                  ibm_cf.api_key    (OpenWhisk key "uuid:key")
@@ -45,11 +47,12 @@ class Field:
 
 FIELDS: tuple[Field, ...] = (
     Field("compute_backend", "pywren", "compute_backend", "Compute backend",
-          "localhost (calls run on the Airflow worker's machine) or ibm_cf (OpenWhisk / IBM Cloud Functions)",
+          "localhost (calls run on the Airflow worker's machine), ibm_cf (OpenWhisk / IBM Cloud Functions), "
+          "k8s (Kubernetes Jobs) or code_engine (IBM Cloud Code Engine)",
           choices=COMPUTE_BACKENDS),
     Field("storage_backend", "pywren", "storage_backend", "Storage backend",
           "localhost (a local directory) or ibm_cos (IBM COS or another S3-compatible store)", choices=STORAGE_BACKENDS),
-    Field("runtime", "pywren", "runtime", "Runtime", "Docker image of the OpenWhisk action that runs the calls"),
+    Field("runtime", "pywren", "runtime", "Runtime", "Docker image that runs the calls (OpenWhisk action, pods, job runs)"),
     Field("rabbitmq_monitor", "pywren", "rabbitmq_monitor", "Monitor with RabbitMQ",
           "follow calls through RabbitMQ notices instead of polling storage (needs the RabbitMQ URL)", kind="boolean"),
     Field("cos_endpoint", "ibm_cos", "endpoint", "COS endpoint", "e.g. https://s3.us-south.cloud-object-storage.appdomain.cloud"),
@@ -62,6 +65,23 @@ FIELDS: tuple[Field, ...] = (
           sensitive=True),
     Field("cf_iam_api_key", "ibm_cf", "iam_api_key", "OpenWhisk IAM API key",
           "for IAM-based namespaces, instead of the password's 'uuid:key'", sensitive=True),
+    Field("kubernetes_conn_id", "airflow", "kubernetes_conn_id", "Kubernetes connection",
+          "k8s: an Airflow connection of type kubernetes (cncf.kubernetes provider) whose credentials to use"),
+    Field("k8s_namespace", "k8s", "namespace", "Kubernetes namespace", "k8s: namespace of the Jobs (default: default)"),
+    Field("k8s_kubeconfig", "k8s", "kubeconfig", "Kubeconfig file", "k8s: path of a kubeconfig file on the workers"),
+    Field("k8s_context", "k8s", "context", "Kubeconfig context", "k8s: context of the kubeconfig (default: current)"),
+    Field("k8s_in_cluster", "k8s", "in_cluster", "In-cluster credentials",
+          "k8s: use the service account of the pod Airflow runs in", kind="boolean"),
+    Field("k8s_service_account", "k8s", "service_account", "Pod service account",
+          "k8s: service account of the pods that run calls (default: none)"),
+    Field("k8s_image_pull_secret", "k8s", "image_pull_secret", "Image pull secret",
+          "k8s: Secret with the registry credentials of the runtime image"),
+    Field("ce_region", "code_engine", "region", "Code Engine region", "code_engine: region of the project, e.g. us-south"),
+    Field("ce_project_id", "code_engine", "project_id", "Code Engine project id", "code_engine: the project's id"),
+    Field("ce_api_key", "code_engine", "iam_api_key", "Code Engine IAM API key", "code_engine: IBM Cloud API key",
+          sensitive=True),
+    Field("ce_image_secret", "code_engine", "image_secret", "Code Engine registry secret",
+          "code_engine: registry access secret of the runtime image"),
     Field("amqp_url", "rabbitmq", "amqp_url", "RabbitMQ URL", "amqp://user:password@host:5672/vhost", sensitive=True),
 )
 FIELDS_BY_NAME = {f.name: f for f in FIELDS}
@@ -72,8 +92,10 @@ HOST_KEY, LOGIN_KEY, PASSWORD_KEY = ("ibm_cf", "endpoint"), ("ibm_cf", "namespac
 # Config keys whose values are secrets, wherever they come from.
 SENSITIVE_KEYS = frozenset({
     ("ibm_cos", "secret_access_key"), ("ibm_cos", "api_key"), ("ibm_cf", "api_key"), ("ibm_cf", "iam_api_key"),
-    ("rabbitmq", "amqp_url"),
+    ("rabbitmq", "amqp_url"), ("code_engine", "iam_api_key"),
 })
+LINKED_CONNECTION_FIELDS = frozenset({"kubernetes_conn_id"})
+"""Fields naming another Airflow connection: the hook reads them, they are not executor config."""
 
 HIDDEN_FIELDS = ["schema", "port"]
 RELABELING = {"host": "OpenWhisk API host", "login": "OpenWhisk namespace", "password": "OpenWhisk API key (uuid:key)"}
@@ -136,7 +158,7 @@ def config_from_connection(
             close = difflib.get_close_matches(name, list(FIELDS_BY_NAME) + [CONFIG_FIELD], n=1)
             hint = f"did you mean '{close[0]}'?" if close else f"valid keys: {', '.join([CONFIG_FIELD, *FIELDS_BY_NAME])}"
             raise PyWrenConfigError(f"unknown key '{raw_name}' in the extra of a pywren connection; {hint}")
-        if _empty(value):
+        if _empty(value) or name in LINKED_CONNECTION_FIELDS:
             continue
         config.setdefault(field.section, {})[field.key] = _as_bool(name, value) if field.kind == "boolean" else value
     if not _empty(host):
@@ -147,6 +169,40 @@ def config_from_connection(
     if not _empty(password):
         config.setdefault(PASSWORD_KEY[0], {})[PASSWORD_KEY[1]] = password
     return config
+
+
+def kubernetes_settings(conn_type: str | None, extra: dict[str, Any] | None) -> dict[str, Any]:
+    """``k8s`` settings from an Airflow ``kubernetes`` connection (the cncf.kubernetes provider's fields:
+    ``in_cluster``, ``kube_config_path``, ``kube_config`` (JSON or YAML text), ``cluster_context``,
+    ``namespace``; with or without the ``extra__kubernetes__`` prefix)."""
+    if conn_type and conn_type != "kubernetes":
+        raise PyWrenConfigError(f"'kubernetes_conn_id' names a connection of type {conn_type!r}; it must be of type "
+                                "'kubernetes' (the cncf.kubernetes provider's)")
+    fields = {}
+    for raw, value in (extra or {}).items():
+        fields[raw.removeprefix("extra__kubernetes__")] = value
+    settings: dict[str, Any] = {}
+    if not _empty(fields.get("kube_config")):
+        raw_config = fields["kube_config"]
+        if isinstance(raw_config, str):
+            import yaml
+
+            try:
+                raw_config = yaml.safe_load(raw_config)
+            except yaml.YAMLError as exc:
+                raise PyWrenConfigError(f"the kubernetes connection's kube_config is not JSON or YAML: {exc}") from None
+        if not isinstance(raw_config, dict):
+            raise PyWrenConfigError("the kubernetes connection's kube_config must be a kubeconfig object")
+        settings["kubeconfig_dict"] = raw_config
+    if not _empty(fields.get("kube_config_path")):
+        settings["kubeconfig"] = str(fields["kube_config_path"])
+    if not _empty(fields.get("in_cluster")):
+        settings["in_cluster"] = _as_bool("in_cluster", fields["in_cluster"])
+    if not _empty(fields.get("cluster_context")):
+        settings["context"] = str(fields["cluster_context"])
+    if not _empty(fields.get("namespace")):
+        settings["namespace"] = str(fields["namespace"])
+    return settings
 
 
 def secret_values(config: dict[str, dict[str, Any]]) -> list[str]:

@@ -81,6 +81,10 @@ class PyWrenHook(BaseHook):
                 f"connection {self.pywren_conn_id!r} has type {conn.conn_type!r}; PyWren needs a connection of type 'pywren'"
             )
         config = conn_layout.config_from_connection(conn.host, conn.login, conn.password, conn.extra_dejson)
+        kubernetes_conn_id = (conn.extra_dejson or {}).get("kubernetes_conn_id")
+        if kubernetes_conn_id:  # the k8s backend takes its credentials from a kubernetes connection
+            kube = self.get_connection(kubernetes_conn_id)
+            config["k8s"] = {**conn_layout.kubernetes_settings(kube.conn_type, kube.extra_dejson), **config.get("k8s", {})}
         for secret in conn_layout.secret_values(config):
             mask_secret(secret)
         pw = load_config(config)["pywren"]  # fails here, naming the key, rather than at submit

@@ -61,8 +61,12 @@ def test_provider_manager_registers_connection_type_form_link_and_decorator(airf
     fields = {name[len("extra__pywren__"):]: w for name, w in widgets.items() if name.startswith("extra__pywren__")}
     assert set(fields) == {"compute_backend", "storage_backend", "runtime", "rabbitmq_monitor", "cos_endpoint",
                            "cos_bucket", "cos_region", "cos_access_key_id", "cos_secret_access_key", "cos_api_key",
-                           "cf_iam_api_key", "amqp_url"}
-    assert {n for n, w in fields.items() if w.is_sensitive} == {"cos_secret_access_key", "cos_api_key", "cf_iam_api_key", "amqp_url"}
+                           "cf_iam_api_key", "amqp_url", "kubernetes_conn_id", "k8s_namespace", "k8s_kubeconfig",
+                           "k8s_context", "k8s_in_cluster", "k8s_service_account", "k8s_image_pull_secret", "ce_region",
+                           "ce_project_id", "ce_api_key", "ce_image_secret"}
+    assert {n for n, w in fields.items() if w.is_sensitive} == {"cos_secret_access_key", "cos_api_key", "cf_iam_api_key",
+                                                                "amqp_url", "ce_api_key"}
+    assert fields["compute_backend"].field["schema"]["enum"] == ["localhost", "ibm_cf", "k8s", None]
     assert fields["storage_backend"].field["schema"]["enum"] == ["localhost", "ibm_cos", None]
 
     behaviour = manager.field_behaviours["pywren"]

@@ -10,6 +10,7 @@ from airflow_pywren.executor.config import Config
 BACKENDS = {
     "localhost": "airflow_pywren.executor.compute.localhost:LocalhostCompute",
     "ibm_cf": "airflow_pywren.executor.compute.ibm_cf:OpenWhiskCompute",
+    "k8s": "airflow_pywren.executor.compute.k8s:KubernetesCompute",
 }
 
 

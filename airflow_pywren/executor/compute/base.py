@@ -80,6 +80,10 @@ class ComputeBackend(ABC):
         """Stop activations not yet finished, where the backend can; return how many."""
         return 0
 
+    def clean(self, executor_id: str) -> int:
+        """Remove what the backend created for this executor's finished jobs (Kubernetes Jobs, say); how many."""
+        return 0
+
     def lost_activations(self, pending: Sequence[PendingCall]) -> dict[str, str]:
         """Of these calls' activations, those the backend knows ended (or will never run) without the
         call writing its final status: ``{activation_id: reason}``. The reason says what the

@@ -1,6 +1,9 @@
-"""The action proxy of the runtime image: OpenWhisk's ``/init`` and ``/run`` protocol.
+"""The runtime image's command: the OpenWhisk action proxy, or the batch worker.
 
-``python -m airflow_pywren.executor.worker`` is the image's command (port 8080). OpenWhisk
+``python -m airflow_pywren.executor.worker`` is the image's command. With ``PYWREN_PAYLOAD``
+set (a Kubernetes Job or a Code Engine job run of the ``k8s`` / ``code_engine`` backends) it
+runs :mod:`.batch`; otherwise it is the action proxy of OpenWhisk's ``/init`` and ``/run``
+protocol (port 8080). OpenWhisk
 POSTs ``/init`` once per container with the action (``{"value": {"code", "main", "env",
 "binary"}}``); the code of a PyWren action imports ``worker.handler.main``. It then POSTs
 ``/run`` once per activation, one at a time (``{"value": <payload>, "activation_id",
@@ -108,6 +111,10 @@ def make_handler(proxy: ActionProxy) -> type[BaseHTTPRequestHandler]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from airflow_pywren.executor.worker import batch
+
+    if batch.is_batch_environment():
+        return batch.main()
     parser = argparse.ArgumentParser(description="airflow-pywren action proxy (OpenWhisk /init and /run)")
     parser.add_argument("--host", default="0.0.0.0")
     parser.add_argument("--port", type=int, default=int(os.environ.get("PYWREN_PROXY_PORT", "8080")))
