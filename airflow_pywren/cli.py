@@ -10,8 +10,10 @@
     pywren test
 
 The configuration comes from the usual layers (``~/.pywren_config``, ``PYWREN_CONFIG_FILE``
-or ``--config``, ``PYWREN_CONFIG``). ``runtime`` commands use the ``ibm_cf`` section whatever
-``pywren.compute_backend`` says.
+or ``--config``, ``PYWREN_CONFIG``). ``runtime`` commands use the ``ibm_cf`` section unless
+``pywren.compute_backend`` is ``k8s`` or ``code_engine``: these need no deployed action (pods and
+job runs pull the image when a job starts), so ``runtime deploy`` runs one call with the image
+there, which checks the image can be pulled, runs the handler and reaches the storage.
 """
 
 from __future__ import annotations
@@ -49,10 +51,23 @@ def _compute(config: Config | None = None) -> Any:
     return OpenWhiskCompute(config or _ibm_cf_config())
 
 
+BATCH_BACKENDS = ("k8s", "code_engine")
+
+
+def _batch_backend() -> str | None:
+    """``k8s`` or ``code_engine`` when that is the configured compute backend."""
+    try:
+        backend = load_config()["pywren"]["compute_backend"]
+    except PyWrenError:
+        return None
+    return backend if backend in BATCH_BACKENDS else None
+
+
 def _configured_runtime() -> str:
     try:
         config = load_config()
-        return config["pywren"]["runtime"] or config["ibm_cf"]["runtime"]
+        section = config["pywren"]["compute_backend"] if config["pywren"]["compute_backend"] in BATCH_BACKENDS else "ibm_cf"
+        return config["pywren"]["runtime"] or config[section]["runtime"]
     except PyWrenError:
         return SCHEMA["ibm_cf"]["runtime"].default
 
@@ -83,6 +98,9 @@ def runtime_build(args: argparse.Namespace) -> int:
 
 
 def runtime_deploy(args: argparse.Namespace) -> int:
+    backend = _batch_backend()
+    if backend is not None:
+        return _batch_deploy(backend, args)
     compute = _compute()
     try:
         compute.check()
@@ -94,7 +112,30 @@ def runtime_deploy(args: argparse.Namespace) -> int:
     return 0
 
 
+def _batch_deploy(backend: str, args: argparse.Namespace) -> int:
+    """Run one call with the image on k8s or code_engine: the image pulls, runs the handler and reaches storage."""
+    from airflow_pywren.executor.executor import FunctionExecutor
+
+    for memory in args.memory or [None]:
+        started = time.monotonic()
+        with FunctionExecutor(runtime=args.runtime, runtime_memory=memory) as executor:
+            try:
+                future = executor.call_async(hello, "runtime", runtime_memory=memory)
+                result = executor.get_result(future, timeout=600)
+            finally:
+                executor.clean()
+            image = getattr(executor.compute, "runtime", args.runtime)
+            memory = memory or executor.config["pywren"]["runtime_memory"]
+        print(f"{backend}: {result} image={image} memory={memory}MB activation={future.activation_id} "
+              f"in {time.monotonic() - started:.1f} s (nothing to deploy: the image is pulled when a job starts)")
+    return 0
+
+
 def runtime_list(args: argparse.Namespace) -> int:
+    backend = _batch_backend()
+    if backend is not None:
+        print(f"{backend} keeps no deployed runtimes: jobs run the image {_configured_runtime()} directly")
+        return 0
     compute = _compute()
     try:
         compute.check()
@@ -112,6 +153,10 @@ def runtime_list(args: argparse.Namespace) -> int:
 
 
 def runtime_delete(args: argparse.Namespace) -> int:
+    backend = _batch_backend()
+    if backend is not None:
+        print(f"{backend} keeps no deployed runtimes: nothing to delete ('pywren clean' removes finished jobs)")
+        return 0
     compute = _compute()
     try:
         compute.check()
@@ -173,10 +218,11 @@ def build_parser() -> argparse.ArgumentParser:
                         choices=("DEBUG", "INFO", "WARNING", "ERROR"), help="logging level (default WARNING)")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    runtime = commands.add_parser("runtime", help="build, deploy, list and delete the OpenWhisk runtime")
+    runtime = commands.add_parser("runtime", help="build the runtime image; deploy, list and delete it (OpenWhisk actions; "
+                                  "on k8s and code_engine deploy runs one call with it)")
     runtime_commands = runtime.add_subparsers(dest="runtime_command", required=True)
     build = runtime_commands.add_parser("build", help="docker build docker/runtime (and push)")
-    build.add_argument("--tag", help="image name (default: the configured ibm_cf.runtime)")
+    build.add_argument("--tag", help="image name (default: the configured runtime of the compute backend)")
     build.add_argument("--python", default=f"{sys.version_info.major}.{sys.version_info.minor}",
                        help="Python of the image; must match the clients' (default: this one)")
     build.add_argument("--context", help="source checkout to build from (default: this installation's)")

@@ -1,6 +1,6 @@
 """Shared fixtures: an isolated PyWren home per test session and the backend matrix.
 
-Service fixtures (local S3 server, OpenWhisk and Kubernetes test servers, RabbitMQ broker) live in
+Service fixtures (local S3 server, OpenWhisk, Kubernetes and Code Engine test servers, RabbitMQ broker) live in
 ``tests/services`` and start real processes on 127.0.0.1.
 """
 
@@ -14,7 +14,8 @@ import pytest
 
 from airflow_pywren.executor.compute.localhost import stop_runners
 
-pytest_plugins = ["tests.services.s3", "tests.services.openwhisk", "tests.services.rabbitmq", "tests.services.kubernetes"]
+pytest_plugins = ["tests.services.s3", "tests.services.openwhisk", "tests.services.rabbitmq", "tests.services.kubernetes",
+                  "tests.services.code_engine"]
 
 # Backends the executor suite runs against: compute+storage.
 BACKEND_PARAMS = ["localhost", "ibm_cf+localhost", "localhost+ibm_cos", "ibm_cf+ibm_cos"]

@@ -20,7 +20,7 @@ from airflow_pywren.executor.errors import PyWrenConfigError
 
 Config = dict[str, dict[str, Any]]
 
-COMPUTE_BACKENDS = ("localhost", "ibm_cf", "k8s")
+COMPUTE_BACKENDS = ("localhost", "ibm_cf", "k8s", "code_engine")
 STORAGE_BACKENDS = ("localhost", "ibm_cos")
 DEFAULT_CONFIG_FILE = "~/.pywren_config"
 
@@ -130,6 +130,7 @@ SCHEMA: dict[str, dict[str, Setting]] = {
                                    "scale_max_execution_time"),
         "service_account": Setting((str,), "none", "service account of the instances (none, reader, writer, manager)",
                                    ("none", "reader", "writer", "manager")),
+        "image_pull_timeout": Setting((int, float), 120, "seconds an instance may fail to pull its image before its calls fail"),
         "job_prefix": Setting((str,), "pywren", "prefix of the job run names"),
         "lost_check_interval": Setting((int, float), 10, "seconds between checks of the job runs of jobs with calls pending"),
         "max_retries": Setting((int,), 5, "retries of one API request on 429 and 5xx"),
@@ -239,6 +240,7 @@ _MINIMUMS: dict[tuple[str, str], float] = {
     ("code_engine", "calls_per_instance"): 1,
     ("code_engine", "deadline_margin"): 0,
     ("code_engine", "lost_check_interval"): 0,
+    ("code_engine", "image_pull_timeout"): 0,
     ("code_engine", "max_retries"): 0,
     ("rabbitmq", "queue_ttl"): 1,
     ("rabbitmq", "reconcile_interval"): 0.001,

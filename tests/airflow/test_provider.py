@@ -66,7 +66,7 @@ def test_provider_manager_registers_connection_type_form_link_and_decorator(airf
                            "ce_project_id", "ce_api_key", "ce_image_secret"}
     assert {n for n, w in fields.items() if w.is_sensitive} == {"cos_secret_access_key", "cos_api_key", "cf_iam_api_key",
                                                                 "amqp_url", "ce_api_key"}
-    assert fields["compute_backend"].field["schema"]["enum"] == ["localhost", "ibm_cf", "k8s", None]
+    assert fields["compute_backend"].field["schema"]["enum"] == ["localhost", "ibm_cf", "k8s", "code_engine", None]
     assert fields["storage_backend"].field["schema"]["enum"] == ["localhost", "ibm_cos", None]
 
     behaviour = manager.field_behaviours["pywren"]

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import time
+
+import pytest
+
+from airflow_pywren.executor.compute.k8s import RBAC_RULES
+from airflow_pywren.executor.errors import PyWrenConfigError
 from tests.conftest import merge_config
+from tests.k8s import calls
 
 
 def square(x):
@@ -63,3 +70,44 @@ def test_job_spec_limits_labels_and_secret(server, namespace, k8s_config, execut
     assert secret.metadata.owner_references[0].uid == job.metadata.uid
     assert secret.metadata.labels == labels
     api.close()
+
+
+def test_clean_removes_finished_jobs_and_their_secrets(server, namespace, k8s_config, executors):
+    pw = executors(k8s_config)
+    assert pw.get_result(pw.map(square, range(4))) == [0, 1, 4, 9]
+    deadline = time.time() + 60
+    while not all(j["status"].get("conditions") for j in server.jobs_in(namespace)) and time.time() < deadline:
+        time.sleep(0.05)  # the pods have written their statuses and are exiting
+    pw.clean()
+    assert not server.jobs_in(namespace) and not server.pods_of(namespace)
+    assert not [k for k in server.secrets if k[0] == namespace]
+
+
+def test_least_privilege_role_is_enough(server, namespace, k8s_config, executors, tmp_path):
+    """A token allowed exactly the documented Role runs, cancels and cleans; one without Secrets is told what to grant."""
+    rules = {(group, resource, verb) for group, resource, verbs in RBAC_RULES for verb in verbs}
+    token = server.add_token(rules)
+    config = merge_config(
+        k8s_config, {"k8s": {"kubeconfig": str(server.write_kubeconfig(tmp_path / "kc", namespace, token))}}
+    )
+    pw = executors(config)
+    assert pw.get_result(pw.map(square, [1, 2])) == [1, 4]
+    futures = pw.map(calls.sleeps, [60])
+    pw.cancel(futures)
+    denied = server.add_token(rules - {("", "secrets", "create")})
+    pw2 = executors(
+        merge_config(
+            k8s_config, {"k8s": {"kubeconfig": str(server.write_kubeconfig(tmp_path / "kc2", namespace, denied))}}
+        )
+    )
+    with pytest.raises(PyWrenConfigError, match="may not create Job .* grant the Role in the README"):
+        pw2.map(square, [1])
+
+
+def test_kubeconfig_dict_and_missing_kubeconfig(server, namespace, k8s_config, executors, tmp_path):
+    config = merge_config(k8s_config, {"k8s": {"kubeconfig": None, "kubeconfig_dict": server.kubeconfig(namespace)}})
+    pw = executors(config)
+    assert pw.get_result(pw.map(square, [3])) == [9]
+    missing = merge_config(k8s_config, {"k8s": {"kubeconfig": str(tmp_path / "nope")}})
+    with pytest.raises(PyWrenConfigError, match="could not load Kubernetes credentials"):
+        executors(missing)

@@ -11,6 +11,7 @@ BACKENDS = {
     "localhost": "airflow_pywren.executor.compute.localhost:LocalhostCompute",
     "ibm_cf": "airflow_pywren.executor.compute.ibm_cf:OpenWhiskCompute",
     "k8s": "airflow_pywren.executor.compute.k8s:KubernetesCompute",
+    "code_engine": "airflow_pywren.executor.compute.code_engine:CodeEngineCompute",
 }
 
 

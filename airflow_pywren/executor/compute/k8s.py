@@ -47,7 +47,7 @@ from typing import Any
 
 from airflow_pywren.executor.compute.base import ComputeBackend, Invocation, PendingCall
 from airflow_pywren.executor.config import Config
-from airflow_pywren.executor.errors import CallCancelledError, ComputeError, PyWrenConfigError
+from airflow_pywren.executor.errors import ComputeError, PyWrenConfigError
 from airflow_pywren.executor.worker import batch
 
 logger = logging.getLogger(__name__)
@@ -76,10 +76,10 @@ _NAME_CHARS = re.compile(r"[^a-z0-9-]+")
 _LABEL_CHARS = re.compile(r"[^A-Za-z0-9_.-]+")
 
 RBAC_RULES = (
-    ("batch", "jobs", ("create", "get", "list", "delete", "deletecollection")),
-    ("", "pods", ("get", "list")),
+    ("batch", "jobs", ("create", "get", "list", "delete")),
+    ("", "pods", ("list",)),
     ("", "pods/log", ("get",)),
-    ("", "secrets", ("create", "patch", "delete", "deletecollection")),
+    ("", "secrets", ("create", "patch", "deletecollection")),
 )
 """What the backend's credentials need in ``k8s.namespace`` (a namespaced Role): see the README."""
 
@@ -199,8 +199,8 @@ class KubernetesCompute(ComputeBackend):
             if exc.status == 403:
                 return PyWrenConfigError(
                     f"the Kubernetes credentials may not {what} in namespace {self.namespace!r} ({detail}); grant the "
-                    "Role in the README (jobs: create/get/list/delete/deletecollection; pods, pods/log: get/list; "
-                    "secrets: create/patch/delete/deletecollection)"
+                    "Role in the README (jobs: create/get/list/delete; pods: list; pods/log: get; "
+                    "secrets: create/patch/deletecollection)"
                 )
             return ComputeError(f"Kubernetes refused to {what}: HTTP {exc.status} {detail}")
         return ComputeError(f"cannot reach Kubernetes at {self.api_client.configuration.host} to {what}: {exc}")
@@ -553,25 +553,15 @@ class KubernetesCompute(ComputeBackend):
 
     def _record_cancelled(self, executor_id: str, job_id: str) -> None:
         """Fail the calls of a deleted Job invoked here that have no final status yet (CallCancelledError)."""
-        from airflow_pywren.executor.monitor.storage import read_status
-        from airflow_pywren.executor.worker import handler
-
         with self._lock:
             entry = self._jobs.get((executor_id, job_id))
-        if entry is None:
-            return  # invoked elsewhere: the lost-call check reports the deleted Job
-        job = entry["job"]
-        storage = handler.storage_for(job["storage"])
-        per = int(self.settings["calls_per_pod"])
-        for number, call_id in enumerate(entry["calls"]):
-            if read_status(storage, executor_id, job_id, call_id) is not None:
-                continue
-            aid = batch.activation_id(entry["name"], number // per)
-            handler.record_failure(
-                {**job, "call_id": call_id, "activation_id": aid},
-                CallCancelledError(
-                    f"call {call_id} of job {job_id} was cancelled (Kubernetes Job {entry['name']} deleted)"
-                ),
+        if entry is not None:  # invoked elsewhere: the lost-call check reports the deleted Job
+            batch.record_cancelled(
+                entry["job"],
+                entry["calls"],
+                int(self.settings["calls_per_pod"]),
+                entry["name"],
+                f"Kubernetes Job {entry['name']} deleted",
             )
 
     def clean(self, executor_id: str) -> int:

@@ -103,6 +103,28 @@ def main() -> int:
     return 0
 
 
+def record_cancelled(
+    job: dict[str, Any], call_ids: Sequence[str], calls_per_worker: int, activation_prefix: str, why: str
+) -> int:
+    """Client side, after stopping a batch job: fail its calls without a final status (CallCancelledError)."""
+    from airflow_pywren.executor.errors import CallCancelledError
+    from airflow_pywren.executor.monitor.storage import read_status
+    from airflow_pywren.executor.worker import handler
+
+    storage = handler.storage_for(job["storage"])
+    recorded = 0
+    for number, call_id in enumerate(call_ids):
+        if read_status(storage, job["executor_id"], job["job_id"], call_id) is not None:
+            continue
+        aid = activation_id(activation_prefix, number // calls_per_worker)
+        handler.record_failure(
+            {**job, "call_id": call_id, "activation_id": aid},
+            CallCancelledError(f"call {call_id} of job {job['job_id']} was cancelled ({why})"),
+        )
+        recorded += 1
+    return recorded
+
+
 def is_batch_environment(environ: dict[str, str] | None = None) -> bool:
     """True inside a Kubernetes Job or Code Engine job run started by this package."""
     environ = os.environ if environ is None else environ
