@@ -7,6 +7,7 @@ where each name lives in each Airflow major version.
 from __future__ import annotations
 
 from airflow import __version__ as AIRFLOW_VERSION  # noqa: N812
+from airflow.triggers.base import BaseTrigger, TriggerEvent  # the same path in Airflow 2.10 and 3
 
 AIRFLOW_V3 = int(AIRFLOW_VERSION.split(".")[0]) >= 3
 
@@ -59,9 +60,11 @@ __all__ = [
     "BaseOperator",
     "BaseOperatorLink",
     "BaseSensorOperator",
+    "BaseTrigger",
     "Context",
     "DecoratedOperator",
     "TaskDecorator",
+    "TriggerEvent",
     "XCom",
     "XComArg",
     "PokeReturnValue",

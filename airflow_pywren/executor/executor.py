@@ -24,6 +24,7 @@ from airflow_pywren.executor.errors import (
     StorageKeyNotFound,
 )
 from airflow_pywren.executor.future import ResponseFuture
+from airflow_pywren.executor.jobref import CallStatus
 from airflow_pywren.executor.jobs import JobProgress, ProgressLog
 from airflow_pywren.executor.lost_calls import LostCalls
 from airflow_pywren.executor.monitor import JobMonitor, create_monitor
@@ -353,7 +354,7 @@ class FunctionExecutor:
                 f"{len(not_done)} of {len(wanted)} call(s) did not finish within {timeout} s "
                 f"(first pending: job {not_done[0].job_id} call {not_done[0].call_id})"
             )
-        failed = [f for f in wanted if f.status == "error"]
+        failed = [f for f in wanted if f.status == CallStatus.ERROR]
         for future in failed:
             future.read = True  # reported once: a later get_result() does not raise it again
         if failed:
@@ -465,7 +466,7 @@ class FunctionExecutor:
         for job_id, job_futures in jobs.items():
             progress = JobProgress(job_futures[0].kind, [job_id], len(job_futures),
                                    done=sum(f.finished for f in job_futures),
-                                   failed=sum(f.status == "error" for f in job_futures))
+                                   failed=sum(f.status == CallStatus.ERROR for f in job_futures))
             progress_log = self._progress_logs.setdefault(job_id, ProgressLog(PROGRESS_LOG_SECONDS, quiet=float("inf")))
             if progress_log.due(progress):
                 logger.info("%s", progress.line())

@@ -6,11 +6,12 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_pywren.executor import keys, serialization
 from airflow_pywren.executor.errors import FunctionError, RemoteTraceback
+from airflow_pywren.executor.jobref import CallStatus
 
 if TYPE_CHECKING:
     from airflow_pywren.executor.executor import FunctionExecutor
 
-PENDING, RUNNING, SUCCESS, ERROR = "pending", "running", "success", "error"
+PENDING, RUNNING, SUCCESS, ERROR = CallStatus.PENDING, CallStatus.RUNNING, CallStatus.SUCCESS, CallStatus.ERROR
 _STAT_FIELDS = ("activation_id", "host_submit_time", "start_time", "end_time", "duration", "worker_host", "worker_pid")
 
 
@@ -35,7 +36,7 @@ class ResponseFuture:
         self.call_id = call_id
         self.kind = kind
         self.produce_output = produce_output
-        self.status = PENDING
+        self.status: CallStatus = PENDING
         self.extra_meta = dict(extra_meta or {})
         self.error: dict[str, Any] | None = None
         self.stats: dict[str, Any] = {"host_submit_time": host_submit_time, "activation_id": activation_id}
@@ -53,7 +54,7 @@ class ResponseFuture:
     @property
     def finished(self) -> bool:
         """True once a final status is known, without asking storage."""
-        return self.status in (SUCCESS, ERROR)
+        return self.status.is_terminal()
 
     def done(self) -> bool:
         """True if the call has finished (asks storage once when not yet known)."""
@@ -78,7 +79,7 @@ class ResponseFuture:
         self.stats.update({k: status[k] for k in _STAT_FIELDS if status.get(k) is not None})
         self.extra_meta = status.get("extra_meta") or self.extra_meta
         self.error = status.get("error")
-        self.status = status["status"]
+        self.status = CallStatus(status["status"])
 
     def __getattr__(self, name: str) -> Any:
         if name in _STAT_FIELDS:

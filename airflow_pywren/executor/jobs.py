@@ -1,7 +1,8 @@
-"""Job references: small JSON descriptions of submitted jobs, and watching them by reference.
+"""Following submitted jobs by reference: progress, progress lines, and the :class:`JobWatcher`.
 
-A job reference is what travels between processes (Airflow XCom, trigger kwargs): ids,
-storage location and result keys — never payloads or secrets.
+A job reference (:class:`~airflow_pywren.executor.jobref.JobRef`) is what travels between
+processes (Airflow XCom, trigger kwargs): ids, storage location and where the results are —
+never payloads or secrets.
 """
 
 from __future__ import annotations
@@ -11,56 +12,39 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from airflow_pywren.executor.future import ERROR, RUNNING, SUCCESS, ResponseFuture
+from airflow_pywren.executor.future import ERROR, RUNNING, ResponseFuture
+from airflow_pywren.executor.jobref import JobRef, JobStatus
 from airflow_pywren.executor.serialization import ResultRef
 
 if TYPE_CHECKING:
     from airflow_pywren.executor.executor import FunctionExecutor
 
 MAX_ERRORS_REPORTED = 5
-REFERENCE_KEYS = ("executor_id", "kind", "job_ids")
-"""Keys every job reference has; ``result_keys`` may be left out (see :func:`compact_reference`)."""
-
-
-def is_job_reference(value: Any) -> bool:
-    """True for a job reference (full or compact)."""
-    return isinstance(value, dict) and all(value.get(key) for key in REFERENCE_KEYS)
 
 
 def job_reference(executor: FunctionExecutor, kind: str, futures: Sequence[ResponseFuture]) -> dict[str, Any]:
-    """The JSON reference of a submission (call_async, map or map_reduce) given its futures.
+    """The XCom dict of a submission (call_async, map or map_reduce) given its futures.
 
-    ``result_keys`` are the outputs a downstream consumer wants: the map's for ``map``,
-    the reducer's for ``map_reduce``, in call order.
+    Its results are the map's for ``map``, the reducer's for ``map_reduce``, in call order;
+    see :meth:`JobRef.from_futures`.
     """
-    job_ids = list(dict.fromkeys(f.job_id for f in futures))
-    producing = [f for f in futures if f.produce_output] or list(futures)
-    storage = executor.storage
-    return {
-        "executor_id": executor.executor_id,
-        "kind": kind,
-        "job_ids": job_ids,
-        "result_job_id": producing[0].job_id,
-        "storage_backend": storage.name,
-        "bucket": storage.bucket,
-        "storage_prefix": storage.prefix,
-        "location": storage.location(),
-        "result_keys": [f.output_key for f in producing],
-        "total": len(futures),
-    }
+    return JobRef.from_futures(kind, futures, executor.storage, executor.executor_id).to_xcom()
 
 
-def compact_reference(job_ref: dict[str, Any]) -> dict[str, Any]:
-    """The reference without per-call lists (``result_keys``, ``results``): what a trigger row needs.
+def compact_reference(job_ref: dict[str, Any] | JobRef) -> dict[str, Any]:
+    """The reference without values (``results``) or per-call key lists: what a trigger row needs.
 
-    A :class:`JobWatcher` rebuilds ``result_keys`` from the job's manifest in storage.
+    A :class:`JobWatcher` rebuilds the result keys of an old-style reference from the job's manifest.
     """
-    return {key: value for key, value in job_ref.items() if key not in ("result_keys", "results")}
+    ref = JobRef.parse(job_ref)
+    if ref.legacy_result_keys is not None and ref.result_count is None:
+        ref = ref._replace(legacy_result_keys=None)
+    return ref.to_xcom()
 
 
-def result_refs(job_ref: dict[str, Any]) -> list[ResultRef]:
+def result_refs(job_ref: dict[str, Any] | JobRef) -> list[ResultRef]:
     """One ResultRef per result of a referenced job: map over them to use upstream results remotely."""
-    return [ResultRef(key) for key in job_ref["result_keys"]]
+    return [ResultRef(key) for key in JobRef.parse(job_ref).result_keys]
 
 
 @dataclass
@@ -80,17 +64,17 @@ class JobProgress:
         return self.done == self.total
 
     @property
-    def status(self) -> str:
+    def status(self) -> JobStatus:
         if self.finished:
-            return ERROR if self.failed else SUCCESS
-        return RUNNING if self.done or self.running else "submitted"
+            return JobStatus.ERROR if self.failed else JobStatus.SUCCESS
+        return JobStatus.RUNNING if self.done or self.running else JobStatus.SUBMITTED
 
     def line(self) -> str:
         """A progress line a person can read: ``map job M000: 734/1000 done, 2 failed``."""
         return f"{self.kind} job {'+'.join(self.job_ids)}: {self.done}/{self.total} done, {self.failed} failed"
 
     def as_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "status": self.status}
+        return {**asdict(self), "status": self.status.value}
 
 
 class ProgressLog:
@@ -137,17 +121,18 @@ class PollBackoff:
 class JobWatcher:
     """Follows a referenced job's calls through the executor's monitor, incrementally."""
 
-    def __init__(self, executor: FunctionExecutor, job_ref: dict[str, Any]) -> None:
+    def __init__(self, executor: FunctionExecutor, job_ref: dict[str, Any] | JobRef) -> None:
         self.executor = executor
-        self.job_ref = job_ref
+        ref = JobRef.parse(job_ref)
         self.futures = [
             future
-            for job_id in job_ref["job_ids"]
-            for future in executor.job_futures(job_id, executor_id=job_ref["executor_id"])
+            for job_id in ref.job_ids
+            for future in executor.job_futures(job_id, executor_id=ref.executor_id)
         ]
-        if "result_keys" not in job_ref:  # a compact reference: the keys follow from the manifests
-            result_job = job_ref.get("result_job_id") or job_ref["job_ids"][-1]
-            self.job_ref = {**job_ref, "result_keys": [f.output_key for f in self.futures if f.job_id == result_job]}
+        if not ref.knows_results:  # a compact old-style reference: the keys follow from the manifests
+            ref = ref.with_results(ref.result_job_id,
+                                   [f.output_key for f in self.futures if f.job_id == ref.result_job_id])
+        self.job_ref: JobRef = ref
 
     def poll(self) -> JobProgress:
         """Refresh once (one LIST per unfinished job, or drained messages) and report progress."""
@@ -160,8 +145,8 @@ class JobWatcher:
     def progress(self) -> JobProgress:
         failed = [f for f in self.futures if f.status == ERROR]
         return JobProgress(
-            kind=self.job_ref["kind"],
-            job_ids=list(self.job_ref["job_ids"]),
+            kind=self.job_ref.kind,
+            job_ids=list(self.job_ref.job_ids),
             total=len(self.futures),
             done=sum(f.finished for f in self.futures),
             failed=len(failed),
@@ -180,7 +165,7 @@ class JobWatcher:
             self.executor.monitor.pause(remaining)
 
     def results(self) -> list[Any]:
-        """The values behind ``result_keys``, read from storage (raises the first call error)."""
-        wanted = set(self.job_ref["result_keys"])
+        """The values of the job's results, read from storage in call order (raises the first call error)."""
+        wanted = set(self.job_ref.result_keys)
         producing = [f for f in self.futures if f.output_key in wanted]
         return self.executor.get_result(producing) if len(producing) != 1 else [self.executor.get_result(producing[0])]

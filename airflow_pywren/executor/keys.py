@@ -72,6 +72,11 @@ def call_key(prefix: str, executor_id: str, job_id: str, call_id: str, name: str
     raise ValueError(f"unknown call object {name!r}")
 
 
+def output_key_pattern(prefix: str, executor_id: str, job_id: str) -> str:
+    """The output key of any call of a job, with ``{call_id}`` in place of the call id."""
+    return call_key(prefix, executor_id, job_id, "{call_id}", OUTPUT_OBJECT)
+
+
 def parse_status_key(key: str, status_prefix_: str) -> tuple[str, str] | None:
     """``(call_id, START_OBJECT | STATUS_OBJECT)`` of a key listed under ``status_prefix_``."""
     name = key[len(status_prefix_):]

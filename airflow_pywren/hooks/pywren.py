@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import os
 import uuid
 from typing import Any
 
 from airflow_pywren.compat import AirflowNotFoundException, BaseHook, mask_secret
 from airflow_pywren.executor.config import load_config
-from airflow_pywren.executor.errors import PyWrenConfigError, PyWrenError
+from airflow_pywren.executor.errors import PyWrenConfigError
 from airflow_pywren.executor.executor import FunctionExecutor
-from airflow_pywren.executor.jobs import REFERENCE_KEYS, JobWatcher, is_job_reference
+from airflow_pywren.executor.jobref import REQUIRED_KEYS, JobRef, JobRefError
+from airflow_pywren.executor.jobs import JobWatcher
 from airflow_pywren.hooks import connection as conn_layout
 
 
@@ -121,23 +121,23 @@ class PyWrenHook(BaseHook):
             config=config, runtime=runtime, runtime_memory=runtime_memory, executor_id=executor_id
         )
 
-    def watch(self, job_ref: dict[str, Any], rabbitmq_monitor: bool | None = None) -> JobWatcher:
+    def watch(self, job_ref: dict[str, Any] | JobRef, rabbitmq_monitor: bool | None = None) -> JobWatcher:
         """A JobWatcher following a referenced job (close ``watcher.executor`` when done)."""
-        _check_ref(job_ref)
-        executor = self.get_conn(executor_id=job_ref["executor_id"], rabbitmq_monitor=rabbitmq_monitor)
+        ref = _parse_ref(job_ref)
+        executor = self.get_conn(executor_id=ref.executor_id, rabbitmq_monitor=rabbitmq_monitor)
         try:
-            _check_same_storage(executor, job_ref, self.pywren_conn_id)
-            return JobWatcher(executor, job_ref)
+            _check_same_storage(executor, ref, self.pywren_conn_id)
+            return JobWatcher(executor, ref)
         except BaseException:
             executor.close()
             raise
 
-    async def awatch(self, job_ref: dict[str, Any], rabbitmq_monitor: bool | None = None) -> JobWatcher:
+    async def awatch(self, job_ref: dict[str, Any] | JobRef, rabbitmq_monitor: bool | None = None) -> JobWatcher:
         """:meth:`watch` for triggers: lookup, executor construction and manifest reads run off the event loop."""
         return await asyncio.to_thread(self.watch, job_ref, rabbitmq_monitor)
 
-    def get_results(self, job_ref: dict[str, Any]) -> list[Any]:
-        """The values behind a job reference's ``result_keys``, read from storage, in call order.
+    def get_results(self, job_ref: dict[str, Any] | JobRef) -> list[Any]:
+        """The values of a referenced job's results, read from storage, in call order.
 
         Use it in a downstream Python task: ``PyWrenHook().get_results(ti.xcom_pull("map_task"))``.
         Raises the first failed call's exception.
@@ -196,22 +196,21 @@ class PyWrenHook(BaseHook):
         return widgets
 
 
-def _check_ref(job_ref: Any) -> None:
-    if not is_job_reference(job_ref):
-        raise PyWrenError(
-            "expected the job reference a PyWren operator pushes to XCom (a dict with "
-            f"{', '.join(REFERENCE_KEYS)} and result_keys), got {type(job_ref).__name__}: {job_ref!r:.120}"
-        )
+def _parse_ref(job_ref: Any) -> JobRef:
+    try:
+        return JobRef.parse(job_ref)
+    except JobRefError as exc:
+        raise JobRefError(
+            f"expected the job reference a PyWren operator pushes to XCom (a dict with {', '.join(REQUIRED_KEYS)}): {exc}"
+        ) from None
 
 
-def _check_same_storage(executor: FunctionExecutor, job_ref: dict[str, Any], conn_id: str) -> None:
+def _check_same_storage(executor: FunctionExecutor, job_ref: JobRef, conn_id: str) -> None:
     """A reference can only be read with the storage it was written to."""
     storage = executor.storage
-    wanted, have = job_ref.get("location"), storage.location()
-    if wanted and wanted.startswith("file://") and have.startswith("file://"):
-        wanted, have = os.path.realpath(wanted[7:]), os.path.realpath(have[7:])
-    if wanted and wanted != have:
+    wanted = job_ref.location
+    if wanted and not storage.same_location(wanted):
         raise PyWrenConfigError(
-            f"job {'+'.join(job_ref['job_ids'])} of executor {job_ref['executor_id']} lives in {job_ref.get('location')}, "
+            f"job {job_ref.name} of executor {job_ref.executor_id} lives in {wanted}, "
             f"but connection {conn_id!r} uses {storage.location()}; read it with the connection that submitted it"
         )

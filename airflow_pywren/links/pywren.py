@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from airflow_pywren.compat import BaseOperatorLink, XCom
+from airflow_pywren.executor.jobref import JobRef
 
 XCOM_KEY = "_link_PyWrenJobLink"
 
@@ -25,10 +26,11 @@ class PyWrenJobLink(BaseOperatorLink):
         return XCOM_KEY
 
     @classmethod
-    def url_for(cls, executor: Any, job_ref: dict[str, Any]) -> str:
+    def url_for(cls, executor: Any, job_ref: dict[str, Any] | JobRef) -> str:
         """``compute.job_link`` of the reference's first job, else ``<storage location>/<executor_id>/``."""
-        executor_id = job_ref["executor_id"]
-        link = executor.compute.job_link(executor_id, job_ref["job_ids"][0])
+        ref = JobRef.parse(job_ref)
+        executor_id = ref.executor_id
+        link = executor.compute.job_link(executor_id, ref.job_ids[0])
         return link or f"{executor.storage.location()}/{executor_id}/"
 
     @classmethod

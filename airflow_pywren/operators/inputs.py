@@ -27,21 +27,21 @@ import json
 from typing import Any
 
 from airflow_pywren.executor.errors import PyWrenSubmitError
+from airflow_pywren.executor.jobref import JobRef, JobRefError
 from airflow_pywren.executor.jobs import result_refs
 from airflow_pywren.executor.serialization import ResultRef
 
-JOB_REF_KEYS = ("executor_id", "kind", "job_ids", "result_keys")
-
-
-def is_job_ref(value: Any) -> bool:
-    """True for the job reference a PyWren operator pushes to XCom."""
-    return isinstance(value, dict) and all(key in value for key in JOB_REF_KEYS)
-
 
 def _literal(text: str) -> Any:
+    """A list, dict or job reference a template rendered to text (JSON or a Python literal); else the text."""
     stripped = text.strip()
     if stripped[:1] not in ("[", "{", "("):
         return text
+    if stripped[:1] == "{":
+        try:
+            return JobRef.parse(stripped)
+        except JobRefError:
+            pass
     for parse in (ast.literal_eval, json.loads):
         try:
             return parse(stripped)
@@ -50,24 +50,25 @@ def _literal(text: str) -> Any:
     return text
 
 
-def _single(ref: dict[str, Any], what: str) -> ResultRef:
-    keys = ref["result_keys"]
-    if len(keys) != 1:
+def _single(ref: JobRef, what: str) -> ResultRef:
+    if ref.results_total != 1:
         raise PyWrenSubmitError(
-            f"{what} is the reference of {ref['kind']} job {'+'.join(ref['job_ids'])} with {len(keys)} results, "
+            f"{what} is the reference of {ref.kind} job {ref.name} with {ref.results_total} results, "
             "but one value is expected here; pass the reference as iterdata of a map (one call per result), "
             "or combine the results with map_reduce first"
         )
-    return ResultRef(keys[0])
+    return ResultRef(ref.result_key(0))
 
 
 def _resolve_item(item: Any, what: str) -> Any:
-    if is_job_ref(item):
-        return _single(item, what)
+    if JobRef.is_ref(item):
+        return _single(JobRef.parse(item, what), what)
     if isinstance(item, dict):
-        return {k: _single(v, f"{what}[{k!r}]") if is_job_ref(v) else v for k, v in item.items()}
+        return {k: _single(JobRef.parse(v, what), f"{what}[{k!r}]") if JobRef.is_ref(v) else v for k, v in item.items()}
     if isinstance(item, (list, tuple)):  # positional parameters: references among them are resolved too
-        return type(item)(_single(v, f"{what}[{i}]") if is_job_ref(v) else v for i, v in enumerate(item))
+        return type(item)(
+            _single(JobRef.parse(v, what), f"{what}[{i}]") if JobRef.is_ref(v) else v for i, v in enumerate(item)
+        )
     return item
 
 
@@ -75,7 +76,7 @@ def resolve_data(data: Any) -> Any:
     """The ``data`` of a call_async, with upstream references resolved."""
     if isinstance(data, str):
         parsed = _literal(data)
-        if is_job_ref(parsed):
+        if JobRef.is_ref(parsed):
             data = parsed
     return _resolve_item(data, "data")
 
@@ -84,7 +85,7 @@ def resolve_iterdata(iterdata: Any) -> Any:
     """The ``iterdata`` of a map or map_reduce, with upstream references resolved."""
     if isinstance(iterdata, str):
         iterdata = _literal(iterdata)
-    if is_job_ref(iterdata):
+    if JobRef.is_ref(iterdata):
         return result_refs(iterdata)
     if isinstance(iterdata, (list, tuple)):
         return [_resolve_item(item, f"iterdata item {index}") for index, item in enumerate(iterdata)]

@@ -1,7 +1,8 @@
 """PyWren operators: run call_async, map and map_reduce jobs as Airflow tasks.
 
-Every operator pushes a *job reference* to XCom (``return_value``): ids, storage location
-and result keys, never the results themselves (unless ``return_results=True``). Downstream:
+Every operator pushes a *job reference* (:class:`~airflow_pywren.executor.jobref.JobRef`) to XCom
+(``return_value``): ids, storage location and where the results are, never the results
+themselves (unless ``return_results=True``). Downstream:
 
 * another PyWren operator takes the reference as ``iterdata`` (one call per upstream result)
   or ``data``; values are read from storage inside the functions;
@@ -37,13 +38,13 @@ from airflow_pywren.executor import keys
 from airflow_pywren.executor.errors import PyWrenError, StorageKeyNotFound
 from airflow_pywren.executor.executor import FunctionExecutor
 from airflow_pywren.executor.future import ERROR, ResponseFuture
+from airflow_pywren.executor.jobref import JobRef, JobStatus
 from airflow_pywren.executor.jobs import (
     JobProgress,
     JobWatcher,
     PollBackoff,
     ProgressLog,
     compact_reference,
-    job_reference,
 )
 from airflow_pywren.executor.monitor.storage import StorageMonitor
 from airflow_pywren.hooks.pywren import PyWrenHook
@@ -127,7 +128,7 @@ class BasePyWrenOperator(BaseOperator):
         self.return_results = return_results
         self.reattach = reattach
         self.poll_interval = poll_interval
-        self._job_ref: dict[str, Any] | None = None
+        self._job_ref: JobRef | None = None
 
     # ----------------------------------------------------------- to override
     def submit(self, executor: FunctionExecutor, context: Context) -> list[ResponseFuture]:
@@ -145,12 +146,12 @@ class BasePyWrenOperator(BaseOperator):
             ref, progress = self._reattach(executor) if self.reattach else (None, None)
             if ref is None:
                 futures = self.submit(executor, context)
-                ref = job_reference(executor, self.kind, futures)
+                ref = JobRef.from_futures(self.kind, futures, executor.storage, executor.executor_id)
                 self.log.info(
                     "submitted %s job %s: %d call(s) on %s, executor %s, results in %s",
-                    self.kind, "+".join(ref["job_ids"]), ref["total"], executor.compute.name, executor_id, ref["location"],
+                    self.kind, ref.name, ref.total, executor.compute.name, executor_id, ref.location,
                 )
-            ref["pywren_conn_id"] = self.pywren_conn_id
+            ref = ref.with_conn_id(self.pywren_conn_id)
             self._job_ref = ref
             PyWrenJobLink.persist(context, PyWrenJobLink.url_for(executor, ref))
             if not self.wait_for_completion:
@@ -163,12 +164,12 @@ class BasePyWrenOperator(BaseOperator):
         finally:
             executor.close()
 
-    def _defer(self, context: Context, executor: FunctionExecutor, ref: dict[str, Any], progress: JobProgress | None) -> None:
+    def _defer(self, context: Context, executor: FunctionExecutor, ref: JobRef, progress: JobProgress | None) -> None:
         from airflow_pywren.triggers.pywren import PyWrenJobTrigger
 
         context["ti"].xcom_push(key="return_value", value=_with_progress(ref, progress))
         monitor = "rabbitmq" if executor.config["pywren"]["rabbitmq_monitor"] else "storage"
-        self.log.info("deferring: the triggerer follows %s job %s by %s", self.kind, "+".join(ref["job_ids"]), monitor)
+        self.log.info("deferring: the triggerer follows %s job %s by %s", self.kind, ref.name, monitor)
         self.defer(
             trigger=PyWrenJobTrigger(
                 job_ref=compact_reference(ref), pywren_conn_id=self.pywren_conn_id, monitor=monitor,
@@ -179,19 +180,21 @@ class BasePyWrenOperator(BaseOperator):
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
         """Resume after the trigger fired: fail with the calls' error, or return the job reference."""
-        ref = event.get("job_ref") or self._job_ref
+        from airflow_pywren.triggers.pywren import TIMEOUT
+
         status = event.get("status")
         message = event.get("message", "")
-        if status == "timeout":
+        if status == TIMEOUT:
             raise PyWrenJobTimeout(message)
         self.log.info("trigger reported %s: %s", status, message)
-        hook = PyWrenHook(pywren_conn_id=(ref or {}).get("pywren_conn_id") or self.pywren_conn_id)
+        ref = JobRef.parse(event.get("job_ref") or self._job_ref, "the trigger event's job_ref")
+        hook = PyWrenHook(pywren_conn_id=ref.pywren_conn_id or self.pywren_conn_id)
         watcher = hook.watch(ref)
         try:
             progress = watcher.poll()
-            if progress.finished and (status == "success" or progress.failed):
+            if progress.finished and (status == JobStatus.SUCCESS or progress.failed):
                 return self._mark_done(watcher.executor, ref, context, self._complete(watcher, progress))
-            raise AirflowException(f"{self.kind} job {'+'.join(ref['job_ids'])} could not be followed: {message}")
+            raise AirflowException(f"{self.kind} job {ref.name} could not be followed: {message}")
         finally:
             watcher.executor.close()
 
@@ -200,16 +203,16 @@ class BasePyWrenOperator(BaseOperator):
         ref = self._job_ref
         if ref is None:
             return
-        executor = PyWrenHook(pywren_conn_id=self.pywren_conn_id).get_conn(executor_id=ref["executor_id"])
+        executor = PyWrenHook(pywren_conn_id=self.pywren_conn_id).get_conn(executor_id=ref.executor_id)
         try:
-            cancelled = sum(executor.compute.cancel(ref["executor_id"], job_id) for job_id in ref["job_ids"])
+            cancelled = sum(executor.compute.cancel(ref.executor_id, job_id) for job_id in ref.job_ids)
         finally:
             executor.close()
         self.log.warning("task killed: cancelled %d pending activation(s) of %s job %s",
-                         cancelled, self.kind, "+".join(ref["job_ids"]))
+                         cancelled, self.kind, ref.name)
 
     # ------------------------------------------------------------- re-attach
-    def _reattach(self, executor: FunctionExecutor) -> tuple[dict[str, Any] | None, JobProgress | None]:
+    def _reattach(self, executor: FunctionExecutor) -> tuple[JobRef | None, JobProgress | None]:
         """The reference and progress of an earlier try's job to continue with, or (None, None) to submit."""
         job_ids = executor.job_ids()
         if not job_ids:
@@ -231,7 +234,7 @@ class BasePyWrenOperator(BaseOperator):
                 ", ".join(f"{k} {done_marker[k]}" for k in ("try_number", "finished_at") if k in done_marker),
             )
             return None, None
-        ref = job_reference(executor, self.kind, futures)
+        ref = JobRef.from_futures(self.kind, futures, executor.storage, executor.executor_id)
         progress = JobWatcher(executor, ref).poll()
         if progress.finished and progress.failed:
             self.log.warning(
@@ -254,14 +257,14 @@ class BasePyWrenOperator(BaseOperator):
         except StorageKeyNotFound:
             return None
 
-    def _mark_done(self, executor: FunctionExecutor, ref: dict[str, Any], context: Context,
+    def _mark_done(self, executor: FunctionExecutor, ref: JobRef, context: Context,
                    result: dict[str, Any]) -> dict[str, Any]:
         """Record next to the job that this try succeeded with it (a later run submits anew); return ``result``."""
         ti = context["ti"]
         marker = {"dag_id": ti.dag_id, "run_id": ti.run_id, "task_id": ti.task_id, "map_index": ti.map_index,
                   "try_number": ti.try_number, "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
         storage = executor.storage
-        storage.put(keys.job_key(storage.prefix, ref["executor_id"], ref["job_ids"][-1], keys.TASK_DONE),
+        storage.put(keys.job_key(storage.prefix, ref.executor_id, ref.job_ids[-1], keys.TASK_DONE),
                     json.dumps(marker).encode())
         return result
 
@@ -279,7 +282,7 @@ class BasePyWrenOperator(BaseOperator):
         """Block until every call finished, logging a progress line every few seconds."""
         monitor = watcher.executor.monitor
         by_storage = isinstance(monitor, StorageMonitor)
-        self.log.info("waiting for %s job %s, following it by %s", self.kind, "+".join(watcher.job_ref["job_ids"]),
+        self.log.info("waiting for %s job %s, following it by %s", self.kind, watcher.job_ref.name,
                       "storage" if by_storage else "rabbitmq")
         progress_log = ProgressLog(self.progress_log_seconds, self.quiet_log_seconds)
         backoff = PollBackoff(watcher.executor.config["pywren"]["monitor_interval"], self.poll_interval)
@@ -299,7 +302,7 @@ class BasePyWrenOperator(BaseOperator):
         ref = watcher.job_ref
         if progress.failed:
             self._raise_failure(watcher, progress)
-        result = {**ref, "status": "success", "done": progress.done, "failed": 0}
+        result = ref.with_progress(JobStatus.SUCCESS, progress.done, 0).to_xcom()
         if self.return_results:
             values = watcher.results()
             try:
@@ -310,14 +313,14 @@ class BasePyWrenOperator(BaseOperator):
                     "leave return_results off and read them with PyWrenHook().get_results(reference)"
                 ) from None
             result["results"] = values
-        self.log.info("%s job %s succeeded: %d call(s); results under %s", self.kind, "+".join(ref["job_ids"]),
-                      progress.total, ref["location"])
+        self.log.info("%s job %s succeeded: %d call(s); results under %s", self.kind, ref.name,
+                      progress.total, ref.location)
         return result
 
     def _raise_failure(self, watcher: JobWatcher, progress: JobProgress) -> None:
         failed = [f for f in watcher.futures if f.status == ERROR]
         ref = watcher.job_ref
-        self.log.error("%d of %d call(s) of %s job %s failed", len(failed), progress.total, self.kind, "+".join(ref["job_ids"]))
+        self.log.error("%d of %d call(s) of %s job %s failed", len(failed), progress.total, self.kind, ref.name)
         for future in failed[:MAX_ERRORS_LOGGED]:
             error = future.error or {}
             self.log.error("job %s call %s failed: %s: %s", future.job_id, future.call_id,
@@ -339,11 +342,12 @@ class BasePyWrenOperator(BaseOperator):
         }
 
 
-def _with_progress(ref: dict[str, Any], progress: JobProgress | None) -> dict[str, Any]:
+def _with_progress(ref: JobRef, progress: JobProgress | None) -> dict[str, Any]:
+    """The XCom of a job just submitted or re-attached to: ``submitted`` unless it already finished."""
     if progress is None:
-        return {**ref, "status": "submitted", "done": 0, "failed": 0}
-    return {**ref, "status": progress.status if progress.finished else "submitted", "done": progress.done,
-            "failed": progress.failed}
+        return ref.with_progress(JobStatus.SUBMITTED, 0, 0).to_xcom()
+    status = progress.status if progress.finished else JobStatus.SUBMITTED
+    return ref.with_progress(status, progress.done, progress.failed).to_xcom()
 
 
 def _memory(value: int | None, executor: FunctionExecutor) -> int:
@@ -356,8 +360,7 @@ class PyWrenCallAsyncOperator(BasePyWrenOperator):
     ``data`` (templated) is the call's argument; a dict whose keys are all parameter names
     of ``func`` is passed as keyword arguments. The reference of an upstream single-result
     job (call_async, map_reduce), or such references among a dict's values, are replaced by
-    the upstream values inside the call. XCom gets the job reference; ``result_keys`` holds
-    one key.
+    the upstream values inside the call. XCom gets the job reference (one result).
 
     :param func: the function (module-level, or defined in the DAG file).
     :param data: its argument.
@@ -386,7 +389,7 @@ class PyWrenMapOperator(BasePyWrenOperator):
 
     ``iterdata`` (templated) is a list, an XComArg, or the job reference of an upstream
     PyWren task: then each call receives one upstream result, read from storage inside
-    the call. XCom gets the job reference; ``result_keys`` follow ``iterdata``'s order.
+    the call. XCom gets the job reference; its results follow ``iterdata``'s order.
 
     :param map_function: the function (module-level, or defined in the DAG file).
     :param iterdata: one item per call.
@@ -414,7 +417,7 @@ class PyWrenMapReduceOperator(BasePyWrenOperator):
 
     The reducer is invoked right away and waits for the maps inside its activation; with
     ``reducer_wait_local=True`` the task waits for the maps, then invokes it. XCom gets the
-    job reference; ``result_keys`` holds the reducer's key (``job_ids`` lists map and reducer).
+    job reference; its one result is the reducer's (``job_ids`` lists map and reducer).
     A retry interrupted between the map and the reducer submission runs both again.
 
     :param map_function: the map function.

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import ast
-import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -15,6 +13,7 @@ from airflow_pywren.compat import (
     PokeReturnValue,
     conf,
 )
+from airflow_pywren.executor.jobref import JobRef
 from airflow_pywren.executor.jobs import JobProgress, JobWatcher, compact_reference
 from airflow_pywren.triggers.pywren import (
     ERROR,
@@ -24,7 +23,6 @@ from airflow_pywren.triggers.pywren import (
     SUCCESS,
     TIMEOUT,
     PyWrenJobTrigger,
-    check_job_ref,
     describe_failure,
     updated_job_ref,
 )
@@ -36,20 +34,8 @@ DEFAULT_CONN_ID = "pywren_default"
 
 
 def parse_job_ref(value: Any) -> dict[str, Any]:
-    """A job reference from an XCom value: a dict, or its JSON / Python text once a template rendered it."""
-    if isinstance(value, str):
-        text = value.strip()
-        try:
-            value = json.loads(text)
-        except ValueError:
-            try:
-                value = ast.literal_eval(text)
-            except (ValueError, SyntaxError):
-                raise ValueError(
-                    f"job_ref rendered to text that is not a job reference: {text!r:.120}. Pull the upstream "
-                    "task's return_value, e.g. job_ref=submit_task.output or \"{{ ti.xcom_pull(task_ids='submit') }}\""
-                ) from None
-    return check_job_ref(value)
+    """The XCom dict of a job reference given as a dict or as the text a template rendered it to."""
+    return JobRef.parse(value, "job_ref").to_xcom()
 
 
 class PyWrenJobSensor(BaseSensorOperator):
@@ -95,7 +81,7 @@ class PyWrenJobSensor(BaseSensorOperator):
         try:
             if not self.deferrable:
                 return super().execute(context)
-            job_ref = parse_job_ref(self.job_ref)
+            job_ref = JobRef.parse(self.job_ref, "job_ref")
             progress = self._poll(job_ref)
             if progress.finished:
                 return self._finish(job_ref, progress)
@@ -114,7 +100,7 @@ class PyWrenJobSensor(BaseSensorOperator):
         )
 
     def poke(self, context: Context) -> bool | PokeReturnValue:
-        job_ref = parse_job_ref(self.job_ref)
+        job_ref = JobRef.parse(self.job_ref, "job_ref")
         try:
             progress = self._poll(job_ref)
         finally:
@@ -130,7 +116,7 @@ class PyWrenJobSensor(BaseSensorOperator):
         status = event.get("status")
         if status == SUCCESS:
             self.log.info("%s", event.get("message"))
-            return updated_job_ref(parse_job_ref(self.job_ref), event["progress"])
+            return updated_job_ref(JobRef.parse(self.job_ref, "job_ref"), event["progress"])
         if status == TIMEOUT:
             raise AirflowSensorTimeout(event.get("message"))
         progress = event.get("progress") or {}
@@ -142,7 +128,7 @@ class PyWrenJobSensor(BaseSensorOperator):
         self._close()
 
     # -------------------------------------------------------------- helpers
-    def _poll(self, job_ref: dict[str, Any]) -> JobProgress:
+    def _poll(self, job_ref: JobRef) -> JobProgress:
         if self._watcher is None:
             from airflow_pywren.hooks.pywren import PyWrenHook
 
@@ -153,10 +139,10 @@ class PyWrenJobSensor(BaseSensorOperator):
         self.log.info("%s", progress.line())
         return progress
 
-    def _conn_id(self, job_ref: dict[str, Any]) -> str:
-        return self.pywren_conn_id or job_ref.get("pywren_conn_id") or DEFAULT_CONN_ID
+    def _conn_id(self, job_ref: JobRef) -> str:
+        return self.pywren_conn_id or job_ref.pywren_conn_id or DEFAULT_CONN_ID
 
-    def _finish(self, job_ref: dict[str, Any], progress: JobProgress) -> dict[str, Any]:
+    def _finish(self, job_ref: JobRef, progress: JobProgress) -> dict[str, Any]:
         if progress.failed:
             raise AirflowFailException(describe_failure(progress.as_dict()))
         return updated_job_ref(job_ref, progress)

@@ -17,15 +17,16 @@ from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from airflow.triggers.base import BaseTrigger, TriggerEvent
-
+from airflow_pywren.compat import BaseTrigger, TriggerEvent
 from airflow_pywren.executor.errors import PyWrenConfigError, PyWrenError, StorageError
-from airflow_pywren.executor.jobs import REFERENCE_KEYS, JobProgress, JobWatcher, PollBackoff, ProgressLog
+from airflow_pywren.executor.jobref import JobRef, JobStatus
+from airflow_pywren.executor.jobs import JobProgress, JobWatcher, PollBackoff, ProgressLog
 
 STORAGE, RABBITMQ = "storage", "rabbitmq"
 MONITORS = (STORAGE, RABBITMQ)
-SUCCESS, ERROR, TIMEOUT = "success", "error", "timeout"
-REQUIRED_REF_KEYS = REFERENCE_KEYS
+SUCCESS, ERROR = JobStatus.SUCCESS, JobStatus.ERROR
+TIMEOUT = "timeout"
+"""The event status of a job that did not finish in time (its calls may still run)."""
 PROGRESS_LOG_SECONDS = 5.0
 """Least time between two progress lines while calls keep finishing."""
 QUIET_LOG_SECONDS = 60.0
@@ -36,26 +37,11 @@ MAX_POLL_FAILURES = 3
 T = TypeVar("T")
 
 
-def check_job_ref(job_ref: Any, what: str = "job_ref") -> dict[str, Any]:
-    """Return ``job_ref`` if it looks like a PyWren job reference, else raise ValueError naming the problem."""
-    if not isinstance(job_ref, dict):
-        raise ValueError(
-            f"{what} must be the job reference dict a PyWren operator pushes to XCom, got {type(job_ref).__name__}: "
-            f"{job_ref!r:.120}"
-        )
-    missing = [key for key in REQUIRED_REF_KEYS if not job_ref.get(key)]
-    if missing:
-        raise ValueError(
-            f"{what} lacks {', '.join(missing)}: pass the XCom return_value of a PyWren operator "
-            f"(or executor.jobs.job_reference(...)), got keys {sorted(job_ref)}"
-        )
-    return job_ref
-
-
-def updated_job_ref(job_ref: dict[str, Any], progress: JobProgress | dict[str, Any]) -> dict[str, Any]:
-    """The job reference with the progress fields operators push: status, done, failed."""
+def updated_job_ref(job_ref: dict[str, Any] | JobRef, progress: JobProgress | dict[str, Any]) -> dict[str, Any]:
+    """The job reference's XCom dict with the progress fields operators push: status, done, failed."""
     state = progress.as_dict() if isinstance(progress, JobProgress) else progress
-    return {**job_ref, "status": state["status"], "done": state["done"], "failed": state["failed"]}
+    ref = JobRef.parse(job_ref).with_progress(JobStatus(state["status"]), state["done"], state["failed"])
+    return ref.to_xcom()
 
 
 def describe_failure(progress: dict[str, Any]) -> str:
@@ -122,7 +108,8 @@ class PyWrenJobTrigger(BaseTrigger):
         end_time: float | None = None,
     ) -> None:
         super().__init__()
-        self.job_ref = dict(check_job_ref(job_ref))
+        self._ref = JobRef.parse(job_ref)
+        self.job_ref: dict[str, Any] = self._ref.to_xcom()
         if monitor not in MONITORS:
             raise ValueError(f"monitor must be one of {', '.join(MONITORS)}, got {monitor!r}")
         if isinstance(poll_interval, bool) or not isinstance(poll_interval, (int, float)) or not poll_interval > 0:
@@ -204,7 +191,7 @@ class PyWrenJobTrigger(BaseTrigger):
         """Poll (and wait) until the job finished or the deadline passed; return the event payload."""
         self.log.info(
             "following %s job %s of executor %s by %s every %.3g s%s",
-            self.job_ref["kind"], "+".join(self.job_ref["job_ids"]), self.job_ref["executor_id"], self.monitor,
+            self._ref.kind, self._ref.name, self._ref.executor_id, self.monitor,
             self.poll_interval, "" if self.end_time is None else f", for at most {max(self._remaining(), 0):.0f} s",
         )
         broker = watcher.executor.monitor if self.monitor == RABBITMQ else None
@@ -246,7 +233,7 @@ class PyWrenJobTrigger(BaseTrigger):
         return failures
 
     def _name(self) -> str:
-        return f"{self.job_ref['kind']} job {'+'.join(self.job_ref['job_ids'])} of executor {self.job_ref['executor_id']}"
+        return self._ref.describe()
 
     def _timeout_event(self, progress: JobProgress | None) -> dict[str, Any]:
         state = f"; {progress.line()}" if progress is not None else ""
@@ -259,7 +246,8 @@ class PyWrenJobTrigger(BaseTrigger):
 
     def _event(self, status: str, progress: JobProgress | None, message: str) -> dict[str, Any]:
         if progress is None:  # the job could not be read: report what the reference says
-            ref = self.job_ref
-            progress = JobProgress(kind=ref["kind"], job_ids=list(ref["job_ids"]), total=int(ref.get("total") or 0))
+            ref = self._ref
+            progress = JobProgress(kind=ref.kind, job_ids=list(ref.job_ids), total=ref.total or 0)
         state = progress.as_dict()
-        return {"status": status, "job_ref": updated_job_ref(self.job_ref, state), "progress": state, "message": message}
+        return {"status": str(status), "job_ref": updated_job_ref(self.job_ref, state), "progress": state,
+                "message": message}

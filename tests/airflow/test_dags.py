@@ -89,7 +89,7 @@ def test_chain_example(airflow_home: AirflowHome, example_dags: Path, pywren_con
     squares = [x * x for x in range(10)]
     assert result.xcom("summary") == {"count": 10, "sum": sum(squares), "even": sum(s % 2 == 0 for s in squares)}
     # the second map read the first map's results inside its calls: one call per upstream result key
-    assert result.xcom("describe")["total"] == len(result.xcom("square")["result_keys"]) == 10
+    assert result.xcom("describe")["total"] == result.xcom("square")["result_count"] == 10
 
 
 def test_hello_example(airflow_home: AirflowHome, example_dags: Path, pywren_conn: dict[str, Any]) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from airflow_pywren.executor import keys
+from airflow_pywren.executor.jobref import JobRef
 from airflow_pywren.operators.pywren import executor_id_for
 from tests.airflow.conftest import AirflowHome, runner_stats
 
@@ -18,7 +19,7 @@ pytestmark = pytest.mark.airflow
 
 REF_KEYS = {
     "executor_id", "kind", "job_ids", "result_job_id", "storage_backend", "bucket", "storage_prefix", "location",
-    "result_keys", "total", "status", "done", "failed", "pywren_conn_id",
+    "result_count", "result_key_pattern", "total", "status", "done", "failed", "pywren_conn_id",
 }
 
 CHAIN_DAG = """
@@ -80,12 +81,12 @@ def test_three_operators_chain_through_job_references(
         assert (ref["status"], ref["done"], ref["failed"]) == ("success", ref["total"], 0)
         assert ref["pywren_conn_id"] == "pywren_default"
         assert ref["storage_backend"] == "localhost"
-        for key in ref["result_keys"]:
+        for key in JobRef.parse(ref).result_keys:
             assert key.startswith(f"{ref['storage_prefix']}/{ref['executor_id']}/{ref['result_job_id']}/")
             assert (Path(ref["location"][len("file://"):]).parent / key).is_file()
         # the extra link points at the executor's storage prefix
         assert result.xcom(task_id, key="_link_PyWrenJobLink") == f"{ref['location']}/{ref['executor_id']}/"
-    assert len(square["result_keys"]) == 4 and len(total["result_keys"]) == len(described["result_keys"]) == 1
+    assert (square["result_count"], total["result_count"], described["result_count"]) == (4, 1, 1)
     # values only where asked for (return_results=True)
     assert square["results"] == [1, 4, 9, 16]
     assert result.xcom("collect") == {"square": [1, 4, 9, 16], "total": [34], "describe": ["total is 34"]}

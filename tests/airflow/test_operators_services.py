@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from airflow_pywren.executor.jobref import JobRef
 from tests.airflow.conftest import CONN_ENV, AirflowHome, runner_stats
 from tests.conftest import merge_config
 from tests.services.s3 import s3_client
@@ -60,7 +61,7 @@ def test_operators_with_cos_storage_from_connection_form_fields(
     assert {(r["storage_backend"], r["bucket"], r["location"]) for r in refs} == {
         ("ibm_cos", cos["bucket"], f"cos://{cos['bucket']}/pywren.jobs")}
     stored = {obj["Key"] for obj in s3_client(cos["endpoint"]).list_objects_v2(Bucket=cos["bucket"])["Contents"]}
-    assert all(key in stored for ref in refs for key in ref["result_keys"])
+    assert all(key in stored for ref in refs for key in JobRef.parse(ref).result_keys)
     assert result.xcom("cubes", key="_link_PyWrenJobLink") == f"cos://{cos['bucket']}/pywren.jobs/{refs[0]['executor_id']}/"
     assert cos["secret_access_key"] not in out
 

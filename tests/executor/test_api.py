@@ -254,17 +254,22 @@ def test_timeline_plots_are_written(pw, tmp_path):
     assert all(p.read_bytes().startswith(b"\x89PNG") for p in paths)
 
 
-def test_a_compact_reference_is_followed_with_result_keys_rebuilt_from_storage(pw):
+def test_an_old_compact_reference_is_followed_with_result_keys_rebuilt_from_storage(pw):
     from airflow_pywren.executor.jobs import JobWatcher, compact_reference, job_reference
 
     futures = pw.map_reduce(square, range(5), sum)
     reference = job_reference(pw, "map_reduce", futures)
-    compact = compact_reference(reference)
+    assert len(json.dumps(reference)) < 500
+    # a trigger row written by an earlier version: neither result keys nor their pattern
+    old = {k: v for k, v in reference.items() if k not in ("result_count", "result_key_pattern")}
+    old_full = {**old, "result_keys": [futures[-1].output_key]}
+    compact = compact_reference(old_full)
     assert "result_keys" not in compact and len(json.dumps(compact)) < 400
     watcher = JobWatcher(pw, compact)
     assert watcher.wait(timeout=60).status == "success"
-    assert watcher.job_ref["result_keys"] == reference["result_keys"]
+    assert watcher.job_ref.result_keys == [futures[-1].output_key]
     assert watcher.results() == [30]
+    assert JobWatcher(pw, old_full).results() == JobWatcher(pw, reference).results() == [30]
 
 
 def test_poll_backoff_is_short_while_calls_finish_and_doubles_while_none_do():

@@ -46,6 +46,7 @@ import pika.exceptions
 
 from airflow_pywren.executor import keys
 from airflow_pywren.executor.errors import PyWrenConfigError
+from airflow_pywren.executor.jobref import CallStatus
 from airflow_pywren.executor.monitor.base import JobMonitor
 from airflow_pywren.executor.monitor.storage import StorageMonitor, read_status
 from airflow_pywren.executor.worker.rabbitmq_notify import (
@@ -64,7 +65,7 @@ QUEUE_PREFIX = "pywren"
 DECLARE_TIMEOUT = 5.0  # seconds the client waits for a queue declaration or deletion
 RETRY_MIN, RETRY_MAX = 0.5, 10.0  # reconnection back-off, seconds
 PREFETCH = 1000
-FINAL = ("success", "error")
+FINAL = (CallStatus.SUCCESS, CallStatus.ERROR)
 
 
 def queue_name(executor_id: str, job_id: str) -> str:
@@ -122,7 +123,7 @@ def parse_notice(body: bytes) -> dict[str, Any] | None:
         notice = json.loads(body)
     except (ValueError, UnicodeDecodeError):
         return None
-    if not isinstance(notice, dict) or notice.get("status") not in ("running", *FINAL):
+    if not isinstance(notice, dict) or notice.get("status") not in (CallStatus.RUNNING, *FINAL):
         return None
     if not all(isinstance(notice.get(name), str) for name in ("executor_id", "job_id", "call_id")):
         return None
@@ -454,10 +455,10 @@ class RabbitMQMonitor(JobMonitor):
         for future, notice in zip(pending, notices):
             if notice is None or not _same_submission(future, notice):
                 continue
-            if notice["status"] == "running":
+            if notice["status"] == CallStatus.RUNNING:
                 future._set_running(notice)
                 continue
-            if notice["status"] == "error":
+            if notice["status"] == CallStatus.ERROR:
                 status = read_status(self.storage_monitor.storage, future.executor_id, future.job_id, future.call_id)
                 if status is None:  # not visible yet: storage reconciliation picks it up
                     continue

@@ -80,5 +80,9 @@ class StorageBackend(ABC):
         """A human-readable location of the job data, e.g. ``cos://bucket/prefix``."""
         return f"{self.name}://{self.bucket}/{self.prefix}"
 
+    def same_location(self, location: str) -> bool:
+        """True when ``location`` (another process's :meth:`location`) names this storage."""
+        return location == self.location()
+
     def close(self) -> None:
         """Release connections."""

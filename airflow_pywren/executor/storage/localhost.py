@@ -13,6 +13,7 @@ from airflow_pywren.executor.errors import StorageBucketNotFound, StorageError, 
 from airflow_pywren.executor.storage.base import ObjectInfo, StorageBackend
 
 _TEMP_MARK = ".tmp-"
+_SCHEME = "file://"
 
 
 class LocalhostStorage(StorageBackend):
@@ -109,6 +110,13 @@ class LocalhostStorage(StorageBackend):
 
     def location(self) -> str:
         return f"file://{self.root}/{self.prefix}"
+
+    def same_location(self, location: str) -> bool:
+        """Paths are compared once resolved: the same directory reached through a symlink matches."""
+        here = self.location()
+        if location.startswith(_SCHEME) and here.startswith(_SCHEME):
+            return os.path.realpath(location[len(_SCHEME):]) == os.path.realpath(here[len(_SCHEME):])
+        return location == here
 
     # ------------------------------------------------------------ data of jobs
     def data_path(self, bucket: str, key: str = "") -> Path:

@@ -23,6 +23,7 @@ from typing import Any
 
 from airflow_pywren.executor import calls, keys, serialization
 from airflow_pywren.executor.errors import ActivationMemoryError, ActivationTimeoutError, PyWrenError
+from airflow_pywren.executor.jobref import CallStatus
 from airflow_pywren.executor.storage import StorageBackend, storage_from_spec
 from airflow_pywren.executor.worker.notify import notifier_for
 
@@ -115,7 +116,7 @@ def wait_for_map_results(storage: StorageBackend, prefix: str, executor_id: str,
     results = []
     for call_id, status_key in wanted.items():
         status = json.loads(storage.get(status_key))
-        if status["status"] != "success":
+        if status["status"] != CallStatus.SUCCESS:
             error = status.get("error") or {}
             raise PyWrenError(
                 f"map call {call_id} of job {map_job} failed, so the reducer cannot run: "
@@ -150,7 +151,7 @@ def run_call(payload: dict[str, Any]) -> dict[str, Any]:
         "worker_host": socket.gethostname(),
         "worker_pid": os.getpid(),
     }
-    start = {**base, "status": "running"}
+    start = {**base, "status": CallStatus.RUNNING.value}
     storage.put(keys.call_key(prefix, executor_id, job_id, call_id, keys.START_OBJECT), json.dumps(start).encode())
     notifier.publish(start)
 
@@ -180,7 +181,7 @@ def run_call(payload: dict[str, Any]) -> dict[str, Any]:
         output = _pickle_exception(exc)
     status = finish_call(storage, payload, base, error, output)
     notifier.publish({**base, "status": status["status"], "end_time": status["end_time"], "duration": status["duration"]})
-    return {"executor_id": executor_id, "job_id": job_id, "call_id": call_id, "status": "error" if error else "success"}
+    return {"executor_id": executor_id, "job_id": job_id, "call_id": call_id, "status": _final(error)}
 
 
 def _pickle_exception(exc: BaseException) -> bytes | None:
@@ -208,7 +209,7 @@ def finish_call(
     end_time = time.time()
     status = {
         **base,
-        "status": "error" if error else "success",
+        "status": _final(error),
         "end_time": end_time,
         "duration": end_time - base["start_time"],
         "output_key": output_key if output is not None else None,
@@ -235,5 +236,10 @@ def record_failure(payload: dict[str, Any], exc: BaseException, start_time: floa
     }
     error = _describe_error(exc)
     status = finish_call(storage, payload, base, error, _pickle_exception(exc))
-    notifier_for(payload.get("rabbitmq")).publish({**base, "status": "error", "end_time": status["end_time"]})
+    notifier_for(payload.get("rabbitmq")).publish({**base, "status": CallStatus.ERROR.value, "end_time": status["end_time"]})
     return status
+
+
+def _final(error: Any) -> str:
+    """The final status of a call that ended with ``error`` (None: it succeeded)."""
+    return (CallStatus.ERROR if error else CallStatus.SUCCESS).value
