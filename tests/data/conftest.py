@@ -13,8 +13,6 @@ import airflow_pywren as pywren
 from tests.conftest import merge_config
 from tests.services.s3 import new_bucket, s3_client
 
-pytest_plugins = ["tests.services.http_files"]
-
 
 class DataStore:
     """Puts test objects where a map over data finds them: a bucket of the storage under test."""
