@@ -27,6 +27,7 @@ SECTIONS = [
     ("requests", "bench.storage_requests"),
     ("throughput", "bench.invocation"),
     ("deferrable", "bench.deferrable"),
+    ("batch", "bench.batch_backends"),
 ]
 
 logger = logging.getLogger("bench")

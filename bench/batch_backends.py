@@ -1,0 +1,252 @@
+"""Section 7: 1,000 calls on the Kubernetes and Code Engine test servers against ibm_cf on the OpenWhisk one.
+
+Each backend runs the same no-op map of 1,000 calls with ``ibm_cos`` storage on moto, in one
+run: ``submit`` is the time ``map`` takes (stage the job, create the Job / job run, or invoke
+every activation), ``end to end`` adds ``get_result``. Pods (instances, containers) created
+and the API requests the client made to the compute service for the job come from the test
+servers' own records. A sweep of ``k8s.calls_per_pod`` shows where the default comes from.
+Every server runs in a child process with the same number of execution slots.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import airflow_pywren as pywren
+from bench.common import Context, markdown_table, noop, seconds
+
+NAME = "batch"
+TITLE = "1,000 calls on the Kubernetes and Code Engine test servers, against ibm_cf on the OpenWhisk one"
+N = 1_000
+SLOTS = 4  # pods / instances / action containers running at once on each test server
+SWEEP = ((100, 1), (100, 10), (1_000, 25), (1_000, 100))  # N=1,000 with 10 per pod is the k8s row above
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+class BatchServer:
+    """A Kubernetes or Code Engine test server in a child process (``python -m bench.batch_backends serve``)."""
+
+    def __init__(self, kind: str, workdir: Path) -> None:
+        env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join(p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH")) if p),
+        }
+        self.log = open(workdir / f"{kind}.log", "ab")  # noqa: SIM115 (closed in stop)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "bench.batch_backends", "serve", kind, str(workdir)],
+            cwd=REPO_ROOT,
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self.log,
+            text=True,
+        )
+        self.lock = threading.Lock()
+        self.info = json.loads(self.process.stdout.readline() or "{}")
+        if not self.info:
+            raise RuntimeError(f"the {kind} test server did not start; see {workdir}/{kind}.log")
+
+    def command(self, op: str, **params: Any) -> dict[str, Any]:
+        with self.lock:
+            self.process.stdin.write(json.dumps({"op": op, **params}) + "\n")
+            self.process.stdin.flush()
+            return json.loads(self.process.stdout.readline())
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.stdin.close()
+            try:
+                self.process.wait(60)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.log.close()
+
+
+def _serve(kind: str, workdir: Path) -> None:
+    from bench.services import _command_loop
+    from tests.services.openwhisk import _die_with_parent
+
+    _die_with_parent()
+    if kind == "k8s":
+        from tests.services.kubernetes import KubernetesTestServer
+
+        server: Any = KubernetesTestServer(workdir / "k8s", max_pods=SLOTS).start()
+        namespace = server.create_namespace("bench")
+        ready = {"kubeconfig": str(server.write_kubeconfig(workdir / "kubeconfig", namespace)), "namespace": namespace}
+        scope = namespace
+    else:
+        from tests.services.code_engine import CodeEngineTestServer
+
+        server = CodeEngineTestServer(workdir / "ce", max_instances=SLOTS).start()
+        project, _ = server.add_project()
+        ready = server.settings(project)
+        scope = project
+
+    def handle(op: str, params: dict[str, Any]) -> dict[str, Any]:
+        if op == "reset":
+            with server.lock:
+                server.requests.clear()
+                if kind == "k8s":
+                    server.pods_started = 0
+                else:
+                    server.instances_started = 0
+            return {}
+        if op == "stats":
+            requests = dict(server.requests_in(scope))
+            started = server.pods_started if kind == "k8s" else server.instances_started
+            return {"requests": requests, "started": started}
+        raise ValueError(f"unknown op {op!r}")
+
+    try:
+        _command_loop(ready, handle)
+    finally:
+        server.stop()
+
+
+def _measure(executor: pywren.FunctionExecutor, n: int) -> tuple[float, float]:
+    start = time.perf_counter()
+    futures = executor.map(noop, range(n))
+    submit = time.perf_counter() - start
+    results = executor.get_result(futures)
+    total = time.perf_counter() - start
+    assert results == [x + 1 for x in range(n)], "wrong results"
+    return submit, total
+
+
+def run(ctx: Context) -> dict[str, Any]:
+    from tests.services.s3 import cos_section
+
+    s3 = ctx.services.s3()
+    storage = {
+        "pywren": {"storage_backend": "ibm_cos"},
+        "ibm_cos": cos_section(s3.info["endpoint"], s3.command("bucket")["bucket"]),
+    }
+    workdir = Path(tempfile.mkdtemp(prefix="pywren-bench-batch-"))
+    n = 100 if ctx.quick else N
+    rows, data = [], []
+    openwhisk = ctx.services.openwhisk(containers=SLOTS)
+    k8s = BatchServer("k8s", workdir)
+    ce = BatchServer("code_engine", workdir)
+    try:
+        configs = {
+            "ibm_cf": {"pywren": {"compute_backend": "ibm_cf"}, "ibm_cf": dict(openwhisk.info["ibm_cf"])},
+            "k8s": {"pywren": {"compute_backend": "k8s"}, "k8s": {**k8s.info, "runtime": "airflowpywren/runtime:test"}},
+            "code_engine": {
+                "pywren": {"compute_backend": "code_engine"},
+                "code_engine": {**ce.info, "runtime": "airflowpywren/runtime:test"},
+            },
+        }
+        for backend, compute in configs.items():
+            config = {**storage, **compute, "pywren": {**storage["pywren"], **compute["pywren"]}}
+            with pywren.FunctionExecutor(config=config) as executor:
+                executor.get_result(executor.map(noop, range(SLOTS)))  # warm-up: deploys the action on ibm_cf
+                if backend == "ibm_cf":
+                    openwhisk.command("wait_idle")
+                    openwhisk.command("reset")
+                else:
+                    (k8s if backend == "k8s" else ce).command("reset")
+                submit, total = _measure(executor, n)
+                if backend == "ibm_cf":
+                    stats = openwhisk.command("stats")
+                    started, requests = stats["containers_started"], {"POST invoke": stats["attempts"]}
+                else:
+                    stats = (k8s if backend == "k8s" else ce).command("stats")
+                    started, requests = stats["started"], stats["requests"]
+                executor.clean()
+            per = {
+                "ibm_cf": "1 (one activation per call)",
+                "k8s": "10 (k8s.calls_per_pod)",
+                "code_engine": "10 (code_engine.calls_per_instance)",
+            }[backend]
+            rows.append(
+                [
+                    backend,
+                    f"{n:,}",
+                    seconds(submit),
+                    f"{n / submit:,.0f}",
+                    seconds(total),
+                    f"{n / total:,.0f}",
+                    per,
+                    started,
+                    sum(requests.values()),
+                    ", ".join(f"{k} {v}" for k, v in sorted(requests.items())),
+                ]
+            )
+            data.append(
+                {
+                    "backend": backend,
+                    "n": n,
+                    "submit_s": submit,
+                    "total_s": total,
+                    "started": started,
+                    "requests": requests,
+                }
+            )
+        sweep_rows = []
+        for size, per in ((100, 1), (100, 10)) if ctx.quick else SWEEP:
+            config = {
+                **storage,
+                "pywren": {**storage["pywren"], "compute_backend": "k8s"},
+                "k8s": {**k8s.info, "runtime": "airflowpywren/runtime:test", "calls_per_pod": per},
+            }
+            with pywren.FunctionExecutor(config=config) as executor:
+                k8s.command("reset")
+                submit, total = _measure(executor, size)
+                stats = k8s.command("stats")
+                executor.clean()
+            sweep_rows.append(
+                [f"{size:,}", per, stats["started"], seconds(submit), seconds(total), f"{total / size * 1000:.1f} ms"]
+            )
+            data.append(
+                {
+                    "sweep": True,
+                    "n": size,
+                    "calls_per_pod": per,
+                    "pods": stats["started"],
+                    "submit_s": submit,
+                    "total_s": total,
+                }
+            )
+    finally:
+        k8s.stop()
+        ce.stop()
+    table = markdown_table(
+        [
+            "backend",
+            "N",
+            "submit",
+            "calls/s submitted",
+            "end to end",
+            "calls/s end to end",
+            "calls per pod",
+            "pods / instances / containers started",
+            "compute API requests",
+            "by kind",
+        ],
+        rows,
+    )
+    sweep = markdown_table(["N", "k8s.calls_per_pod", "pods", "submit", "end to end", "per call"], sweep_rows)
+    note = (
+        f"Each test server (not the real service) runs at most {SLOTS} pods, instances or action containers at once "
+        "as local processes running the real handler, in its own process; storage is moto's S3 server. Product "
+        "defaults otherwise (lost-call checks every 10 s). On ibm_cf every call is an invocation POST and "
+        "containers stay warm; on k8s and code_engine the job costs a fixed handful of requests whatever N "
+        "(k8s: Secret, Job, owner patch, then one GET Job and one LIST pods per check; code_engine: secret, job "
+        "run, one GET per check), and each pod pays a process start.\n\n"
+        "Sweep of `k8s.calls_per_pod` (same server):\n\n" + sweep
+    )
+    return {"title": TITLE, "table": table, "note": note, "data": data, "plots": []}
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 4 and sys.argv[1] == "serve":
+        _serve(sys.argv[2], Path(sys.argv[3]))
