@@ -177,9 +177,11 @@ def runtime_delete(args: argparse.Namespace) -> int:
 
 # ------------------------------------------------------------------ clean and test
 def clean(args: argparse.Namespace) -> int:
-    from airflow_pywren.executor import keys
+    from airflow_pywren.executor import keys, validation
     from airflow_pywren.executor.storage import create_storage
 
+    if args.executor_id is not None:
+        validation.check_executor_id(args.executor_id, "--executor-id")
     config = load_config()
     storage = create_storage(config["pywren"]["storage_backend"], storage_section(config))
     try:

@@ -10,12 +10,14 @@ from __future__ import annotations
 import copy
 import difflib
 import json
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from airflow_pywren.executor import validation
 from airflow_pywren.executor.errors import PyWrenConfigError
 
 Config = dict[str, dict[str, Any]]
@@ -247,13 +249,34 @@ _MINIMUMS: dict[tuple[str, str], float] = {
 }
 
 
+_MAXIMUMS: dict[tuple[str, str], float] = {
+    ("pywren", "runtime_memory"): validation.MAX_RUNTIME_MEMORY,
+    ("pywren", "runtime_timeout"): validation.MAX_TIMEOUT,
+    ("pywren", "monitor_interval"): validation.MAX_MONITOR_INTERVAL,
+    ("pywren", "lost_call_grace"): validation.MAX_TIMEOUT,
+    ("localhost", "workers"): validation.MAX_WORKERS,
+    ("localhost", "runner_idle_timeout"): validation.MAX_TIMEOUT,
+    ("ibm_cf", "timeout"): validation.MAX_TIMEOUT,
+    ("ibm_cf", "runtime_memory"): validation.MAX_RUNTIME_MEMORY,
+}
+"""Documented upper bounds: a larger value is a mistake (or would overflow a timer or a limit)."""
+
+
 def _check_complete(config: Config) -> None:
     """Check that the chosen backends have every setting they need."""
     pw = config["pywren"]
+    for section, values in config.items():
+        for key, value in values.items():
+            if isinstance(value, float) and not math.isfinite(value):
+                raise PyWrenConfigError(f"'{section}.{key}' must be a finite number, got {value!r}")
     for (section, key), minimum in _MINIMUMS.items():
         value = config[section].get(key)
         if value is not None and value < minimum:
             raise PyWrenConfigError(f"'{section}.{key}' must be {minimum} or more, got {value}")
+    for (section, key), maximum in _MAXIMUMS.items():
+        value = config[section].get(key)
+        if value is not None and value > maximum:
+            raise PyWrenConfigError(f"'{section}.{key}' must be {maximum:g} or less, got {value}")
     if pw["storage_backend"] == "ibm_cos":
         cos = config["ibm_cos"]
         for key in ("endpoint", "bucket"):

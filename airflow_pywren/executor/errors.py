@@ -15,6 +15,10 @@ class PyWrenSubmitError(PyWrenError, ValueError):
     """A function or data item cannot be submitted; nothing was invoked."""
 
 
+class InvalidIdError(PyWrenError, ValueError):
+    """An executor, job or call id is not well-formed (it would address other data in storage)."""
+
+
 class StorageKeyNotFound(PyWrenError, KeyError):
     """An object does not exist in storage."""
 

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from airflow_pywren.executor import calls as arguments
-from airflow_pywren.executor import data, keys, legacy, serialization
+from airflow_pywren.executor import data, keys, legacy, serialization, validation
 from airflow_pywren.executor.compute import ComputeBackend, create_compute
 from airflow_pywren.executor.config import Config, load_config, storage_section
 from airflow_pywren.executor.data.locations import looks_like_location
@@ -72,9 +72,8 @@ class FunctionExecutor:
         self.config: Config = load_config(config)
         if self.config["pywren"]["log_level"]:
             logging.getLogger("airflow_pywren").setLevel(self.config["pywren"]["log_level"].upper())
-        self.executor_id = executor_id or uuid.uuid4().hex[:12]
-        if "/" in self.executor_id or not self.executor_id.strip():
-            raise PyWrenConfigError(f"executor_id {self.executor_id!r} must be a non-empty name without '/'")
+        self.executor_id = uuid.uuid4().hex[:12] if executor_id is None else executor_id
+        validation.check_executor_id(self.executor_id)
         self.storage: StorageBackend = create_storage(
             self.config["pywren"]["storage_backend"], storage_section(self.config)
         )
@@ -374,7 +373,8 @@ class FunctionExecutor:
     # ----------------------------------------------------------- other jobs
     def job_futures(self, job_id: str, executor_id: str | None = None) -> list[ResponseFuture]:
         """Futures of a job submitted earlier, maybe by another process, read from its manifest."""
-        executor_id = executor_id or self.executor_id
+        executor_id = validation.check_executor_id(self.executor_id if executor_id is None else executor_id)
+        validation.check_job_id(job_id)
         try:
             manifest = json.loads(self.storage.get(keys.job_key(self.storage.prefix, executor_id, job_id, keys.JOB_MANIFEST)))
         except StorageKeyNotFound:
@@ -396,7 +396,8 @@ class FunctionExecutor:
 
     def job_ids(self, executor_id: str | None = None) -> list[str]:
         """Ids of the jobs stored under an executor (default: this one), in submission order."""
-        prefix = keys.executor_prefix(self.storage.prefix, executor_id or self.executor_id)
+        prefix = keys.executor_prefix(self.storage.prefix, validation.check_executor_id(
+            self.executor_id if executor_id is None else executor_id))
         found = {key[len(prefix):].split("/")[0] for key in self.storage.list_keys(prefix) if key.endswith("/" + keys.JOB_MANIFEST)}
         return sorted(found, key=lambda job_id: int(job_id[1:]))
 
@@ -414,7 +415,7 @@ class FunctionExecutor:
 
     def clean(self, executor_id: str | None = None) -> int:
         """Delete everything this executor (or ``executor_id``) stored; return the object count."""
-        executor_id = executor_id or self.executor_id
+        executor_id = validation.check_executor_id(self.executor_id if executor_id is None else executor_id)
         self.monitor.forget(executor_id)  # first: it may look up the executor's jobs in storage
         self.compute.clean(executor_id)
         removed = self.storage.delete_prefix(keys.executor_prefix(self.storage.prefix, executor_id))
@@ -500,8 +501,10 @@ def _check_call_options(
             raise PyWrenSubmitError(f"extra_meta must be JSON-serializable (it is stored with each call's status): {exc}") from None
     if isinstance(runtime_memory, bool) or not isinstance(runtime_memory, int) or runtime_memory < 1:
         raise PyWrenSubmitError(f"runtime_memory must be a positive number of MB, got {runtime_memory!r}")
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
+    validation.check_number(runtime_memory, "runtime_memory", 1, validation.MAX_RUNTIME_MEMORY, integer=True, unit=" MB")
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
         raise PyWrenSubmitError(f"timeout must be a positive number of seconds, got {timeout!r}")
+    validation.check_number(timeout, "timeout", 0.001, validation.MAX_TIMEOUT, unit=" seconds")
     if exclude_modules is not None and (
         isinstance(exclude_modules, str) or not all(isinstance(m, str) for m in exclude_modules)
     ):

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
-from airflow_pywren.executor import keys
+from airflow_pywren.executor import keys, validation
 from airflow_pywren.executor.errors import PyWrenError
 
 if TYPE_CHECKING:
@@ -148,6 +148,9 @@ class JobRef:
             or not all(isinstance(j, str) for j in job_ids)
         ):
             raise JobRefError(f"{what}['job_ids'] must be a list of job ids such as ['M000'], got {job_ids!r:.120}")
+        validation.check_executor_id(value["executor_id"], f"{what}['executor_id']")  # ids become storage keys
+        for job_id in (*job_ids, *([value["result_job_id"]] if value.get("result_job_id") else [])):
+            validation.check_job_id(job_id, f"a job id of {what}")
         legacy = value.get("result_keys")
         if legacy is not None and (isinstance(legacy, str) or not all(isinstance(k, str) for k in legacy)):
             raise JobRefError(f"{what}['result_keys'] must be a list of storage keys, got {legacy!r:.120}")

@@ -125,6 +125,26 @@ def _as_bool(name: str, value: Any) -> bool:
     raise PyWrenConfigError(f"connection field '{name}' must be true or false, got {value!r}")
 
 
+def parse_extra(extra: str | dict[str, Any] | None, conn_id: str) -> dict[str, Any]:
+    """The connection's ``extra`` as a dict; text that is not a JSON object is an error, never ignored."""
+    if extra is None or isinstance(extra, dict):
+        return dict(extra or {})
+    if not extra.strip():
+        return {}
+    import json
+
+    try:
+        parsed = json.loads(extra)
+    except json.JSONDecodeError as exc:
+        raise PyWrenConfigError(
+            f"the extra of connection {conn_id!r} is not valid JSON ({exc}); fix it to a JSON object such as "
+            '{"storage_backend": "ibm_cos"} or empty it'
+        ) from None
+    if not isinstance(parsed, dict):
+        raise PyWrenConfigError(f"the extra of connection {conn_id!r} must be a JSON object, got {type(parsed).__name__}")
+    return parsed
+
+
 def config_from_connection(
     host: str | None, login: str | None, password: str | None, extra: dict[str, Any] | None
 ) -> dict[str, dict[str, Any]]:

@@ -80,8 +80,9 @@ class PyWrenHook(BaseHook):
             raise PyWrenConfigError(
                 f"connection {self.pywren_conn_id!r} has type {conn.conn_type!r}; PyWren needs a connection of type 'pywren'"
             )
-        config = conn_layout.config_from_connection(conn.host, conn.login, conn.password, conn.extra_dejson)
-        kubernetes_conn_id = (conn.extra_dejson or {}).get("kubernetes_conn_id")
+        extra = conn_layout.parse_extra(conn.extra, self.pywren_conn_id)
+        config = conn_layout.config_from_connection(conn.host, conn.login, conn.password, extra)
+        kubernetes_conn_id = extra.get("kubernetes_conn_id")
         if kubernetes_conn_id:  # the k8s backend takes its credentials from a kubernetes connection
             kube = self.get_connection(kubernetes_conn_id)
             config["k8s"] = {**conn_layout.kubernetes_settings(kube.conn_type, kube.extra_dejson), **config.get("k8s", {})}

@@ -58,45 +58,45 @@ def test_missing_key_raises_storage_key_not_found(storage: IBMCOSStorage) -> Non
 
 
 def test_list_keys_returns_every_page_beyond_1000(storage: IBMCOSStorage) -> None:
-    wanted = [f"big/{i:05d}" for i in range(1001)]
-    _put_many(storage, [*wanted, "big-sibling/x", "other/a"])
+    wanted = [f"pywren.jobs/big/{i:05d}" for i in range(1001)]
+    _put_many(storage, [*wanted, "pywren.jobs/big-sibling/x", "pywren.jobs/other/a"])
     assert storage.request_counts["PUT"] == 1003  # counted exactly from 16 threads
     before = storage.request_counts["LIST"]
-    assert storage.list_keys("big/") == wanted
+    assert storage.list_keys("pywren.jobs/big/") == wanted
     assert storage.request_counts["LIST"] - before == 2  # two pages: 1000 + 1
-    assert len(storage.list_keys("big")) == 1002
-    assert storage.list_keys("nothing/") == []
+    assert len(storage.list_keys("pywren.jobs/big")) == 1002
+    assert storage.list_keys("pywren.jobs/nothing/") == []
 
 
 def test_delete_prefix_deletes_in_batches_of_1000(storage: IBMCOSStorage) -> None:
-    doomed = [f"exec/J{i // 100:03d}/{i:05d}/status.json" for i in range(1001)]
-    _put_many(storage, [*doomed, "exec-other/keep", "keep/a"])
-    assert storage.delete_prefix("exec/") == 1001
+    doomed = [f"pywren.jobs/exec/J{i // 100:03d}/{i:05d}/status.json" for i in range(1001)]
+    _put_many(storage, [*doomed, "pywren.jobs/exec-other/keep", "pywren.jobs/keep/a"])
+    assert storage.delete_prefix("pywren.jobs/exec/") == 1001
     assert storage.request_counts["DELETE"] == 2  # 1000 + 1
-    assert storage.list_keys("exec/") == []
-    assert storage.list_keys("") == ["exec-other/keep", "keep/a"]
-    assert storage.delete_prefix("exec/") == 0
+    assert storage.list_keys("pywren.jobs/exec/") == []
+    assert storage.list_keys("pywren.jobs/") == ["pywren.jobs/exec-other/keep", "pywren.jobs/keep/a"]
+    assert storage.delete_prefix("pywren.jobs/exec/") == 0
     with pytest.raises(ValueError, match="non-empty prefix"):
         storage.delete_prefix("")
 
 
 def test_forked_child_builds_its_own_client(storage: IBMCOSStorage) -> None:
-    storage.put("parent", b"p")
+    storage.put("pywren.jobs/parent", b"p")
     parent_client = storage._client
     pid = os.fork()
     if pid == 0:  # the child never returns into pytest
         code = 1
         try:
             if storage._client is not parent_client:
-                storage.put("child", b"c")
-                code = 0 if storage.get("parent") == b"p" else 2
+                storage.put("pywren.jobs/child", b"c")
+                code = 0 if storage.get("pywren.jobs/parent") == b"p" else 2
             else:
                 code = 3
         finally:
             os._exit(code)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
-    assert storage.get("child") == b"c"
+    assert storage.get("pywren.jobs/child") == b"c"
     assert storage._client is parent_client
 
 
@@ -202,12 +202,12 @@ def test_bad_iam_api_key_fails_executor_creation(
 def test_transient_failures_are_retried_by_the_sdk(cos_config: dict[str, Any], fault_proxy: FaultProxy) -> None:
     storage = IBMCOSStorage({**cos_settings(cos_config), "endpoint": fault_proxy.url})
     fault_proxy.fail_next(2, ("PUT",))
-    storage.put("k", b"value")
+    storage.put("pywren.jobs/k", b"value")
     assert [(m, how) for m, _, how in fault_proxy.injected] == [("PUT", "503"), ("PUT", "503")]
     fault_proxy.fail_next(1, ("GET",), how="reset")
-    assert storage.get("k", (1, 3)) == b"al"
+    assert storage.get("pywren.jobs/k", (1, 3)) == b"al"
     fault_proxy.fail_next(1, ("GET",))
-    assert storage.list_keys("") == ["k"]
+    assert storage.list_keys("pywren.jobs/") == ["pywren.jobs/k"]
     assert len(fault_proxy.injected) == 4
     assert dict(storage.request_counts) == {"PUT": 1, "GET": 1, "LIST": 1, "RETRY": 4}
 
@@ -216,9 +216,9 @@ def test_a_body_cut_off_mid_read_is_read_again(cos_config: dict[str, Any], fault
     """The SDK retries requests but not the reading of a body; the backend reads it again."""
     storage = IBMCOSStorage({**cos_settings(cos_config), "endpoint": fault_proxy.url})
     data = bytes(range(256)) * 64
-    storage.put("big", data)
+    storage.put("pywren.jobs/big", data)
     fault_proxy.fail_next(1, ("GET",), how="truncate")
-    assert storage.get("big", (100, 9000)) == data[100:9000]
+    assert storage.get("pywren.jobs/big", (100, 9000)) == data[100:9000]
     assert [how for _, _, how in fault_proxy.injected] == ["truncate"]
     assert storage.request_counts["GET"] == 2
 
@@ -226,8 +226,8 @@ def test_a_body_cut_off_mid_read_is_read_again(cos_config: dict[str, Any], fault
 def test_exhausted_retries_raise_storage_error(cos_config: dict[str, Any], fault_proxy: FaultProxy) -> None:
     storage = IBMCOSStorage({**cos_settings(cos_config), "endpoint": fault_proxy.url, "max_attempts": 2})
     fault_proxy.fail_next(5, ("PUT",))
-    with pytest.raises(StorageError, match=r"put_object of key 'k' in cos://.* failed at .*: SlowDown Please reduce"):
-        storage.put("k", b"value")
+    with pytest.raises(StorageError, match=r"put_object of key 'pywren.jobs/k' in cos://.* failed at .*: SlowDown Please reduce"):
+        storage.put("pywren.jobs/k", b"value")
     assert len(fault_proxy.injected) == 2
     assert dict(storage.request_counts) == {"PUT": 1, "RETRY": 1}
 

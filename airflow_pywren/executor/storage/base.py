@@ -17,6 +17,8 @@ class ObjectInfo:
     size: int
     etag: str
 
+from airflow_pywren.executor import validation
+
 
 class StorageBackend(ABC):
     """Object storage: put, ranged get, list and delete of keys in one bucket.
@@ -29,8 +31,12 @@ class StorageBackend(ABC):
     def __init__(self, settings: dict[str, Any]) -> None:
         self.settings = dict(settings)
         self.bucket: str = settings["bucket"]
-        self.prefix: str = settings["storage_prefix"].strip("/")
+        self.prefix: str = validation.check_prefix(settings["storage_prefix"], f"{self.name}.storage_prefix")
         self.request_counts: Counter[str] = Counter()
+
+    def confine(self, key: str, is_prefix: bool = False) -> str:
+        """``key`` if it lies under this storage's prefix; a StorageError otherwise (no ``..``, no other root)."""
+        return validation.confine_key(self.prefix, key, self.location(), is_prefix)
 
     @abstractmethod
     def put(self, key: str, data: bytes) -> None:

@@ -247,10 +247,11 @@ class IBMCOSStorage(StorageBackend):
 
     # ------------------------------------------------------------ interface
     def put(self, key: str, data: bytes) -> None:
+        self.confine(key)
         self._request("PUT", "put_object", key, Bucket=self.bucket, Key=key, Body=data)
 
     def get(self, key: str, byte_range: tuple[int, int] | None = None) -> bytes:
-        kwargs: dict[str, Any] = {"Bucket": self.bucket, "Key": key}
+        kwargs: dict[str, Any] = {"Bucket": self.bucket, "Key": self.confine(key)}
         if byte_range is not None:
             start, end = byte_range
             if start < 0 or end < start:
@@ -272,6 +273,7 @@ class IBMCOSStorage(StorageBackend):
 
     def list_keys(self, prefix: str) -> list[str]:
         """Every key under ``prefix``: one LIST request (counted) per page of up to 1000 keys."""
+        self.confine(prefix, is_prefix=True)
         pages = iter(self._client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix))
         found: list[str] = []
         while True:
@@ -286,6 +288,7 @@ class IBMCOSStorage(StorageBackend):
         """Delete every key under ``prefix``: LISTs, then one DeleteObjects per 1000 keys."""
         if not prefix:
             raise ValueError("delete_prefix needs a non-empty prefix; it would empty the whole bucket")
+        self.confine(prefix, is_prefix=True)
         found = self.list_keys(prefix)
         for batch in _batches(found, DELETE_BATCH):
             response = self._request(

@@ -9,7 +9,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from airflow_pywren.executor.errors import StorageBucketNotFound, StorageError, StorageKeyNotFound
+from airflow_pywren.executor import validation
+from airflow_pywren.executor.errors import PyWrenConfigError, StorageBucketNotFound, StorageError, StorageKeyNotFound
 from airflow_pywren.executor.storage.base import ObjectInfo, StorageBackend
 
 _TEMP_MARK = ".tmp-"
@@ -23,16 +24,16 @@ class LocalhostStorage(StorageBackend):
 
     def __init__(self, settings: dict[str, Any]) -> None:
         super().__init__(settings)
+        if not validation.ID_PATTERN.fullmatch(str(self.bucket)):
+            raise PyWrenConfigError(f"'localhost.bucket' is {self.bucket!r}: use a plain directory name such as 'pywren'")
         self.root = Path(os.path.expanduser(settings["storage_dir"])) / self.bucket
         self.settings["storage_dir"] = str(Path(os.path.expanduser(settings["storage_dir"])).resolve())
         data_dir = settings.get("data_dir") or self.settings["storage_dir"]
         self.data_root = Path(os.path.expanduser(data_dir)).resolve()
         self.settings["data_dir"] = str(self.data_root)
 
-    def _path(self, key: str) -> Path:
-        if ".." in key.split("/") or key.startswith("/"):
-            raise StorageError(f"invalid storage key {key!r}: keys are relative and never contain '..'")
-        return self.root / key
+    def _path(self, key: str, is_prefix: bool = False) -> Path:
+        return self.root / self.confine(key, is_prefix)
 
     def put(self, key: str, data: bytes) -> None:
         self.request_counts["PUT"] += 1
@@ -59,6 +60,7 @@ class LocalhostStorage(StorageBackend):
 
     def list_keys(self, prefix: str) -> list[str]:
         self.request_counts["LIST"] += 1
+        self.confine(prefix, is_prefix=True)
         directory, _, name_start = prefix.rpartition("/")
         base = self.root / directory if directory else self.root
         keys: list[str] = []
@@ -86,7 +88,7 @@ class LocalhostStorage(StorageBackend):
     def delete_prefix(self, prefix: str) -> int:
         self.request_counts["DELETE"] += 1
         keys = self.list_keys(prefix)
-        directory = self._path(prefix.rstrip("/"))
+        directory = self._path(prefix, is_prefix=True)
         if prefix.endswith("/") and directory.is_dir():
             shutil.rmtree(directory, ignore_errors=True)
         else:
