@@ -50,6 +50,7 @@ from typing import TYPE_CHECKING, Any
 from airflow_pywren.executor import serialization
 from airflow_pywren.executor.errors import FunctionExitError, PyWrenSubmitError
 from airflow_pywren.executor.serialization import ResultRef
+from airflow_pywren.executor.signing import Signer
 
 if TYPE_CHECKING:
     from airflow_pywren.executor.storage.base import StorageBackend
@@ -303,10 +304,10 @@ def _require(
 
 
 def stage_items(
-    func: Callable, items: Sequence[Any], what: str = "iterdata", extra_args: Any = None
+    func: Callable, items: Sequence[Any], what: str = "iterdata", extra_args: Any = None, signer: Signer | None = None
 ) -> tuple[bytes, list[tuple[int, int]]]:
     """Bind every item (raising at the first that does not fit) and pickle each call's
-    :class:`CallData` into one blob; return it with each call's byte range."""
+    :class:`CallData` into one blob (each signed by ``signer``); return it with each call's byte range."""
     chunks: list[bytes] = []
     ranges: list[tuple[int, int]] = []
     offset = 0
@@ -317,6 +318,8 @@ def stage_items(
             chunk = serialization.dumps(call_data)
         except Exception as exc:
             raise PyWrenSubmitError(f"{where} ({_short(item)}) cannot be pickled: {type(exc).__name__}: {exc}") from exc
+        if signer is not None:
+            chunk = signer.sign(chunk)
         chunks.append(chunk)
         ranges.append((offset, offset + len(chunk)))
         offset += len(chunk)
@@ -345,9 +348,10 @@ def injected_settings(func: Callable, config: dict[str, Any], storage: StorageBa
 
 
 # -------------------------------------------------------------------- function side
-def _resolve(value: Any, storage: StorageBackend) -> Any:
+def _resolve(value: Any, context: CallContext) -> Any:
     if isinstance(value, ResultRef):
-        return serialization.loads(storage.get(value.key))
+        signer = Signer.from_payload(context.payload["signing"])
+        return serialization.read_signed(context.storage, value.key, signer, what=f"the upstream result {value.key!r}")
     return value
 
 
@@ -376,12 +380,12 @@ def call_function(func: Callable, data: CallData, context: CallContext) -> Any:
     """
     params = _parameters(func)
     if data.has_unbound:
-        value = _resolve(data.unbound, context.storage)
+        value = _resolve(data.unbound, context)
         extra_pos, extra_kw = check_extra_args(data.extra_args)
         args, kwargs = _arguments(params, value, extra_pos, extra_kw, f"the upstream result {data.unbound.key!r}")
     else:
-        args = tuple(_resolve(a, context.storage) for a in data.args)
-        kwargs = {k: _resolve(v, context.storage) for k, v in data.kwargs.items()}
+        args = tuple(_resolve(a, context) for a in data.args)
+        kwargs = {k: _resolve(v, context) for k, v in data.kwargs.items()}
     registered = injected_parameters()
     provided: dict[str, Any] = {}
     try:

@@ -53,6 +53,10 @@ SCHEMA: dict[str, dict[str, Setting]] = {
         "log_level": Setting((str, type(None)), None, "logging level of the executor"),
         "max_workers": Setting((int,), 16, "client threads for storage reads"),
         "lost_call_grace": Setting((int, float), 30, "seconds past its timeout after which a running call with no status is failed"),
+        "signing_key": Setting((str, type(None)), None, "secret that signs every pickle in storage (default: the key file)"),
+        "previous_signing_keys": Setting((list,), [], "older signing keys still accepted when reading (key rotation)"),
+        "signing_key_file": Setting((str,), "~/.pywren/signing.key", "per-user key file used when signing_key is unset "
+                                    "(created with mode 0600)"),
     },
     "localhost": {
         "storage_dir": Setting((str,), "~/.pywren/storage", "directory holding localhost storage"),

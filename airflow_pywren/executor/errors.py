@@ -58,6 +58,10 @@ class ActivationLostError(PyWrenError):
     """A call started but its activation vanished without writing a final status."""
 
 
+class UnpicklableResultError(PyWrenError, TypeError):
+    """A call's return value cannot be pickled: the message names the call."""
+
+
 class CallCancelledError(PyWrenError):
     """A call was stopped by ``cancel()`` before it finished."""
 

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from airflow_pywren.executor import calls as arguments
-from airflow_pywren.executor import data, keys, legacy, serialization, validation
+from airflow_pywren.executor import data, keys, legacy, serialization, signing, validation
 from airflow_pywren.executor.compute import ComputeBackend, create_compute
 from airflow_pywren.executor.config import Config, load_config, storage_section
 from airflow_pywren.executor.data.locations import looks_like_location
@@ -78,13 +78,14 @@ class FunctionExecutor:
             self.config["pywren"]["storage_backend"], storage_section(self.config)
         )
         self.storage.check()
+        self.signer: signing.Signer = signing.signer_from_config(self.config)
         if self.config["pywren"]["compute_backend"] != "localhost" and self.storage.name == "localhost":
             logger.warning("compute backend %s uses localhost storage: its activations must share this machine's "
                            "files; use storage_backend 'ibm_cos' for remote compute", self.config["pywren"]["compute_backend"])
         self.compute: ComputeBackend = create_compute(self.config)
         self.compute.check()
         self.monitor: JobMonitor = create_monitor(self.config, self.storage, self.executor_id)
-        self.lost_calls = LostCalls(self.storage, self.compute, self.config["pywren"]["lost_call_grace"])
+        self.lost_calls = LostCalls(self.storage, self.compute, self.config["pywren"]["lost_call_grace"], self.signer)
         self.futures: list[ResponseFuture] = []
         self._job_counter = itertools.count(self._first_free_job_number() if executor_id else 0)
         self._progress_logs: dict[str, ProgressLog] = {}
@@ -232,9 +233,10 @@ class FunctionExecutor:
         _check_call_options(extra_env, extra_meta, runtime_memory, timeout, exclude_modules)
         if not items:
             raise PyWrenSubmitError(f"{kind} got no data: iterdata is empty; pass at least one item")
-        func_bytes = func_bytes or serialization.serialize_function(func, exclude_modules, include_modules)
+        func_bytes = self.signer.sign(func_bytes or serialization.serialize_function(func, exclude_modules, include_modules))
         if reduce is None:
-            data_bytes, ranges = arguments.stage_items(func, items, "data" if kind == CALL_ASYNC else "iterdata", extra_args)
+            data_bytes, ranges = arguments.stage_items(func, items, "data" if kind == CALL_ASYNC else "iterdata", extra_args,
+                                                       self.signer)
         else:
             data_bytes, ranges = b"", [(0, 0)] * len(items)
         job_id = f"{_JOB_LETTER[kind]}{next(self._job_counter):03d}"
@@ -270,6 +272,7 @@ class FunctionExecutor:
             "host_submit_time": submit_time,
             "rabbitmq": self.monitor.notifier_settings(self.executor_id, job_id),
             "injected": arguments.injected_settings(func, self.config, self.storage),
+            "signing": self.signer.payload(),
         }
         calls = [{"call_id": call_id, "data_byte_range": list(byte_range)} for call_id, byte_range in zip(call_ids, ranges)]
         for call, reduce_of_call in zip(calls, reduce or ()):
@@ -364,7 +367,9 @@ class FunctionExecutor:
         missing = [f for f in wanted if not f._has_value]
         blobs = read_objects(self.storage, [f.output_key for f in missing], self.config["pywren"]["max_workers"])
         for future, blob in zip(missing, blobs):
-            future._value, future._has_value = serialization.loads(blob), True
+            future._value = serialization.loads_signed(blob, self.signer, f"the output of call {future.call_id} of job "
+                                                                           f"{future.job_id} ({future.output_key})")
+            future._has_value = True
         results = [f.result() for f in wanted]
         if single or (len(wanted) == 1 and wanted[0].kind in (CALL_ASYNC, REDUCE)):
             return results[0]

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 from airflow_pywren.executor import keys, serialization
 from airflow_pywren.executor.errors import FunctionError, RemoteTraceback
 from airflow_pywren.executor.jobref import CallStatus
+from airflow_pywren.executor.signing import SignatureError
 
 if TYPE_CHECKING:
     from airflow_pywren.executor.executor import FunctionExecutor
@@ -93,7 +94,8 @@ class ResponseFuture:
         if self.status == ERROR:
             raise self._exception_object()
         if not self._has_value:
-            self._value = serialization.loads(self._executor.storage.get(self.output_key))
+            self._value = serialization.read_signed(self._executor.storage, self.output_key, self._executor.signer,
+                                                    what=f"the output of call {self.call_id} of job {self.job_id}")
             self._has_value = True
         self.read = True
         return self._value
@@ -116,7 +118,10 @@ class ResponseFuture:
         traceback_text = error.get("traceback", "")
         exc: BaseException | None = None
         try:
-            exc = serialization.loads(self._executor.storage.get(self.output_key))
+            exc = serialization.read_signed(self._executor.storage, self.output_key, self._executor.signer,
+                                            what=f"the exception of call {self.call_id} of job {self.job_id}")
+        except SignatureError:
+            raise
         except Exception:  # missing (StorageKeyNotFound) or not unpicklable here
             exc = None
         if not isinstance(exc, Exception):  # never re-raise SystemExit & co. in the client

@@ -21,6 +21,7 @@ from airflow_pywren.executor.compute.base import PendingCall
 from airflow_pywren.executor.errors import ActivationLostError, StorageError, StorageKeyNotFound
 from airflow_pywren.executor.future import RUNNING, ResponseFuture
 from airflow_pywren.executor.monitor.storage import read_status
+from airflow_pywren.executor.signing import Signer
 from airflow_pywren.executor.storage import StorageBackend, storage_spec
 from airflow_pywren.executor.worker import handler
 
@@ -30,8 +31,10 @@ logger = logging.getLogger(__name__)
 class LostCalls:
     """Records activation ids at submit, and fails the calls whose activation was lost."""
 
-    def __init__(self, storage: StorageBackend, compute: ComputeBackend, grace: float) -> None:
+    def __init__(self, storage: StorageBackend, compute: ComputeBackend, grace: float,
+                 signer: Signer | None = None) -> None:
         self.storage = storage
+        self.signer = signer
         self.compute = compute
         self.grace = grace
         """Seconds past its timeout after which a started call with no final status is lost."""
@@ -127,7 +130,7 @@ class LostCalls:
             payload = {"storage": storage_spec(self.storage), "prefix": self.storage.prefix,
                        "executor_id": future.executor_id, "job_id": future.job_id, "call_id": future.call_id,
                        "activation_id": future.activation_id, "host_submit_time": future.host_submit_time,
-                       "extra_meta": future.extra_meta}
+                       "extra_meta": future.extra_meta, "signing": self.signer.payload() if self.signer else None}
             future._set_final(handler.record_failure(payload, ActivationLostError(message),
                                                      start_time=future.stats.get("start_time")))
         recorded = [f for f, _ in lost if f.finished]

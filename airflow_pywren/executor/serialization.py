@@ -24,11 +24,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache, partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cloudpickle
 
 from airflow_pywren.executor.errors import PyWrenSubmitError
+from airflow_pywren.executor.signing import Signer
+
+if TYPE_CHECKING:
+    from airflow_pywren.executor.storage.base import StorageBackend
 
 # Packages every runtime has: never shipped.
 RUNTIME_PACKAGES = frozenset({"airflow_pywren", "cloudpickle", "__main__", "builtins"})
@@ -62,7 +66,24 @@ def _dumps_function(func: Callable) -> bytes:
 
 
 def loads(data: bytes) -> Any:
+    """Unpickle bytes that never left this process (or were verified by :func:`loads_signed`)."""
     return pickle.loads(data)
+
+
+def dumps_signed(obj: Any, signer: Signer) -> bytes:
+    """Pickle ``obj`` and sign it: the form of every pickle written to storage."""
+    return signer.sign(dumps(obj))
+
+
+def loads_signed(blob: bytes, signer: Signer, what: str) -> Any:
+    """Unpickle a signed ``blob`` read from storage, after verifying its signature (SignatureError if it fails)."""
+    return pickle.loads(signer.verify(blob, what))
+
+
+def read_signed(storage: StorageBackend, key: str, signer: Signer, byte_range: tuple[int, int] | None = None,
+                what: str | None = None) -> Any:
+    """Read, verify and unpickle the object at ``key``: the one way pickles come back from storage."""
+    return loads_signed(storage.get(key, byte_range), signer, what or f"the object at {key!r}")
 
 
 @lru_cache(maxsize=1)

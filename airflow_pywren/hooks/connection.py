@@ -83,6 +83,9 @@ FIELDS: tuple[Field, ...] = (
     Field("ce_image_secret", "code_engine", "image_secret", "Code Engine registry secret",
           "code_engine: registry access secret of the runtime image"),
     Field("amqp_url", "rabbitmq", "amqp_url", "RabbitMQ URL", "amqp://user:password@host:5672/vhost", sensitive=True),
+    Field("signing_key", "pywren", "signing_key", "Signing key",
+          "secret that signs the pickles in storage; every process that reads this storage needs the same key",
+          sensitive=True),
 )
 FIELDS_BY_NAME = {f.name: f for f in FIELDS}
 
@@ -92,7 +95,8 @@ HOST_KEY, LOGIN_KEY, PASSWORD_KEY = ("ibm_cf", "endpoint"), ("ibm_cf", "namespac
 # Config keys whose values are secrets, wherever they come from.
 SENSITIVE_KEYS = frozenset({
     ("ibm_cos", "secret_access_key"), ("ibm_cos", "api_key"), ("ibm_cf", "api_key"), ("ibm_cf", "iam_api_key"),
-    ("rabbitmq", "amqp_url"), ("code_engine", "iam_api_key"),
+    ("rabbitmq", "amqp_url"), ("code_engine", "iam_api_key"), ("pywren", "signing_key"),
+    ("pywren", "previous_signing_keys"),
 })
 LINKED_CONNECTION_FIELDS = frozenset({"kubernetes_conn_id"})
 """Fields naming another Airflow connection: the hook reads them, they are not executor config."""
@@ -230,7 +234,9 @@ def secret_values(config: dict[str, dict[str, Any]]) -> list[str]:
     secrets = []
     for section, key in SENSITIVE_KEYS:
         value = (config.get(section) or {}).get(key)
-        if isinstance(value, str) and value:
+        if isinstance(value, list):
+            secrets.extend(v for v in value if isinstance(v, str) and v)
+        elif isinstance(value, str) and value:
             secrets.append(value)
             if key == "amqp_url":
                 password = urlsplit(value).password

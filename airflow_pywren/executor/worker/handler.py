@@ -22,8 +22,14 @@ from contextlib import contextmanager
 from typing import Any
 
 from airflow_pywren.executor import calls, keys, serialization
-from airflow_pywren.executor.errors import ActivationMemoryError, ActivationTimeoutError, PyWrenError
+from airflow_pywren.executor.errors import (
+    ActivationMemoryError,
+    ActivationTimeoutError,
+    PyWrenError,
+    UnpicklableResultError,
+)
 from airflow_pywren.executor.jobref import CallStatus
+from airflow_pywren.executor.signing import Signer
 from airflow_pywren.executor.storage import StorageBackend, storage_from_spec
 from airflow_pywren.executor.worker.notify import notifier_for
 
@@ -53,12 +59,13 @@ def storage_for(spec: dict[str, Any]) -> StorageBackend:
     return storage
 
 
-def _function_for(storage: StorageBackend, func_key: str) -> Callable:
+def _function_for(storage: StorageBackend, func_key: str, signer: Signer) -> Callable:
     """The job's function (cached for warm calls), with only its own shipped modules importable."""
-    cache_key = (storage.location(), func_key)
+    cache_key = (storage.location(), func_key, signer.key_id)
     cached = _functions.get(cache_key)
     if cached is None:
-        cached = _functions[cache_key] = serialization.load_function(storage.get(func_key), MODULES_ROOT)
+        package = signer.verify(storage.get(func_key), f"the function object {func_key!r}")
+        cached = _functions[cache_key] = serialization.load_function(package, MODULES_ROOT)
         while len(_functions) > _FUNCTION_CACHE_SIZE:
             _functions.popitem(last=False)
     else:
@@ -100,7 +107,8 @@ def _soft_timeout(seconds: float, describe: str) -> Iterator[None]:
         signal.signal(signal.SIGALRM, previous)
 
 
-def wait_for_map_results(storage: StorageBackend, prefix: str, executor_id: str, reduce: dict[str, Any]) -> list[Any]:
+def wait_for_map_results(storage: StorageBackend, prefix: str, executor_id: str, reduce: dict[str, Any],
+                         signer: Signer) -> list[Any]:
     """Wait (polling storage) until every map call has a status; return their results in input order."""
     map_job = reduce["job_id"]
     call_ids: list[str] = reduce["call_ids"]
@@ -122,7 +130,9 @@ def wait_for_map_results(storage: StorageBackend, prefix: str, executor_id: str,
                 f"map call {call_id} of job {map_job} failed, so the reducer cannot run: "
                 f"{error.get('type')}: {error.get('message')}\n{error.get('traceback', '')}"
             )
-        results.append(serialization.loads(storage.get(keys.call_key(prefix, executor_id, map_job, call_id, keys.OUTPUT_OBJECT))))
+        output_key = keys.call_key(prefix, executor_id, map_job, call_id, keys.OUTPUT_OBJECT)
+        results.append(serialization.read_signed(storage, output_key, signer,
+                                                 what=f"the output of map call {call_id} of job {map_job}"))
     return results
 
 
@@ -140,6 +150,7 @@ def run_call(payload: dict[str, Any]) -> dict[str, Any]:
     storage = storage_for(payload["storage"])
     prefix, executor_id, job_id, call_id = payload["prefix"], payload["executor_id"], payload["job_id"], payload["call_id"]
     notifier = notifier_for(payload.get("rabbitmq"))
+    signer = Signer.from_payload(payload["signing"])
     activation_id = payload.get("activation_id") or os.environ.get("__OW_ACTIVATION_ID")
     base = {
         "executor_id": executor_id,
@@ -160,36 +171,51 @@ def run_call(payload: dict[str, Any]) -> dict[str, Any]:
     output: bytes | None = None
     try:
         with _call_environment(payload.get("extra_env")), _soft_timeout(payload.get("timeout", 0), describe):
-            func = _function_for(storage, payload["func_key"])
+            func = _function_for(storage, payload["func_key"], signer)
             if payload.get("reduce"):
-                data = calls.CallData(args=(wait_for_map_results(storage, prefix, executor_id, payload["reduce"]),))
+                data = calls.CallData(args=(wait_for_map_results(storage, prefix, executor_id, payload["reduce"], signer),))
             else:
                 start_byte, end_byte = payload["data_byte_range"]
-                data = serialization.loads(storage.get(payload["data_key"], (start_byte, end_byte)))
+                data = serialization.read_signed(storage, payload["data_key"], signer, (start_byte, end_byte),
+                                                 what=f"the data of {describe}")
             context = calls.CallContext(executor_id, job_id, call_id, storage, payload, data)
             value = calls.call_function(func, data, context)
-        output = serialization.dumps(value)
+        output = _pickle_result(value, signer, describe)
     except MemoryError as exc:
         memory = payload.get("runtime_memory")
         wrapped = ActivationMemoryError(f"{describe} ran out of memory (runtime_memory={memory} MB): {exc}")
         wrapped.__cause__ = exc
         error = _describe_error(wrapped)
         error["traceback"] = _describe_error(exc)["traceback"]
-        output = _pickle_exception(wrapped)
+        output = _pickle_exception(wrapped, signer)
     except BaseException as exc:  # the function's own errors, including SystemExit
         error = _describe_error(exc)
-        output = _pickle_exception(exc)
+        output = _pickle_exception(exc, signer)
     status = finish_call(storage, payload, base, error, output)
     notifier.publish({**base, "status": status["status"], "end_time": status["end_time"], "duration": status["duration"]})
     return {"executor_id": executor_id, "job_id": job_id, "call_id": call_id, "status": _final(error)}
 
 
-def _pickle_exception(exc: BaseException) -> bytes | None:
+def _pickle_result(value: Any, signer: Signer, describe: str) -> bytes:
+    """The signed pickle of a call's return value; an error naming the call when it cannot be pickled."""
+    try:
+        return serialization.dumps_signed(value, signer)
+    except Exception as exc:
+        raise UnpicklableResultError(
+            f"the return value of {describe} ({type(value).__name__}) cannot be pickled: {type(exc).__name__}: {exc}; "
+            "return plain data (convert locks, connections, generators or open files before returning)"
+        ) from exc
+
+
+def _pickle_exception(exc: BaseException, signer: Signer | None) -> bytes | None:
+    """The signed pickle of ``exc``; None when it cannot be pickled (or no key is known): the status describes it."""
+    if signer is None:
+        return None
     try:
         exc.__traceback__ = None
         data = serialization.dumps(exc)
         serialization.loads(data)
-        return data
+        return signer.sign(data)
     except Exception:
         return None
 
@@ -235,7 +261,8 @@ def record_failure(payload: dict[str, Any], exc: BaseException, start_time: floa
         **fields,
     }
     error = _describe_error(exc)
-    status = finish_call(storage, payload, base, error, _pickle_exception(exc))
+    signer = Signer.from_payload(payload["signing"]) if payload.get("signing") else None
+    status = finish_call(storage, payload, base, error, _pickle_exception(exc, signer))
     notifier_for(payload.get("rabbitmq")).publish({**base, "status": CallStatus.ERROR.value, "end_time": status["end_time"]})
     return status
 
