@@ -26,6 +26,7 @@ class StorageHandle:
     """
 
     def __init__(self, backend: StorageBackend) -> None:
+        backend = backend.whole_bucket()  # user objects may lie anywhere in the bucket (never outside it)
         self.backend = backend
         self.bucket = backend.bucket
         self.backend_name = backend.name
@@ -34,7 +35,8 @@ class StorageHandle:
     def _in(self, bucket: str | None) -> StorageBackend:
         bucket = bucket or self.bucket
         if bucket not in self._buckets:
-            self._buckets[bucket] = create_storage(self.backend.name, {**self.backend.settings, "bucket": bucket})
+            self._buckets[bucket] = create_storage(self.backend.name,
+                                                   {**self.backend.settings, "bucket": bucket}).whole_bucket()
         return self._buckets[bucket]
 
     # --- the job's bucket ------------------------------------------------------

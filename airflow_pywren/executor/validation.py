@@ -63,8 +63,8 @@ def confine_key(prefix: str, key: Any, location: str, is_prefix: bool = False) -
 
     ``is_prefix`` allows a listing prefix: it may end with ``/`` or in the middle of a name.
     """
-    root = f"{prefix}/"
-    if not isinstance(key, str) or not key.startswith(root) or "\\" in key or "\0" in key:
+    root = f"{prefix}/" if prefix else ""
+    if not isinstance(key, str) or not key.startswith(root) or "\\" in key or "\0" in key or key.startswith("/"):
         raise StorageError(f"storage key {key!r} is outside {location}: every key must start with {root!r}")
     parts = key[len(root):].split("/")
     if is_prefix:

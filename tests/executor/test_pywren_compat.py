@@ -156,7 +156,7 @@ def test_storage_handle_on_every_storage_backend(pw_storage):
     parts, size, keys, after = pw_storage.get_result(pw_storage.call_async(original_names, "user-data/c"))
     assert parts == [b"0123456789", b"0123456789", b"234"] and size == "10"
     assert keys == ["user-data/c"] and after == []
-    pw_storage.storage.delete_prefix("user-data/")
+    pw_storage.storage.whole_bucket().delete_prefix("user-data/")  # user objects lie outside the job prefix
 
 
 def test_internal_storage(pw_storage):
@@ -166,7 +166,7 @@ def test_internal_storage(pw_storage):
 
     data, bucket, prefix = pw_storage.get_result(pw_storage.call_async(uses_internal, "user-data/internal"))
     assert (data, bucket, prefix) == (b"kept", pw_storage.storage.bucket, pw_storage.storage.prefix)
-    pw_storage.storage.delete_prefix("user-data/")
+    pw_storage.storage.whole_bucket().delete_prefix("user-data/")  # user objects lie outside the job prefix
 
 
 def test_ibm_cos_client_on_cos_storage(localhost_config, cos_config):

@@ -149,3 +149,18 @@ def test_absurd_settings_are_refused(localhost_config, section: str, key: str, v
     config = {**localhost_config, section: {**localhost_config.get(section, {}), key: value}}
     with pytest.raises(PyWrenConfigError, match=message):
         pywren.FunctionExecutor(config=config)
+
+
+@pytest.mark.parametrize("key", ["../escape", "a/../../escape", "/etc/passwd", "a//b", "./a", "a\\..\\b"])
+def test_whole_bucket_view_never_leaves_the_bucket(any_storage, key: str) -> None:
+    """Functions reach user objects anywhere in the bucket (the injected ``storage``), never outside it."""
+    view = any_storage.whole_bucket()
+    with pytest.raises(StorageError, match="outside|component"):
+        view.put(key, b"planted")
+    with pytest.raises(StorageError, match="outside|component"):
+        view.get(key)
+    view.put("fault-suite-user/ok", b"fine")
+    assert view.get("fault-suite-user/ok") == b"fine"
+    with pytest.raises(StorageError, match="outside"):
+        any_storage.get("fault-suite-user/ok")  # the job storage itself stays under its prefix
+    assert view.delete_prefix("fault-suite-user/") == 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Iterator
@@ -34,9 +35,23 @@ class StorageBackend(ABC):
         self.prefix: str = validation.check_prefix(settings["storage_prefix"], f"{self.name}.storage_prefix")
         self.request_counts: Counter[str] = Counter()
 
+    key_root: str | None = None
+    """Keys must start with ``{key_root}/`` (default: the storage prefix); ``""`` for a whole-bucket view."""
+
     def confine(self, key: str, is_prefix: bool = False) -> str:
-        """``key`` if it lies under this storage's prefix; a StorageError otherwise (no ``..``, no other root)."""
-        return validation.confine_key(self.prefix, key, self.location(), is_prefix)
+        """``key`` if it lies under this storage's prefix (or bucket, for a whole-bucket view); else StorageError.
+
+        Keys never contain ``.``, ``..`` or empty components, so no key leaves the bucket's root.
+        """
+        root = self.prefix if self.key_root is None else self.key_root
+        return validation.confine_key(root, key, self.location(), is_prefix)
+
+    def whole_bucket(self) -> StorageBackend:
+        """A view of the same bucket whose keys need not lie under the job prefix (user objects: data to
+        map over, objects a function reads or writes). Keys still cannot leave the bucket."""
+        view = copy.copy(self)
+        view.key_root = ""
+        return view
 
     @abstractmethod
     def put(self, key: str, data: bytes) -> None:

@@ -305,7 +305,7 @@ class IBMCOSStorage(StorageBackend):
         return len(found)
 
     def delete(self, key: str) -> None:
-        self._request("DELETE", "delete_object", key, Bucket=self.bucket, Key=key)
+        self._request("DELETE", "delete_object", key, Bucket=self.bucket, Key=self.confine(key))
 
     @property
     def client(self) -> Any:
