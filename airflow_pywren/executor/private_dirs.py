@@ -7,12 +7,15 @@ imports nor squat on a path that receives an invocation payload (with its creden
 
 from __future__ import annotations
 
+import logging
 import os
 import stat
 import tempfile
 from pathlib import Path
 
 from airflow_pywren.executor.errors import PyWrenConfigError
+
+logger = logging.getLogger(__name__)
 
 PRIVATE_DIR_MODE = 0o700
 PRIVATE_FILE_MODE = 0o600
@@ -53,7 +56,20 @@ def private_dir(path: str | os.PathLike[str], what: str) -> Path:
     return path
 
 
+_fallback_bases: list[Path] = []
+
+
 def user_temp_dir(name: str) -> Path:
-    """A private per-user directory under the system temp dir: ``$TMPDIR/pywren-{uid}/{name}``."""
-    base = private_dir(Path(tempfile.gettempdir()) / f"pywren-{os.geteuid()}", "the per-user temp directory")
+    """A private per-user directory under the system temp dir: ``$TMPDIR/pywren-{uid}/{name}``.
+
+    When another user squats on ``pywren-{uid}``, an unpredictable private directory
+    (``mkdtemp``) of this process is used instead: never the squatter's.
+    """
+    try:
+        base = private_dir(Path(tempfile.gettempdir()) / f"pywren-{os.geteuid()}", "the per-user temp directory")
+    except (PyWrenConfigError, PermissionError) as exc:
+        if not _fallback_bases:
+            logger.warning("%s; using a private temporary directory instead", exc)
+            _fallback_bases.append(Path(tempfile.mkdtemp(prefix=f"pywren-{os.geteuid()}-")))
+        base = _fallback_bases[0]
     return private_dir(base / name, f"the per-user directory {name!r}")

@@ -7,6 +7,7 @@ import hashlib
 import logging
 import os
 import socket
+import struct
 import subprocess
 import sys
 import time
@@ -14,10 +15,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from airflow_pywren.executor.call_env import clean_environment
 from airflow_pywren.executor.compute.base import ComputeBackend, Invocation, PendingCall
 from airflow_pywren.executor.compute.localhost_runner import recv_message, send_message
 from airflow_pywren.executor.config import Config
-from airflow_pywren.executor.errors import ComputeError, PyWrenConfigError
+from airflow_pywren.executor.errors import ComputeError
+from airflow_pywren.executor.private_dirs import private_dir, user_temp_dir
 
 logger = logging.getLogger(__name__)
 
@@ -40,10 +43,7 @@ class LocalhostCompute(ComputeBackend):
         self._runner_alive: dict[int, tuple[float, bool]] = {}
 
     def check(self) -> None:
-        try:
-            self.runner_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise PyWrenConfigError(f"cannot create 'localhost.runner_dir' {self.runner_dir}: {exc}") from exc
+        private_dir(self.runner_dir, "'localhost.runner_dir'")
 
     def request(self, message: dict[str, Any], start: bool = True) -> dict[str, Any]:
         """Send one request to the runner, starting it first if needed and ``start`` is set."""
@@ -59,6 +59,7 @@ class LocalhostCompute(ComputeBackend):
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
             sock.settimeout(60)
             sock.connect(self.socket_path)
+            check_peer(sock, self.socket_path)
             send_message(sock, message)
             reply = recv_message(sock)
         if not reply.get("ok"):
@@ -66,8 +67,8 @@ class LocalhostCompute(ComputeBackend):
         return reply
 
     def _start_runner(self) -> None:
-        self.runner_dir.mkdir(parents=True, exist_ok=True)
-        with open(self.runner_dir / "spawn.lock", "w") as lock:
+        private_dir(self.runner_dir, "'localhost.runner_dir'")
+        with open(os.open(self.runner_dir / "spawn.lock", os.O_WRONLY | os.O_CREAT, 0o600), "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             try:
                 self._send({"op": "ping"})
@@ -75,12 +76,12 @@ class LocalhostCompute(ComputeBackend):
             except (FileNotFoundError, ConnectionRefusedError):
                 pass
             # where the socket is, for stop_runners() (long runner_dir paths put it under /tmp)
-            (self.runner_dir / f"runner-{self.workers}w.addr").write_text(self.socket_path)
+            _write_private(self.runner_dir / f"runner-{self.workers}w.addr", self.socket_path.encode())
             log_path = self.runner_dir / "runner.log"
             package_root = str(Path(__file__).resolve().parents[3])
-            env = dict(os.environ)
+            env = clean_environment()  # the runner outlives this process: none of its secrets go along
             env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
-            with open(log_path, "ab") as log:
+            with open(os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab") as log:
                 process = subprocess.Popen(
                     [sys.executable, "-m", "airflow_pywren.executor.compute.localhost_runner",
                      "--socket", self.socket_path, "--workers", str(self.workers),
@@ -178,11 +179,28 @@ def _process_alive(pid: int) -> bool:
 
 
 def _socket_path(runner_dir: Path, workers: int) -> str:
+    """The runner's socket: in ``runner_dir``, or (for long paths) in this user's private temp directory."""
     path = str(runner_dir.resolve() / f"runner-{workers}w.sock")
     if len(path) > _MAX_SOCKET_PATH:
-        digest = hashlib.sha1(path.encode()).hexdigest()[:16]
-        path = os.path.join("/tmp", f"pywren-runner-{digest}.sock")
+        digest = hashlib.sha256(path.encode()).hexdigest()[:16]
+        path = str(user_temp_dir("runners") / f"{digest}.sock")
     return path
+
+
+def check_peer(sock: socket.socket, path: str) -> None:
+    """Refuse to talk to a process of another user at ``path`` (it would receive payloads with credentials)."""
+    pid, uid, _ = struct.unpack("3i", sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i")))
+    if uid != os.geteuid():
+        raise ComputeError(
+            f"the localhost runner socket {path} is served by process {pid} of uid {uid}, not by this user "
+            f"(uid {os.geteuid()}): refusing to send it anything; remove the socket or use another 'localhost.runner_dir'"
+        )
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with open(fd, "wb") as file:
+        file.write(data)
 
 
 def stop_runners(runner_dir: str | os.PathLike[str]) -> int:

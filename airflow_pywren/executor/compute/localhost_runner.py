@@ -292,7 +292,8 @@ def _describe_exit(wait_status: int) -> str:
 
 def serve(socket_path: str, workers: int, idle_timeout: float) -> int:
     """Run a runner on ``socket_path`` unless one already holds its lock."""
-    lock = open(socket_path + ".lock", "w")
+    os.umask(0o077)  # whatever the submitter's umask: files and directories of the runner and its calls are private
+    lock = open(os.open(socket_path + ".lock", os.O_WRONLY | os.O_CREAT, 0o600), "w")
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -301,6 +302,7 @@ def serve(socket_path: str, workers: int, idle_timeout: float) -> int:
         os.unlink(socket_path)
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(socket_path)
+    os.chmod(socket_path, 0o600)
     listener.listen(128)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     runner = Runner(socket_path, workers, idle_timeout)

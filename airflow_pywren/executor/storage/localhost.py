@@ -11,10 +11,31 @@ from typing import Any, BinaryIO
 
 from airflow_pywren.executor import validation
 from airflow_pywren.executor.errors import PyWrenConfigError, StorageBucketNotFound, StorageError, StorageKeyNotFound
+from airflow_pywren.executor.private_dirs import private_dir
 from airflow_pywren.executor.storage.base import ObjectInfo, StorageBackend
 
 _TEMP_MARK = ".tmp-"
 _SCHEME = "file://"
+
+
+def _make_dirs(path: Path) -> None:
+    """Create ``path`` and its missing parents with mode 0700 (whatever the umask)."""
+    missing = []
+    while not path.exists():
+        missing.append(path)
+        path = path.parent
+    for directory in reversed(missing):
+        try:
+            os.mkdir(directory, 0o700)
+        except FileExistsError:
+            pass
+
+
+def _write_new(path: Path, data: bytes) -> None:
+    """Write ``data`` to a new file of mode 0600 (whatever the umask)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with open(fd, "wb") as file:
+        file.write(data)
 
 
 class LocalhostStorage(StorageBackend):
@@ -40,11 +61,15 @@ class LocalhostStorage(StorageBackend):
         path = self._path(key)
         temp = path.with_name(f"{path.name}{_TEMP_MARK}{os.getpid()}-{id(data):x}")
         try:
-            temp.write_bytes(data)
-        except FileNotFoundError:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            temp.write_bytes(data)
-        os.replace(temp, path)
+            try:
+                _write_new(temp, data)
+            except FileNotFoundError:
+                _make_dirs(path.parent)
+                _write_new(temp, data)
+            os.replace(temp, path)
+        except OSError as exc:  # a full or read-only disk: no partial temp file is left behind
+            temp.unlink(missing_ok=True)
+            raise StorageError(f"could not write {key!r} to {self.location()}: {exc}") from exc
 
     def get(self, key: str, byte_range: tuple[int, int] | None = None) -> bytes:
         self.request_counts["GET"] += 1
@@ -102,8 +127,9 @@ class LocalhostStorage(StorageBackend):
 
     def check(self) -> None:
         try:
-            self.root.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
+            private_dir(self.root.parent, "'localhost.storage_dir'")
+            private_dir(self.root, "the localhost storage bucket")
+        except (OSError, PyWrenConfigError) as exc:
             raise StorageError(
                 f"cannot create localhost storage at {self.root}: {exc}; set 'localhost.storage_dir' to a writable directory"
             ) from exc

@@ -12,16 +12,16 @@ import logging
 import os
 import signal
 import socket
-import tempfile
 import threading
 import time
 import traceback
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 from airflow_pywren.executor import calls, keys, serialization
+from airflow_pywren.executor.call_env import call_environment
 from airflow_pywren.executor.errors import (
     ActivationMemoryError,
     ActivationTimeoutError,
@@ -29,13 +29,21 @@ from airflow_pywren.executor.errors import (
     UnpicklableResultError,
 )
 from airflow_pywren.executor.jobref import CallStatus
+from airflow_pywren.executor.private_dirs import user_temp_dir
 from airflow_pywren.executor.signing import Signer
 from airflow_pywren.executor.storage import StorageBackend, storage_from_spec
 from airflow_pywren.executor.worker.notify import notifier_for
 
 logger = logging.getLogger(__name__)
 
-MODULES_ROOT = os.path.join(tempfile.gettempdir(), "pywren-modules")
+_modules_root: list[str] = []
+
+
+def modules_root() -> str:
+    """Where shipped modules are extracted: a private (0700) per-user directory, never a shared one."""
+    if not _modules_root:
+        _modules_root.append(str(user_temp_dir("modules")))
+    return _modules_root[0]
 _storages: dict[str, StorageBackend] = {}
 _functions: OrderedDict[tuple[str, str], tuple[Callable, str | None]] = OrderedDict()
 _FUNCTION_CACHE_SIZE = 8
@@ -65,27 +73,17 @@ def _function_for(storage: StorageBackend, func_key: str, signer: Signer) -> Cal
     cached = _functions.get(cache_key)
     if cached is None:
         package = signer.verify(storage.get(func_key), f"the function object {func_key!r}")
-        cached = _functions[cache_key] = serialization.load_function(package, MODULES_ROOT)
+        cached = _functions[cache_key] = serialization.load_function(package, modules_root())
         while len(_functions) > _FUNCTION_CACHE_SIZE:
             _functions.popitem(last=False)
     else:
-        serialization.activate_modules(cached[1], MODULES_ROOT)
+        serialization.activate_modules(cached[1], modules_root())
     return cached[0]
 
 
-@contextmanager
-def _call_environment(extra_env: dict[str, str] | None) -> Iterator[None]:
-    """Set ``extra_env`` for the duration of the call, then restore the environment."""
-    saved = {name: os.environ.get(name) for name in (extra_env or {})}
-    os.environ.update({name: str(value) for name, value in (extra_env or {}).items()})
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+def _call_environment(extra_env: dict[str, str] | None) -> AbstractContextManager[None]:
+    """The call's environment: the documented allow-list of the host's variables plus ``extra_env``."""
+    return call_environment(extra_env)
 
 
 @contextmanager
