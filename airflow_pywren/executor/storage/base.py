@@ -9,6 +9,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, BinaryIO, ClassVar
 
+from airflow_pywren.executor import validation
+
 
 @dataclass(frozen=True)
 class ObjectInfo:
@@ -17,8 +19,6 @@ class ObjectInfo:
     key: str
     size: int
     etag: str
-
-from airflow_pywren.executor import validation
 
 
 class StorageBackend(ABC):
