@@ -12,7 +12,7 @@ import pytest
 
 import airflow_pywren as pywren
 from airflow_pywren.executor import keys
-from airflow_pywren.executor.jobs import result_refs
+from airflow_pywren.executor.serialization import ResultRef
 from airflow_pywren.executor.signing import SignatureError
 from tests.conftest import merge_config
 
@@ -131,7 +131,7 @@ def test_worker_refuses_a_replaced_upstream_result(pw, tmp_path: Path) -> None:
     marker = tmp_path / "planted-code-ran"
     upstream = pw.map(square, [1, 2, 3])
     assert pw.get_result(upstream) == [1, 4, 9]
-    refs = result_refs({"result_keys": [f.output_key for f in upstream]})
+    refs = [ResultRef(f.output_key) for f in upstream]
     pw.storage.put(refs[2].key, planted_pickle(marker))
     downstream = pw.map(add_one, refs)
     pw.wait(downstream)
