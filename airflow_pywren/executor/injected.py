@@ -6,6 +6,7 @@ A function that declares one of these names gets it from the function side (see
 
 from __future__ import annotations
 
+import builtins
 import io
 import re
 from typing import Any
@@ -76,10 +77,10 @@ class StorageHandle:
             raise StorageKeyNotFound(f"no object at key {key!r} in bucket {bucket_name!r}")
         return {"content-length": str(len(storage.get(key)))}
 
-    def list_keys(self, bucket_name: str, prefix: str | None = None) -> list[str]:
+    def list_keys(self, bucket_name: str, prefix: str | None = None) -> builtins.list[str]:
         return self._in(bucket_name).list_keys(prefix or "")
 
-    def list_objects(self, bucket_name: str, prefix: str | None = None) -> list[dict[str, Any]]:
+    def list_objects(self, bucket_name: str, prefix: str | None = None) -> builtins.list[dict[str, Any]]:
         """``[{'Key': ..., 'Size': ...}]`` under ``prefix``."""
         storage = self._in(bucket_name)
         return [{"Key": key, "Size": len(storage.get(key))} for key in storage.list_keys(prefix or "")]
@@ -87,7 +88,7 @@ class StorageHandle:
     def delete_object(self, bucket_name: str, key: str) -> None:
         self._in(bucket_name).delete(key)
 
-    def delete_objects(self, bucket_name: str, key_list: list[str]) -> None:
+    def delete_objects(self, bucket_name: str, key_list: builtins.list[str]) -> None:
         storage = self._in(bucket_name)
         for key in key_list:
             storage.delete(key)

@@ -9,6 +9,7 @@ checks possible for a process that did not submit the job.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import time
@@ -96,7 +97,7 @@ class LostCalls:
         pending = [f for f in futures if not f.finished]
         calls = [
             PendingCall(f.executor_id, f.job_id, f.call_id, f.activation_id, f.host_submit_time, f.status == RUNNING,
-                        f.stats.get("worker_pid"), read_start=lambda f=f: self.read_start(f))
+                        f.stats.get("worker_pid"), read_start=functools.partial(self.read_start, f))
             for f in pending
         ]
         invoked_by: dict[str, list[ResponseFuture]] = {}  # remote invoker activation -> its calls without an id
@@ -151,8 +152,9 @@ class LostCalls:
         for future in waiting:
             if future.finished or future.activation_id:
                 continue
-            if (listed or {}).get(future.call_id):
-                future.stats["activation_id"] = listed[future.call_id]
+            listed_id = (listed or {}).get(future.call_id)
+            if listed_id:
+                future.stats["activation_id"] = listed_id
                 continue
             if self.read_start(future) is not None:
                 continue  # it started, so it was invoked: its start status gave its activation id

@@ -183,14 +183,15 @@ def _module_sources(module: types.ModuleType) -> dict[str, bytes]:
     """The source files of ``module``'s top-level package (or of the module itself), by relative path."""
     top_name = module.__name__.split(".")[0]
     top = sys.modules.get(top_name, module)
-    if hasattr(top, "__path__") and getattr(top, "__file__", None):
-        package_dir = Path(top.__file__).parent
+    top_file = getattr(top, "__file__", None)
+    if hasattr(top, "__path__") and top_file:
+        package_dir = Path(top_file).parent
         return {
             str(Path(top_name) / path.relative_to(package_dir)): path.read_bytes()
             for path in package_dir.rglob("*.py")
             if "__pycache__" not in path.parts
         }
-    file = Path(module.__file__)
+    file = Path(str(module.__file__))  # a local module has a source file (_is_local)
     return {file.name: file.read_bytes()}
 
 

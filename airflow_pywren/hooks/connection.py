@@ -185,10 +185,10 @@ def config_from_connection(
         if _empty(value) or name in LINKED_CONNECTION_FIELDS:
             continue
         config.setdefault(field.section, {})[field.key] = _as_bool(name, value) if field.kind == "boolean" else value
-    if not _empty(host):
+    if host is not None and not _empty(host):
         host = host.strip()
         config.setdefault(HOST_KEY[0], {})[HOST_KEY[1]] = host if "://" in host else f"https://{host}"
-    if not _empty(login):
+    if login is not None and not _empty(login):
         config.setdefault(LOGIN_KEY[0], {})[LOGIN_KEY[1]] = login.strip()
     if not _empty(password):
         config.setdefault(PASSWORD_KEY[0], {})[PASSWORD_KEY[1]] = password

@@ -175,26 +175,8 @@ class PyWrenHook(BaseHook):
 
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
-        """Standard connection fields: hidden, relabelled, with placeholders (Airflow < 3.2 forms)."""
+        """Standard connection fields: hidden, relabelled, with placeholders (the form also reads ``conn-fields``)."""
         return conn_layout.ui_field_behaviour()
-
-    @classmethod
-    def get_connection_form_widgets(cls) -> dict[str, Any]:
-        """Extra form fields for Airflow < 3.2 (3.2+ reads ``conn-fields`` from provider info)."""
-        from flask_appbuilder.fieldwidgets import BS3PasswordFieldWidget, BS3TextFieldWidget
-        from flask_babel import lazy_gettext
-        from wtforms import BooleanField, PasswordField, StringField
-
-        widgets: dict[str, Any] = {}
-        for field in conn_layout.FIELDS:
-            label = lazy_gettext(field.label)
-            if field.kind == "boolean":
-                widgets[field.name] = BooleanField(label, description=field.description, default=False)
-            elif field.sensitive:
-                widgets[field.name] = PasswordField(label, widget=BS3PasswordFieldWidget(), description=field.description)
-            else:
-                widgets[field.name] = StringField(label, widget=BS3TextFieldWidget(), description=field.description)
-        return widgets
 
 
 def _parse_ref(job_ref: Any) -> JobRef:

@@ -59,7 +59,7 @@ class PyWrenJobTimeout(AirflowException):
     """The job did not finish within the trigger's timeout."""
 
 
-def executor_id_for(dag_id: str, run_id: str, task_id: str, map_index: int) -> str:
+def executor_id_for(dag_id: str, run_id: str, task_id: str, map_index: int | None) -> str:
     """The executor id of a task instance: stable across its tries, short, without '/'."""
     digest = hashlib.sha256("\0".join((dag_id, run_id, task_id, str(map_index))).encode()).hexdigest()
     return f"af{digest[:14]}"
@@ -329,7 +329,7 @@ class BasePyWrenOperator(BaseOperator):
         traceback_text = (first.error or {}).get("traceback")
         if traceback_text:
             self.log.error("remote traceback of job %s call %s:\n%s", first.job_id, first.call_id, traceback_text.rstrip())
-        raise first.exception()
+        raise first.exception() or PyWrenError(f"call {first.call_id} of job {first.job_id} failed")
 
     # --------------------------------------------------------------- helpers
     def _call_options(self, executor: FunctionExecutor) -> dict[str, Any]:

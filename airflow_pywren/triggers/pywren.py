@@ -145,6 +145,7 @@ class PyWrenJobTrigger(BaseTrigger):
         try:
             watcher, payload = await self._connect(worker)
             if payload is None:
+                assert watcher is not None  # _connect returns a watcher or an error event
                 payload = await self._follow(worker, watcher)
             if watcher is not None:
                 executor, watcher = watcher.executor, None

@@ -336,7 +336,7 @@ class OpenWhiskClient:
                     return response.json()["activationId"], None
                 status, detail = status_line(response), error_detail(response)
                 detail = f": {detail}" if detail else ""
-                if response.status_code == 404 and not missing_handled:
+                if response.status_code == 404 and on_missing is not None and not missing_handled:
                     missing_handled = True
                     try:
                         on_missing()

@@ -137,7 +137,8 @@ class Runner:
         self.workers[parent_conn.fileno()] = worker
         self.selector.register(parent_conn.fileno(), selectors.EVENT_READ, ("worker", worker))
 
-    def _retire_worker(self, worker: Worker, kill: bool) -> None:
+    def _retire_worker(self, worker: Worker, kill: bool) -> int:
+        """Take ``worker`` out of the pool (a new one replaces it while running); its wait status."""
         self.selector.unregister(worker.conn.fileno())
         del self.workers[worker.conn.fileno()]
         if kill:
@@ -276,7 +277,7 @@ class Runner:
                 kind, worker = key.data
                 if kind == "listener":
                     self._on_request(listener)
-                elif self.workers.get(key.fd) is worker:
+                elif self.workers.get(key.fd) is worker and worker is not None:
                     self._on_worker_message(worker)
             self._enforce_timeouts()
         self.running = False

@@ -229,6 +229,7 @@ class BrokerLink:
             delay, outage_logged = RETRY_MIN, False
             self.generation = self.inbox.set_up(True)
             self.first_attempt.set()
+            assert self.connection is not None  # just opened
             try:
                 while not self.stopping.is_set():
                     self._do_work()
@@ -276,6 +277,7 @@ class BrokerLink:
 
     def _admin_channel(self) -> Any:
         if not self.admin.is_open:
+            assert self.connection is not None  # called from the connected loop only
             self.admin = self.connection.channel()
         return self.admin
 

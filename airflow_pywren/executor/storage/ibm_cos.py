@@ -203,7 +203,7 @@ class IBMCOSStorage(StorageBackend):
         return response
 
     # ------------------------------------------------------------ errors
-    def _client_error(self, exc: Any, operation: str, key: str | None) -> StorageError:
+    def _client_error(self, exc: Any, operation: str, key: str | None) -> StorageError | StorageKeyNotFound:
         error = exc.response.get("Error") or {}
         code = str(error.get("Code") or "")
         status = (exc.response.get("ResponseMetadata") or {}).get("HTTPStatusCode")

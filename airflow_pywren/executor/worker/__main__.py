@@ -121,8 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     server = HTTPServer((args.host, args.port), make_handler(ActionProxy()))
-    host, port = server.server_address[:2]
-    print(f"pywren action proxy listening on {host}:{port}", flush=True)
+    print(f"pywren action proxy listening on {args.host}:{server.server_address[1]}", flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:

@@ -126,6 +126,7 @@ class _Publisher:
         except pika.exceptions.ChannelClosedByBroker as exc:
             if exc.reply_code != 406:  # PRECONDITION_FAILED: the queue exists with other arguments
                 raise
+            assert self.connection is not None  # a channel exists, so its connection does
             channel = self.channel = self.connection.channel()
             channel.confirm_delivery()
         self.declared.add(queue)
