@@ -345,11 +345,11 @@ class CodeEngineCompute(ComputeBackend):
             return {aid: self._reasons[aid] for aid in ids.values()}
         response = self.client.request("GET", self.client.url("job_runs", name), ok=(200, 404))
         if response.status_code == 404:
-            reason = (
+            gone = (
                 f"Code Engine job run {name} no longer exists (deleted by cancel() or in the console) and these "
                 "calls wrote no final status; submit them again"
             )
-            return {aid: self._reasons.setdefault(aid, reason) for aid in ids.values()}
+            return {aid: self._reasons.setdefault(aid, gone) for aid in ids.values()}
         if response.status_code != 200:
             raise ComputeError(f"Code Engine answered GET job run {name} with {describe(response)}")
         run = response.json()

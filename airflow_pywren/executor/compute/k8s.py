@@ -381,12 +381,12 @@ class KubernetesCompute(ComputeBackend):
         except ApiException as exc:
             if exc.status != 404:
                 raise
-            reason = (
+            gone = (
                 f"Kubernetes Job {name} no longer exists in namespace {self.namespace} (deleted by cancel(), "
                 "kubectl delete or its ttlSecondsAfterFinished) and these calls wrote no final status; "
                 "submit them again"
             )
-            return {batch.activation_id(name, i): known.get(i, reason) for i in indexes}
+            return {batch.activation_id(name, i): known.get(i, gone) for i in indexes}
         pods = self.core_api.list_namespaced_pod(
             self.namespace, label_selector=f"job-name={name}", _request_timeout=30
         ).items
@@ -445,7 +445,7 @@ class KubernetesCompute(ComputeBackend):
                 first = self._pull_errors.setdefault(name, time.monotonic())
                 permanent = waiting.reason in PERMANENT_START_ERRORS
                 if permanent or time.monotonic() - first >= float(self.settings["image_pull_timeout"]):
-                    image = container.image or self.runtime
+                    image = getattr(container, "image", None) or self.runtime
                     return (
                         f"pod {name} cannot start: {waiting.reason}: {waiting.message or ''}".rstrip(": ")
                         + f". Check the image {image!r} ('k8s.runtime' / the runtime argument) and "

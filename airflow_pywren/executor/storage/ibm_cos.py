@@ -24,7 +24,7 @@ import os
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 
 import ibm_boto3
 import requests
@@ -369,13 +369,13 @@ class IBMCOSStorage(StorageBackend):
         if response is None:
             self._count("GET")
             info = self.head_object(bucket, key)
-            return _EmptyStream(), info
+            return cast(BinaryIO, _EmptyStream()), info
         self._count("GET", response)
         content_range = str(response.get("ContentRange") or "")
         size = int(content_range.rpartition("/")[2]) if "/" in content_range else int(response["ContentLength"])
         info = ObjectInfo(key=key, size=size, etag=_etag(response.get("ETag")))
         body = response["Body"]
-        return (_EmptyStream(body) if end <= start else body), info
+        return (cast(BinaryIO, _EmptyStream(body)) if end <= start else body), info
 
     def function_settings(self) -> dict[str, Any]:
         """What travels with each activation so the function side reaches the same bucket.

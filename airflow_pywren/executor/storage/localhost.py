@@ -7,7 +7,7 @@ import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 
 from airflow_pywren.executor import validation
 from airflow_pywren.executor.errors import PyWrenConfigError, StorageBucketNotFound, StorageError, StorageKeyNotFound
@@ -205,7 +205,7 @@ class LocalhostStorage(StorageBackend):
             raise StorageKeyNotFound(f"no object {bucket}/{key} (file {path})") from None
         info = _info(key, os.fstat(file.fileno()))
         file.seek(start)
-        return RangeFile(file, max(0, min(end, info.size) - start)), info
+        return cast(BinaryIO, RangeFile(file, max(0, min(end, info.size) - start))), info
 
 
 def file_etag(stat: os.stat_result) -> str:

@@ -22,7 +22,7 @@ import logging
 import os
 import sys
 import zlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 PAYLOAD_ENV = "PYWREN_PAYLOAD"
@@ -125,7 +125,7 @@ def record_cancelled(
     return recorded
 
 
-def is_batch_environment(environ: dict[str, str] | None = None) -> bool:
+def is_batch_environment(environ: Mapping[str, str] | None = None) -> bool:
     """True inside a Kubernetes Job or Code Engine job run started by this package."""
-    environ = os.environ if environ is None else environ
-    return bool(environ.get(PAYLOAD_ENV) or environ.get(PAYLOAD_FILE_ENV))
+    env: Mapping[str, str] = os.environ if environ is None else environ
+    return bool(env.get(PAYLOAD_ENV) or env.get(PAYLOAD_FILE_ENV))
