@@ -85,7 +85,8 @@ def check_number(value: Any, what: str, minimum: float, maximum: float, integer:
                  error: type[Exception] = PyWrenSubmitError, unit: str = "") -> Any:
     """Return ``value`` if it is a finite number in ``[minimum, maximum]`` (an int if ``integer``), else raise."""
     kinds: tuple[type, ...] = (int,) if integer else (int, float)
-    if isinstance(value, bool) or not isinstance(value, kinds) or not math.isfinite(value) or not minimum <= value <= maximum:
+    number = float(value) if isinstance(value, (int, float)) and isinstance(value, kinds) and not isinstance(value, bool) else math.nan
+    if not math.isfinite(number) or not minimum <= number <= maximum:
         kind = "an integer" if integer else "a finite number"
         raise error(f"{what} must be {kind} from {minimum:g} to {maximum:g}{unit}, got {value!r}")
     return value

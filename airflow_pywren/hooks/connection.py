@@ -231,7 +231,7 @@ def kubernetes_settings(conn_type: str | None, extra: dict[str, Any] | None) -> 
 
 def secret_values(config: dict[str, dict[str, Any]]) -> list[str]:
     """The secret strings of a config (and the password inside a RabbitMQ URL), for the log masker."""
-    secrets = []
+    secrets: list[str] = []
     for section, key in SENSITIVE_KEYS:
         value = (config.get(section) or {}).get(key)
         if isinstance(value, list):

@@ -45,7 +45,7 @@ def modules_root() -> str:
         _modules_root.append(str(user_temp_dir("modules")))
     return _modules_root[0]
 _storages: dict[str, StorageBackend] = {}
-_functions: OrderedDict[tuple[str, str], tuple[Callable, str | None]] = OrderedDict()
+_functions: OrderedDict[tuple[str, ...], tuple[Callable, str | None]] = OrderedDict()
 _FUNCTION_CACHE_SIZE = 8
 
 
