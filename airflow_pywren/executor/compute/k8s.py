@@ -175,8 +175,8 @@ class KubernetesCompute(ComputeBackend):
         self.api_client = load_api_client(self.settings)
         from kubernetes import client
 
-        self.batch_api = client.BatchV1Api(self.api_client)
-        self.core_api = client.CoreV1Api(self.api_client)
+        self.batch_api: Any = client.BatchV1Api(self.api_client)  # dict bodies, objects read loosely
+        self.core_api: Any = client.CoreV1Api(self.api_client)
         self.interval = float(self.settings["lost_check_interval"])
         self.checks = 0
         self._next_check = 0.0
@@ -407,7 +407,7 @@ class KubernetesCompute(ComputeBackend):
                 found[aid] = known[index]
                 continue
             candidates = by_index.get(index, [])
-            reason = None
+            reason: str | None = None
             for pod in sorted(candidates, key=lambda p: p.metadata.creation_timestamp or 0, reverse=True):
                 reason, permanent_start = self._pod_reason(pod, job)
                 start_failed = start_failed or permanent_start
