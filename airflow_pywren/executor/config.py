@@ -53,6 +53,8 @@ SCHEMA: dict[str, dict[str, Setting]] = {
         "log_level": Setting((str, type(None)), None, "logging level of the executor"),
         "max_workers": Setting((int,), 16, "client threads for storage reads"),
         "lost_call_grace": Setting((int, float), 30, "seconds past its timeout after which a running call with no status is failed"),
+        "write_retry_seconds": Setting((int, float), 30, "seconds a call retries a status or result write that storage "
+                                       "refused before it gives up (the client then fails the call with the storage error)"),
         "signing_key": Setting((str, type(None)), None, "secret that signs every pickle in storage (default: the key file)"),
         "previous_signing_keys": Setting((list,), [], "older signing keys still accepted when reading (key rotation)"),
         "signing_key_file": Setting((str,), "~/.pywren/signing.key", "per-user key file used when signing_key is unset "
@@ -226,6 +228,7 @@ _MINIMUMS: dict[tuple[str, str], float] = {
     ("pywren", "monitor_interval"): 0.001,
     ("pywren", "max_workers"): 1,
     ("pywren", "lost_call_grace"): 0,
+    ("pywren", "write_retry_seconds"): 0,
     ("localhost", "workers"): 1,
     ("localhost", "runner_idle_timeout"): 1,
     ("ibm_cos", "max_attempts"): 1,
@@ -258,6 +261,7 @@ _MAXIMUMS: dict[tuple[str, str], float] = {
     ("pywren", "runtime_timeout"): validation.MAX_TIMEOUT,
     ("pywren", "monitor_interval"): validation.MAX_MONITOR_INTERVAL,
     ("pywren", "lost_call_grace"): validation.MAX_TIMEOUT,
+    ("pywren", "write_retry_seconds"): validation.MAX_TIMEOUT,
     ("localhost", "workers"): validation.MAX_WORKERS,
     ("localhost", "runner_idle_timeout"): validation.MAX_TIMEOUT,
     ("ibm_cf", "timeout"): validation.MAX_TIMEOUT,

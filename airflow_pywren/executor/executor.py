@@ -273,6 +273,7 @@ class FunctionExecutor:
             "rabbitmq": self.monitor.notifier_settings(self.executor_id, job_id),
             "injected": arguments.injected_settings(func, self.config, self.storage),
             "signing": self.signer.payload(),
+            "write_retry_seconds": self.config["pywren"]["write_retry_seconds"],
         }
         calls: list[dict[str, Any]] = [{"call_id": call_id, "data_byte_range": list(byte_range)} for call_id, byte_range in zip(call_ids, ranges)]
         for call, reduce_of_call in zip(calls, reduce or ()):

@@ -132,8 +132,12 @@ class LostCalls:
                        "executor_id": future.executor_id, "job_id": future.job_id, "call_id": future.call_id,
                        "activation_id": future.activation_id, "host_submit_time": future.host_submit_time,
                        "extra_meta": future.extra_meta, "signing": self.signer.payload() if self.signer else None}
-            future._set_final(handler.record_failure(payload, ActivationLostError(message),
-                                                     start_time=future.stats.get("start_time")))
+            try:
+                future._set_final(handler.record_failure(payload, ActivationLostError(message),
+                                                         start_time=future.stats.get("start_time")))
+            except (OSError, StorageError) as exc:  # storage is down: the next check records it
+                logger.warning("could not record lost call %s of job %s yet (%s); will retry", future.call_id,
+                               future.job_id, exc)
         recorded = [f for f, _ in lost if f.finished]
         if recorded:
             logger.error("%d call(s) lost: recorded as failed", len(recorded))

@@ -41,6 +41,8 @@ class LocalhostCompute(ComputeBackend):
         self.runner_dir = Path(os.path.expanduser(settings["runner_dir"]))
         self.socket_path = _socket_path(self.runner_dir, self.workers)
         self._runner_alive: dict[int, tuple[float, bool]] = {}
+        self._live_runner: tuple[float, int | None] = (0.0, None)
+        self._unrecorded_checked = 0.0
 
     def check(self) -> None:
         private_dir(self.runner_dir, "'localhost.runner_dir'")
@@ -109,7 +111,7 @@ class LocalhostCompute(ComputeBackend):
     def lost_activations(self, pending: Sequence[PendingCall]) -> dict[str, str]:
         """Calls whose runner (named in the id, ``local-{pid}-{n}``) is gone: queued ones, and
         started ones whose worker process is gone too (read from their start status)."""
-        lost = {}
+        lost = self._unrecorded([c.activation_id for c in pending if _runner_pid(c.activation_id) == self._live_pid()])
         for call in pending:
             pid = _runner_pid(call.activation_id)
             if pid is None or self._runner_is_alive(pid):
@@ -122,6 +124,28 @@ class LocalhostCompute(ComputeBackend):
             lost[str(call.activation_id)] = (f"it was {where} the localhost runner (pid {pid}), which is gone; "
                                              "submit the call again (a new runner starts on demand)")
         return lost
+
+    def _live_pid(self) -> int | None:
+        """The pid of the runner serving this socket (asked at most once a second), or None."""
+        checked_at, pid = self._live_runner
+        if time.monotonic() - checked_at > 1.0:
+            try:
+                pid = self.request({"op": "ping"}, start=False)["pid"]
+            except (OSError, ComputeError):
+                pid = None
+            self._live_runner = (time.monotonic(), pid)
+        return pid
+
+    def _unrecorded(self, activation_ids: list[str | None]) -> dict[str, str]:
+        """Of these activations of the live runner, those whose call could not write its status, with why."""
+        wanted = [aid for aid in activation_ids if aid]
+        if not wanted or time.monotonic() - self._unrecorded_checked < 1.0:
+            return {}
+        self._unrecorded_checked = time.monotonic()
+        try:
+            return self.request({"op": "lost", "activation_ids": wanted}, start=False).get("lost") or {}
+        except (OSError, ComputeError):
+            return {}
 
     def _runner_is_alive(self, pid: int) -> bool:
         """Whether runner ``pid`` runs, checked at most once a second however many calls ask."""

@@ -35,6 +35,9 @@ from airflow_pywren.executor.worker import handler
 logger = logging.getLogger("airflow_pywren.runner")
 
 HEADER = struct.Struct("!I")
+UNRECORDED = b"unrecorded:"
+"""A worker's answer for a call whose status it could not write (storage refused it for too long)."""
+MAX_UNRECORDED = 100_000
 KILL_GRACE_SECONDS = 2.0
 
 
@@ -76,15 +79,17 @@ def _worker_loop(conn: Connection) -> None:
         except (EOFError, OSError):
             os._exit(0)
         limit = _address_space() + int(payload.get("runtime_memory") or 0) * 1024 * 1024
+        reply = b"done"
         try:
             if payload.get("runtime_memory"):
                 resource.setrlimit(resource.RLIMIT_AS, (limit if hard_limit == resource.RLIM_INFINITY else min(limit, hard_limit), hard_limit))
             handler.run_call(payload)
-        except BaseException:  # the handler records the function's errors; this is storage failing
+        except BaseException as exc:  # the handler records the function's errors; this is storage failing
             logger.exception("call %s of job %s could not be recorded", payload.get("call_id"), payload.get("job_id"))
+            reply = UNRECORDED + f"{type(exc).__name__}: {exc}".encode(errors="replace")[:4000]
         finally:
             resource.setrlimit(resource.RLIMIT_AS, (soft_limit, hard_limit))
-        conn.send_bytes(b"done")
+        conn.send_bytes(reply)
 
 
 @dataclass
@@ -120,6 +125,8 @@ class Runner:
         self.last_activity = time.monotonic()
         self.running = True
         self.sequence = 0
+        self.unrecorded: dict[str, str] = {}
+        """Activation id -> why its call wrote no status: the client fails such calls (``lost`` requests)."""
 
     # workers -----------------------------------------------------------------
     def _spawn_worker(self) -> None:
@@ -165,7 +172,7 @@ class Runner:
 
     def _on_worker_message(self, worker: Worker) -> None:
         try:
-            worker.conn.recv_bytes()
+            answer = worker.conn.recv_bytes()
         except (EOFError, OSError):
             payload = worker.payload
             wait_status = self._retire_worker(worker, kill=False)
@@ -178,6 +185,14 @@ class Runner:
                     "memory or crashed the interpreter"
                 ), worker.started)
             return
+        if answer.startswith(UNRECORDED) and worker.payload is not None:
+            payload = worker.payload
+            self.unrecorded[payload["activation_id"]] = (
+                f"call {payload['call_id']} of job {payload['job_id']} could not record its status: "
+                f"{answer[len(UNRECORDED):].decode(errors='replace')}"
+            )
+            while len(self.unrecorded) > MAX_UNRECORDED:
+                self.unrecorded.pop(next(iter(self.unrecorded)))
         worker.payload = None
         self.stats.completed += 1
         self.last_activity = time.monotonic()
@@ -236,6 +251,9 @@ class Runner:
             busy = sum(1 for w in self.workers.values() if w.payload is not None)
             return {"ok": True, "pid": os.getpid(), "workers": self.worker_count, "queued": len(self.queue),
                     "running": busy, **self.stats.__dict__}
+        if op == "lost":
+            wanted = request.get("activation_ids") or []
+            return {"ok": True, "lost": {aid: self.unrecorded[aid] for aid in wanted if aid in self.unrecorded}}
         if op == "ping":
             return {"ok": True, "pid": os.getpid()}
         if op == "shutdown":

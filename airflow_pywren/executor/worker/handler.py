@@ -33,6 +33,7 @@ from airflow_pywren.executor.private_dirs import user_temp_dir
 from airflow_pywren.executor.signing import Signer
 from airflow_pywren.executor.storage import StorageBackend, storage_from_spec
 from airflow_pywren.executor.worker.notify import notifier_for
+from airflow_pywren.executor.worker.retrying import DEFAULT_WRITE_RETRY_SECONDS, put_retrying
 
 logger = logging.getLogger(__name__)
 
@@ -161,7 +162,8 @@ def run_call(payload: dict[str, Any]) -> dict[str, Any]:
         "worker_pid": os.getpid(),
     }
     start = {**base, "status": CallStatus.RUNNING.value}
-    storage.put(keys.call_key(prefix, executor_id, job_id, call_id, keys.START_OBJECT), json.dumps(start).encode())
+    put_retrying(storage, keys.call_key(prefix, executor_id, job_id, call_id, keys.START_OBJECT), json.dumps(start).encode(),
+                 _retry_seconds(payload), f"the start status of call {call_id} of job {job_id}")
     notifier.publish(start)
 
     describe = f"call {call_id} of job {job_id}"
@@ -224,12 +226,17 @@ def finish_call(
     base: dict[str, Any],
     error: dict[str, Any] | None,
     output: bytes | None,
+    retry_seconds: float | None = None,
 ) -> dict[str, Any]:
-    """Write the output (if any), then the final status: the status is always the last object written."""
+    """Write the output (if any), then the final status: the status is always the last object written.
+
+    Each write is retried for up to ``retry_seconds`` (default: the payload's ``write_retry_seconds``).
+    """
+    retry = _retry_seconds(payload) if retry_seconds is None else retry_seconds
     prefix, executor_id, job_id, call_id = payload["prefix"], payload["executor_id"], payload["job_id"], payload["call_id"]
     output_key = keys.call_key(prefix, executor_id, job_id, call_id, keys.OUTPUT_OBJECT)
     if output is not None:
-        storage.put(output_key, output)
+        put_retrying(storage, output_key, output, retry, f"the output of call {call_id} of job {job_id}")
     end_time = time.time()
     status = {
         **base,
@@ -240,8 +247,13 @@ def finish_call(
         "extra_meta": payload.get("extra_meta") or {},
         "error": error,
     }
-    storage.put(keys.call_key(prefix, executor_id, job_id, call_id, keys.STATUS_OBJECT), json.dumps(status).encode())
+    put_retrying(storage, keys.call_key(prefix, executor_id, job_id, call_id, keys.STATUS_OBJECT), json.dumps(status).encode(),
+                 retry, f"the final status of call {call_id} of job {job_id}")
     return status
+
+
+def _retry_seconds(payload: dict[str, Any]) -> float:
+    return float(payload.get("write_retry_seconds", DEFAULT_WRITE_RETRY_SECONDS))
 
 
 def record_failure(payload: dict[str, Any], exc: BaseException, start_time: float | None = None, **fields: Any) -> dict[str, Any]:
@@ -260,7 +272,7 @@ def record_failure(payload: dict[str, Any], exc: BaseException, start_time: floa
     }
     error = _describe_error(exc)
     signer = Signer.from_payload(payload["signing"]) if payload.get("signing") else None
-    status = finish_call(storage, payload, base, error, _pickle_exception(exc, signer))
+    status = finish_call(storage, payload, base, error, _pickle_exception(exc, signer), retry_seconds=0)
     notifier_for(payload.get("rabbitmq")).publish({**base, "status": CallStatus.ERROR.value, "end_time": status["end_time"]})
     return status
 
