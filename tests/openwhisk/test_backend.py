@@ -215,7 +215,7 @@ def test_activation_payload_is_job_and_call_without_the_openwhisk_credential(ser
         payload = record["payload"]
         assert set(payload) == {"storage", "prefix", "executor_id", "job_id", "func_key", "data_key", "extra_env",
                                 "extra_meta", "runtime_memory", "timeout", "host_submit_time", "rabbitmq",
-                                "call_id", "data_byte_range", "injected", "signing"}
+                                "call_id", "data_byte_range", "injected", "signing", "write_retry_seconds"}
         assert set(payload["signing"]) == {"key", "previous", "source"}  # the pickle signing key travels, documented
         assert payload["storage"]["backend"] == "localhost"
         assert set(payload["storage"]["settings"]) <= set(pw.config["localhost"])
