@@ -33,7 +33,7 @@ from airflow_pywren.executor.errors import PyWrenSubmitError
 from airflow_pywren.executor.executor import FunctionExecutor
 from airflow_pywren.executor.future import ResponseFuture
 from airflow_pywren.operators.inputs import resolve_data, resolve_iterdata
-from airflow_pywren.operators.pywren import CALL_ASYNC, MAP, MAP_REDUCE, BasePyWrenOperator, _memory
+from airflow_pywren.operators.pywren import CALL_ASYNC, MAP, MAP_REDUCE, BasePyWrenOperator, _chunking, _memory
 
 _NAMED = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
 
@@ -63,6 +63,9 @@ class PyWrenDecoratedOperator(DecoratedOperator, BasePyWrenOperator):
     :param map: run the function once per item of the task's argument (``iterdata``).
     :param reduce_function: map, then reduce the map results with this function.
     :param reducer_wait_local: wait for the maps in the task, then invoke the reducer.
+    :param chunk_size: over data (the function declares ``obj`` or ``data_stream``): bytes per call.
+    :param chunk_n: over data: calls per object.
+    :param reducer_one_per_object: over data: one reducer per object.
     :param runtime_memory: memory per call (map calls for map_reduce) in MB.
     :param reduce_runtime_memory: memory of the reducer in MB.
     """
@@ -80,6 +83,9 @@ class PyWrenDecoratedOperator(DecoratedOperator, BasePyWrenOperator):
         map: bool = False,
         reduce_function: Callable | None = None,
         reducer_wait_local: bool = False,
+        chunk_size: int | None = None,
+        chunk_n: int | None = None,
+        reducer_one_per_object: bool = False,
         runtime_memory: int | None = None,
         reduce_runtime_memory: int | None = None,
         multiple_outputs: bool = False,
@@ -97,6 +103,9 @@ class PyWrenDecoratedOperator(DecoratedOperator, BasePyWrenOperator):
         self.kind = kind
         self.reduce_function = reduce_function
         self.reducer_wait_local = reducer_wait_local
+        self.chunk_size = chunk_size
+        self.chunk_n = chunk_n
+        self.reducer_one_per_object = reducer_one_per_object
         self.runtime_memory = runtime_memory
         self.reduce_runtime_memory = reduce_runtime_memory
 
@@ -108,10 +117,12 @@ class PyWrenDecoratedOperator(DecoratedOperator, BasePyWrenOperator):
             return [executor.call_async(func, resolve_data(data), runtime_memory=memory, **options)]
         iterdata = resolve_iterdata(self.op_kwargs["iterdata"] if "iterdata" in self.op_kwargs else list(self.op_args)[0])
         if self.kind == MAP:
-            return executor.map(self.python_callable, iterdata, runtime_memory=memory, **options)
+            return executor.map(self.python_callable, iterdata, runtime_memory=memory, **options,
+                                **_chunking(self.chunk_size, self.chunk_n))
         assert self.reduce_function is not None  # the kind is map_reduce only with a reduce_function
         return executor.map_reduce(
             self.python_callable, iterdata, self.reduce_function, reducer_wait_local=self.reducer_wait_local,
+            **_chunking(self.chunk_size, self.chunk_n, self.reducer_one_per_object),
             map_runtime_memory=memory, reduce_runtime_memory=_memory(self.reduce_runtime_memory, executor), **options,
         )
 

@@ -95,6 +95,8 @@ class JobRef:
     done: int | None = None
     failed: int | None = None
     legacy_result_keys: tuple[str, ...] | None = None
+    inputs: Mapping[str, Any] | None = None
+    """What a map over data read: locations, dataset names, object/byte/chunk counts (small)."""
 
     # ----------------------------------------------------------------- build
     @classmethod
@@ -173,6 +175,7 @@ class JobRef:
                 done=_optional_int(value, "done", what),
                 failed=_optional_int(value, "failed", what),
                 legacy_result_keys=None if legacy is None else tuple(legacy),
+                inputs=value.get("inputs") if isinstance(value.get("inputs"), Mapping) else None,
             )
         except ValueError as exc:  # an unknown status
             raise JobRefError(
@@ -284,6 +287,8 @@ class JobRef:
         data.update({key: value for key, value in optional.items() if value is not None})
         if self.legacy_result_keys is not None:
             data["result_keys"] = list(self.legacy_result_keys)
+        if self.inputs is not None:
+            data["inputs"] = dict(self.inputs)
         return data
 
 

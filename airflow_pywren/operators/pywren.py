@@ -49,6 +49,7 @@ from airflow_pywren.executor.jobs import (
 from airflow_pywren.executor.monitor.storage import StorageMonitor
 from airflow_pywren.hooks.pywren import PyWrenHook
 from airflow_pywren.links.pywren import PyWrenJobLink
+from airflow_pywren.operators import lineage
 from airflow_pywren.operators.inputs import resolve_data, resolve_iterdata
 
 CALL_ASYNC, MAP, MAP_REDUCE = "call_async", "map", "map_reduce"
@@ -81,9 +82,11 @@ class BasePyWrenOperator(BaseOperator):
     :param reattach: re-attach to the job of an earlier try of this task instance (see the module docs).
     :param poll_interval: longest pause between status polls while waiting (worker or triggerer); polls start
         at ``pywren.monitor_interval`` and slow down to this while no call finishes.
+    :param outputs: locations the functions write to (``'cos://bucket/results/{{ ds }}/'``; templated):
+        reported to OpenLineage as output datasets when objects are found there after the job.
     """
 
-    template_fields: Sequence[str] = ("extra_env", "extra_meta", "runtime", "pywren_conn_id")
+    template_fields: Sequence[str] = ("extra_env", "extra_meta", "runtime", "pywren_conn_id", "outputs")
     template_fields_renderers = {"extra_env": "json", "extra_meta": "json"}
     operator_extra_links = (PyWrenJobLink(),)
     ui_color = "#cfe8f7"
@@ -106,6 +109,7 @@ class BasePyWrenOperator(BaseOperator):
         return_results: bool = False,
         reattach: bool = True,
         poll_interval: float = 1.0,
+        outputs: Sequence[Any] | str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -128,7 +132,9 @@ class BasePyWrenOperator(BaseOperator):
         self.return_results = return_results
         self.reattach = reattach
         self.poll_interval = poll_interval
+        self.outputs = outputs
         self._job_ref: JobRef | None = None
+        self._lineage: tuple[list[dict[str, str]], list[dict[str, str]]] | None = None
 
     # ----------------------------------------------------------- to override
     def submit(self, executor: FunctionExecutor, context: Context) -> list[ResponseFuture]:
@@ -260,6 +266,7 @@ class BasePyWrenOperator(BaseOperator):
     def _mark_done(self, executor: FunctionExecutor, ref: JobRef, context: Context,
                    result: dict[str, Any]) -> dict[str, Any]:
         """Record next to the job that this try succeeded with it (a later run submits anew); return ``result``."""
+        self._lineage = lineage.job_lineage(executor, ref, self.outputs)
         ti = context["ti"]
         marker = {"dag_id": ti.dag_id, "run_id": ti.run_id, "task_id": ti.task_id, "map_index": ti.map_index,
                   "try_number": ti.try_number, "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
@@ -331,6 +338,12 @@ class BasePyWrenOperator(BaseOperator):
             self.log.error("remote traceback of job %s call %s:\n%s", first.job_id, first.call_id, traceback_text.rstrip())
         raise first.exception() or PyWrenError(f"call {first.call_id} of job {first.job_id} failed")
 
+    # ------------------------------------------------------------ lineage
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """Input datasets of a map over data and the declared outputs the job wrote (OpenLineage provider)."""
+        inputs, outputs = self._lineage or ([], [])
+        return lineage.operator_lineage(inputs, outputs)
+
     # --------------------------------------------------------------- helpers
     def _call_options(self, executor: FunctionExecutor) -> dict[str, Any]:
         pw = executor.config["pywren"]
@@ -348,6 +361,19 @@ def _with_progress(ref: JobRef, progress: JobProgress | None) -> dict[str, Any]:
         return ref.with_progress(JobStatus.SUBMITTED, 0, 0).to_xcom()
     status = progress.status if progress.finished else JobStatus.SUBMITTED
     return ref.with_progress(status, progress.done, progress.failed).to_xcom()
+
+
+def _chunking(chunk_size: Any, chunk_n: Any, reducer_one_per_object: bool = False) -> dict[str, Any]:
+    """The data keywords that were given (rendered templates of numbers become ints)."""
+    options: dict[str, Any] = {}
+    for name, value in (("chunk_size", chunk_size), ("chunk_n", chunk_n)):
+        if isinstance(value, str) and value.strip().isdigit():
+            value = int(value)
+        if value is not None:
+            options[name] = value
+    if reducer_one_per_object:
+        options["reducer_one_per_object"] = reducer_one_per_object
+    return options
 
 
 def _memory(value: int | None, executor: FunctionExecutor) -> int:
@@ -390,26 +416,35 @@ class PyWrenMapOperator(BasePyWrenOperator):
     ``iterdata`` (templated) is a list, an XComArg, or the job reference of an upstream
     PyWren task: then each call receives one upstream result, read from storage inside
     the call. XCom gets the job reference; its results follow ``iterdata``'s order.
+    When ``map_function`` declares ``obj`` or ``data_stream``, ``iterdata`` names data
+    instead: ``'cos://bucket/logs/{{ ds }}/'``, keys, URLs, ``ObjectStoragePath``s, or a list
+    of keys from an upstream task; ``chunk_size``/``chunk_n`` split each object.
 
     :param map_function: the function (module-level, or defined in the DAG file).
     :param iterdata: one item per call.
     :param runtime_memory: memory per call in MB (default: the connection's).
+    :param chunk_size: over data: bytes per call (chunks end at line ends).
+    :param chunk_n: over data: calls per object.
 
     See :class:`BasePyWrenOperator` for the other parameters, and the module docs for retries.
     """
 
-    template_fields: Sequence[str] = (*BasePyWrenOperator.template_fields, "iterdata")
+    template_fields: Sequence[str] = (*BasePyWrenOperator.template_fields, "iterdata", "chunk_size", "chunk_n")
     kind = MAP
 
-    def __init__(self, *, map_function: Callable, iterdata: Any, runtime_memory: int | None = None, **kwargs: Any) -> None:
+    def __init__(self, *, map_function: Callable, iterdata: Any, runtime_memory: int | None = None,
+                 chunk_size: int | None = None, chunk_n: int | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.map_function = map_function
         self.iterdata = iterdata
         self.runtime_memory = runtime_memory
+        self.chunk_size = chunk_size
+        self.chunk_n = chunk_n
 
     def submit(self, executor: FunctionExecutor, context: Context) -> list[ResponseFuture]:
         return executor.map(self.map_function, resolve_iterdata(self.iterdata),
-                            runtime_memory=_memory(self.runtime_memory, executor), **self._call_options(executor))
+                            runtime_memory=_memory(self.runtime_memory, executor), **self._call_options(executor),
+                            **_chunking(self.chunk_size, self.chunk_n))
 
 
 class PyWrenMapReduceOperator(BasePyWrenOperator):
@@ -426,11 +461,14 @@ class PyWrenMapReduceOperator(BasePyWrenOperator):
     :param reducer_wait_local: wait for the maps in the task instead of in the reducer.
     :param map_runtime_memory: memory per map call in MB (default: the connection's).
     :param reduce_runtime_memory: memory of the reducer in MB (default: the connection's).
+    :param chunk_size: over data (see :class:`PyWrenMapOperator`): bytes per map call.
+    :param chunk_n: over data: map calls per object.
+    :param reducer_one_per_object: over data: one reducer per object; ``result_keys`` in object order.
 
     See :class:`BasePyWrenOperator` for the other parameters, and the module docs for retries.
     """
 
-    template_fields: Sequence[str] = (*BasePyWrenOperator.template_fields, "iterdata")
+    template_fields: Sequence[str] = (*BasePyWrenOperator.template_fields, "iterdata", "chunk_size", "chunk_n")
     kind = MAP_REDUCE
 
     def __init__(
@@ -442,9 +480,15 @@ class PyWrenMapReduceOperator(BasePyWrenOperator):
         reducer_wait_local: bool = False,
         map_runtime_memory: int | None = None,
         reduce_runtime_memory: int | None = None,
+        chunk_size: int | None = None,
+        chunk_n: int | None = None,
+        reducer_one_per_object: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.chunk_size = chunk_size
+        self.chunk_n = chunk_n
+        self.reducer_one_per_object = reducer_one_per_object
         self.map_function = map_function
         self.iterdata = iterdata
         self.reduce_function = reduce_function
@@ -458,5 +502,5 @@ class PyWrenMapReduceOperator(BasePyWrenOperator):
             reducer_wait_local=self.reducer_wait_local,
             map_runtime_memory=_memory(self.map_runtime_memory, executor),
             reduce_runtime_memory=_memory(self.reduce_runtime_memory, executor),
-            **self._call_options(executor),
+            **self._call_options(executor), **_chunking(self.chunk_size, self.chunk_n, self.reducer_one_per_object),
         )

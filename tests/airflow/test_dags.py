@@ -17,7 +17,7 @@ from tests.airflow.conftest import REPO_ROOT, AirflowHome
 pytestmark = pytest.mark.airflow
 
 EXAMPLES = REPO_ROOT / "dags"
-EXAMPLE_DAG_IDS = {"pywren_word_count", "pywren_chain", "pywren_hello", "pywren_submit_and_sense"}
+EXAMPLE_DAG_IDS = {"pywren_word_count", "pywren_chain", "pywren_hello", "pywren_submit_and_sense", "pywren_web_logs"}
 
 
 def _json_output(stdout: str) -> Any:

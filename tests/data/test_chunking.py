@@ -27,8 +27,10 @@ class CountingOpener:
 
 def read_chunks(data: bytes, chunk_size: int, read_ahead: int = 64 * 1024, block: int = 1024 * 1024):
     opener = CountingOpener(data)
-    chunks = [b"".join(aligned_blocks(opener, start, end, len(data), read_ahead, block))
-              for start, end in split_object(len(data), chunk_size, None)]
+    chunks = [
+        b"".join(aligned_blocks(opener, start, end, len(data), read_ahead, block))
+        for start, end in split_object(len(data), chunk_size, None)
+    ]
     return chunks, opener
 
 
@@ -51,20 +53,45 @@ lines = st.lists(st.binary(max_size=40).map(lambda b: b.replace(b"\n", b"")), ma
 
 
 @settings(max_examples=400, deadline=None)
-@given(lines=lines, newline=st.sampled_from([b"\n", b"\r\n"]), final_newline=st.booleans(),
-       chunk_size=st.integers(min_value=1, max_value=300), read_ahead=st.integers(min_value=1, max_value=80),
-       block=st.integers(min_value=1, max_value=64))
+@given(
+    lines=lines,
+    newline=st.sampled_from([b"\n", b"\r\n"]),
+    final_newline=st.booleans(),
+    chunk_size=st.integers(min_value=1, max_value=300),
+    read_ahead=st.integers(min_value=1, max_value=80),
+    block=st.integers(min_value=1, max_value=64),
+)
 def test_union_of_chunks_is_the_object(lines, newline, final_newline, chunk_size, read_ahead, block):
     data = newline.join(lines) + (newline if final_newline and lines else b"")
     chunks, _ = read_chunks(data, chunk_size, read_ahead, block)
     assert_exact_cover(data, chunks)
 
 
-@pytest.mark.parametrize("data", [
-    b"a\nbb\nccc\n", b"a\nbb\nccc", b"a\r\nbb\r\nccc\r\n", b"a\r\nbb\r\nccc", b"\n\n\n", b"x", b"no newline at all here",
-    b"\n", b"long line " * 50 + b"\nshort\n",
-], ids=["ends-newline", "last-line-without-newline", "crlf", "crlf-last-without", "empty-lines", "one-byte",
-        "one-line", "one-newline", "line-longer-than-chunks"])
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"a\nbb\nccc\n",
+        b"a\nbb\nccc",
+        b"a\r\nbb\r\nccc\r\n",
+        b"a\r\nbb\r\nccc",
+        b"\n\n\n",
+        b"x",
+        b"no newline at all here",
+        b"\n",
+        b"long line " * 50 + b"\nshort\n",
+    ],
+    ids=[
+        "ends-newline",
+        "last-line-without-newline",
+        "crlf",
+        "crlf-last-without",
+        "empty-lines",
+        "one-byte",
+        "one-line",
+        "one-newline",
+        "line-longer-than-chunks",
+    ],
+)
 @pytest.mark.parametrize("chunk_size", [1, 2, 3, 5, 7, 64, 10_000])
 def test_named_cases(data, chunk_size):
     chunks, _ = read_chunks(data, chunk_size)
@@ -100,15 +127,18 @@ def test_split_by_chunk_n():
     assert split_object(10, None, None) == [(0, 10)]
 
 
-@pytest.mark.parametrize("chunk_size, chunk_n, message", [
-    (0, None, "chunk_size must be a positive int"),
-    (-5, None, "chunk_size must be a positive int"),
-    (None, 0, "chunk_n must be a positive int"),
-    (1.5, None, "chunk_size must be a positive int, got float"),
-    ("64MB", None, "got str"),
-    (True, None, "got bool"),
-    (1024, 4, "not both"),
-])
+@pytest.mark.parametrize(
+    "chunk_size, chunk_n, message",
+    [
+        (0, None, "chunk_size must be a positive int"),
+        (-5, None, "chunk_size must be a positive int"),
+        (None, 0, "chunk_n must be a positive int"),
+        (1.5, None, "chunk_size must be a positive int, got float"),
+        ("64MB", None, "got str"),
+        (True, None, "got bool"),
+        (1024, 4, "not both"),
+    ],
+)
 def test_bad_chunking_is_refused(chunk_size, chunk_n, message):
     with pytest.raises(PyWrenSubmitError, match=message):
         check_chunking(chunk_size, chunk_n)

@@ -70,8 +70,14 @@ def test_a_whole_bucket_and_one_call_per_object_without_chunking(pw, store):
 @pytest.mark.parametrize("reducer_wait_local", [False, True])
 def test_one_reducer_per_object_in_object_order(pw, store, reducer_wait_local):
     put_logs(store)
-    futures = pw.map_reduce(count_lines, f"cos://{store.bucket}/logs/", sum, chunk_n=5,
-                            reducer_one_per_object=True, reducer_wait_local=reducer_wait_local)
+    futures = pw.map_reduce(
+        count_lines,
+        f"cos://{store.bucket}/logs/",
+        sum,
+        chunk_n=5,
+        reducer_one_per_object=True,
+        reducer_wait_local=reducer_wait_local,
+    )
     assert len(futures) == 3 * 5 + 3
     assert pw.get_result() == [3000, 2000, 1001]
 
@@ -96,8 +102,13 @@ def test_dict_items_carry_other_arguments_and_id_is_the_call_index(pw, store):
     def grep(obj, word, id):
         return id, sum(word in line for line in obj.data_stream)
 
-    pw.map(grep, [{"obj": f"{store.bucket}/logs/2026-12-01/a.log", "word": b"/page/1"},
-                  {"obj": f"{store.bucket}/logs/2026-12-01/b.log", "word": b"500"}])
+    pw.map(
+        grep,
+        [
+            {"obj": f"{store.bucket}/logs/2026-12-01/a.log", "word": b"/page/1"},
+            {"obj": f"{store.bucket}/logs/2026-12-01/b.log", "word": b"500"},
+        ],
+    )
     assert pw.get_result() == [(0, sum(b"/page/1" in x for x in LOG_A.splitlines())), (1, 2000)]
 
 
@@ -128,13 +139,16 @@ def test_many_keys_of_one_directory_are_described_by_listing_it(pw, store, stora
     assert pw.storage.request_counts["HEAD"] == 0
 
 
-@pytest.mark.parametrize("iterdata, message", [
-    ("{b}/nothing/here/", "names no objects: nothing under prefix 'nothing/here/'"),
-    ("no-such-bucket-{u}/logs/", "bucket 'no-such-bucket-"),
-    ("{b}/logs/2026-12-01/missing.log", "no object 'logs/2026-12-01/missing.log'"),
-    ("gs://{b}/x", "scheme 'gs'"),
-    ("/{b}/x", "starts with '/'"),
-])
+@pytest.mark.parametrize(
+    "iterdata, message",
+    [
+        ("{b}/nothing/here/", "names no objects: nothing under prefix 'nothing/here/'"),
+        ("no-such-bucket-{u}/logs/", "bucket 'no-such-bucket-"),
+        ("{b}/logs/2026-12-01/missing.log", "no object 'logs/2026-12-01/missing.log'"),
+        ("gs://{b}/x", "scheme 'gs'"),
+        ("/{b}/x", "starts with '/'"),
+    ],
+)
 def test_bad_locations_fail_at_submit(pw, store, iterdata, message):
     put_logs(store)
     with pytest.raises(DataSourceError, match=message):
@@ -142,13 +156,16 @@ def test_bad_locations_fail_at_submit(pw, store, iterdata, message):
     assert pw.futures == []  # nothing was invoked
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"chunk_size": 0}, "chunk_size must be a positive int"),
-    ({"chunk_n": -1}, "chunk_n must be a positive int"),
-    ({"chunk_size": 1024, "chunk_n": 2}, "not both"),
-    ({"chunk_size": "1MB"}, "got str"),
-    ({"chunk_n": 2.0}, "got float"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"chunk_size": 0}, "chunk_size must be a positive int"),
+        ({"chunk_n": -1}, "chunk_n must be a positive int"),
+        ({"chunk_size": 1024, "chunk_n": 2}, "not both"),
+        ({"chunk_size": "1MB"}, "got str"),
+        ({"chunk_n": 2.0}, "got float"),
+    ],
+)
 def test_bad_chunking_fails_at_submit(pw, store, kwargs, message):
     put_logs(store)
     with pytest.raises(PyWrenSubmitError, match=message):
@@ -188,8 +205,11 @@ def wait_for_go_then_count(obj, go_file):
 def test_an_object_changed_after_planning_fails_its_call_clearly(pw, store, tmp_path):
     put_logs(store)
     go = tmp_path / "go"
-    futures = pw.map(wait_for_go_then_count, [{"obj": f"{store.bucket}/logs/2026-12-01/a.log", "go_file": str(go)}],
-                     chunk_size=10_000)
+    futures = pw.map(
+        wait_for_go_then_count,
+        [{"obj": f"{store.bucket}/logs/2026-12-01/a.log", "go_file": str(go)}],
+        chunk_size=10_000,
+    )
     store.put("logs/2026-12-01/a.log", LOG_A + b"one more line\n")
     time.sleep(0.05)  # a new mtime on filesystems with coarse timestamps
     go.write_text("")
@@ -222,8 +242,13 @@ def test_urls_are_read_with_one_ranged_get_per_chunk(local_pw, http_files):
     def by_url(url, data_stream):
         return url, sum(1 for _ in data_stream)
 
-    futures = local_pw.map_reduce(by_url, urls, lambda results: (results[0][0], sum(n for _, n in results)),
-                                  chunk_size=20_000, reducer_one_per_object=True)
+    futures = local_pw.map_reduce(
+        by_url,
+        urls,
+        lambda results: (results[0][0], sum(n for _, n in results)),
+        chunk_size=20_000,
+        reducer_one_per_object=True,
+    )
     assert local_pw.get_result() == [(urls[0], 3000), (urls[1], 1001)]
     chunks = len(futures) - 2
     assert chunks == -(-len(LOG_A) // 20_000) + -(-len(LOG_C) // 20_000)

@@ -10,6 +10,13 @@ from airflow_pywren.executor.data.partitioner import DataObject, DataPart, check
 from airflow_pywren.executor.data.plan import DataPlan, plan_data
 
 __all__ = [
-    "DATA_PARAMETERS", "DataChunk", "DataObject", "DataPart", "DataPlan",
-    "check_chunking", "plan_data", "split_object", "wants_data",
+    "DATA_PARAMETERS",
+    "DataChunk",
+    "DataObject",
+    "DataPart",
+    "DataPlan",
+    "check_chunking",
+    "plan_data",
+    "split_object",
+    "wants_data",
 ]

@@ -71,8 +71,10 @@ class DataChunk:
             self._stream.close()
 
     def __repr__(self) -> str:
-        return (f"DataChunk({self.path!r}, part {self.part + 1}/{self.parts}, bytes {self.data_byte_range[0]}-"
-                f"{self.data_byte_range[1]} of {self.size})")
+        return (
+            f"DataChunk({self.path!r}, part {self.part + 1}/{self.parts}, bytes {self.data_byte_range[0]}-"
+            f"{self.data_byte_range[1]} of {self.size})"
+        )
 
 
 _NAMED = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
@@ -81,7 +83,9 @@ _NAMED = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONL
 def parameters(func: Callable) -> dict[str, inspect.Parameter] | None:
     """The parameters of ``func`` that can be passed by name (None when it has no signature)."""
     try:
-        return {n: p for n, p in inspect.signature(func).parameters.items() if p.kind in _NAMED or p.kind == p.VAR_KEYWORD}
+        return {
+            n: p for n, p in inspect.signature(func).parameters.items() if p.kind in _NAMED or p.kind == p.VAR_KEYWORD
+        }
     except (TypeError, ValueError):
         return None
 
@@ -111,8 +115,10 @@ def check_data_function(func: Callable, extra_names: set[str]) -> None:
     if unknown:
         raise PyWrenSubmitError(f"{name}{inspect.signature(func)} has no parameter {unknown[0]!r} given with the data")
     missing = [
-        n for n, p in params.items()
-        if p.default is inspect.Parameter.empty and n not in provided
+        n
+        for n, p in params.items()
+        if p.default is inspect.Parameter.empty
+        and n not in provided
         and p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
     ]
     if missing:

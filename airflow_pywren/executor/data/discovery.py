@@ -50,16 +50,23 @@ def _storage_object(bucket: str, info: ObjectInfo) -> DataObject:
 
 
 def _bucket_missing(storage: StorageBackend, location: Location, exc: Exception) -> DataSourceError:
-    where = (f"the data root {getattr(storage, 'data_root', '')} (localhost.data_dir)" if storage.name == "localhost"
-             else storage.location().split("://")[0] + " storage")
-    return DataSourceError(f"{location.text!r}: {exc}; check the bucket name, or create bucket "
-                           f"'{location.bucket}' in {where}")
+    where = (
+        f"the data root {getattr(storage, 'data_root', '')} (localhost.data_dir)"
+        if storage.name == "localhost"
+        else storage.location().split("://")[0] + " storage"
+    )
+    return DataSourceError(
+        f"{location.text!r}: {exc}; check the bucket name, or create bucket '{location.bucket}' in {where}"
+    )
 
 
 def _list_prefix(storage: StorageBackend, location: Location) -> list[DataObject]:
     try:
-        objects = [_storage_object(location.bucket, info) for info in storage.list_objects(location.bucket, location.key)
-                   if not (info.key.endswith("/") and info.size == 0)]  # "directory" markers hold no data
+        objects = [
+            _storage_object(location.bucket, info)
+            for info in storage.list_objects(location.bucket, location.key)
+            if not (info.key.endswith("/") and info.size == 0)
+        ]  # "directory" markers hold no data
     except StorageBucketNotFound as exc:
         raise _bucket_missing(storage, location, exc) from None
     if not objects:
@@ -106,8 +113,11 @@ def _describe_key(storage: StorageBackend, location: Location) -> list[DataObjec
     except StorageKeyNotFound:
         pass
     try:  # 'bucket/logs' for the directory 'logs/'
-        objects = [_storage_object(location.bucket, info)
-                   for info in storage.list_objects(location.bucket, location.key + "/") if info.size or not info.key.endswith("/")]
+        objects = [
+            _storage_object(location.bucket, info)
+            for info in storage.list_objects(location.bucket, location.key + "/")
+            if info.size or not info.key.endswith("/")
+        ]
     except StorageBucketNotFound as exc:
         raise _bucket_missing(storage, location, exc) from None
     if not objects:
@@ -129,8 +139,7 @@ def _describe_files(location: Location) -> list[DataObject]:
     if not os.path.isdir(path):
         raise DataSourceError(f"{location.text!r}: no file or directory {path} on this machine")
     files = sorted(
-        os.path.join(root, name) for root, dirs, names in os.walk(path) for name in names
-        if not name.startswith(".")
+        os.path.join(root, name) for root, dirs, names in os.walk(path) for name in names if not name.startswith(".")
     )
     if not files:
         raise DataSourceError(f"{location.text!r}: directory {path} holds no files")

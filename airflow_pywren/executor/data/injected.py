@@ -34,8 +34,16 @@ def _close(value: Any) -> None:
 
 
 INJECTED_PARAMETERS = [
-    InjectedParameter("obj", "the call's chunk of data: bucket, key, url, part, data_byte_range, chunk_size, "
-                      "data_stream", provide=chunk_of, release=lambda chunk: chunk.close()),
-    InjectedParameter("data_stream", "the call's chunk as a binary stream of whole lines",
-                      provide=lambda context: chunk_of(context).data_stream, release=_close),
+    InjectedParameter(
+        "obj",
+        "the call's chunk of data: bucket, key, url, part, data_byte_range, chunk_size, data_stream",
+        provide=chunk_of,
+        release=lambda chunk: chunk.close(),
+    ),
+    InjectedParameter(
+        "data_stream",
+        "the call's chunk as a binary stream of whole lines",
+        provide=lambda context: chunk_of(context).data_stream,
+        release=_close,
+    ),
 ]

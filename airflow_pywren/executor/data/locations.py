@@ -78,8 +78,9 @@ def parse_location(value: Any) -> Location:
         path = unquote(urlsplit(stripped).path)
         if not path.startswith("/"):
             raise DataSourceError(f"{text!r} is not an absolute file URL; write file:///absolute/path")
-        return Location(FILE, text, key=os.path.normpath(path) + ("/" if path.endswith("/") else ""),
-                        url="file://" + path)
+        return Location(
+            FILE, text, key=os.path.normpath(path) + ("/" if path.endswith("/") else ""), url="file://" + path
+        )
     if scheme and scheme not in STORAGE_SCHEMES:
         raise DataSourceError(
             f"iterdata item {text!r} has scheme {scheme!r}; use cos:// or s3:// (the job's storage), "

@@ -72,7 +72,9 @@ def split_object(size: int, chunk_size: int | None, chunk_n: int | None) -> list
 
 
 def plan_parts(
-    objects: list[DataObject], chunk_size: int | None = None, chunk_n: int | None = None,
+    objects: list[DataObject],
+    chunk_size: int | None = None,
+    chunk_n: int | None = None,
     extras: list[dict] | None = None,
 ) -> list[DataPart]:
     """One DataPart per call: every object split by ``chunk_size`` bytes or into ``chunk_n`` parts."""
@@ -81,7 +83,11 @@ def plan_parts(
     for index, obj in enumerate(objects):
         chunked = chunk_size is not None or chunk_n is not None
         if chunked and obj.kind == HTTP and (obj.size < 0 or not obj.ranges):
-            why = "does not say its size" if obj.size < 0 else "does not answer Range requests (no 'Accept-Ranges: bytes')"
+            why = (
+                "does not say its size"
+                if obj.size < 0
+                else "does not answer Range requests (no 'Accept-Ranges: bytes')"
+            )
             raise DataSourceError(
                 f"cannot split {obj.url} into chunks: the server {why}; drop chunk_size/chunk_n to read it in one call"
             )

@@ -27,14 +27,16 @@ class DataPlan:
     locations: list[Location]
     objects: list[DataObject]
     parts: list[DataPart]
+    storage: StorageBackend
     extra_args: dict[str, Any] = field(default_factory=dict)
 
     def items(self, func: Callable) -> list[CallData]:
         """One call's data per chunk: keyword arguments (``bucket``/``key``/``url`` when declared) and the part."""
         params = parameters(func) or {}
         return [
-            CallData(kwargs={**legacy_arguments(part, params), **self.extra_args, **part.extra},
-                     context={"data_part": part})
+            CallData(
+                kwargs={**legacy_arguments(part, params), **self.extra_args, **part.extra}, context={"data_part": part}
+            )
             for part in self.parts
         ]
 
@@ -47,7 +49,9 @@ class DataPlan:
 
     def summary(self) -> dict[str, Any]:
         """What a job reference records about its inputs: small whatever the number of objects."""
-        datasets = dataset_names(self.objects, self.locations)
+        datasets = list(
+            {tuple(d.items()): d for d in (dataset_name(loc, self.storage) for loc in self.locations)}.values()
+        )
         return {
             "locations": [loc.text for loc in self.locations[:MAX_INPUTS_RECORDED]],
             "locations_total": len(self.locations),
@@ -58,19 +62,18 @@ class DataPlan:
         }
 
 
-def dataset_names(objects: list[DataObject], locations: list[Location]) -> list[dict[str, str]]:
-    """Input datasets as OpenLineage names them: a prefix location is one dataset, a key or URL one each."""
-    seen: dict[tuple[str, str], None] = {}
-    for loc in locations:
-        if loc.kind == HTTP:
-            scheme, _, rest = loc.url.partition("://")
-            host, _, path = rest.partition("/")
-            seen[(f"{scheme}://{host}", "/" + path)] = None
-        elif loc.kind == FILE:
-            seen[("file", loc.key)] = None
-        else:
-            seen[(f"s3://{loc.bucket}", loc.key or "/")] = None
-    return [{"namespace": namespace, "name": name} for namespace, name in seen]
+def dataset_name(location: Location, storage: StorageBackend) -> dict[str, str]:
+    """A location as an OpenLineage dataset: ``s3://bucket`` + key on COS, ``file`` + path locally."""
+    if location.kind == HTTP:
+        scheme, _, rest = location.url.partition("://")
+        host, _, path = rest.partition("/")
+        return {"namespace": f"{scheme}://{host}", "name": "/" + path}
+    if location.kind == FILE:
+        return {"namespace": "file", "name": location.key}
+    data_root = getattr(storage, "data_root", None)
+    if storage.name == "localhost" and data_root is not None:
+        return {"namespace": "file", "name": f"{data_root}/{location.bucket}/{location.key}"}
+    return {"namespace": f"s3://{location.bucket}", "name": location.key or "/"}
 
 
 def split_item(item: Any, index: int) -> tuple[Any, dict[str, Any]]:
@@ -88,8 +91,14 @@ def split_item(item: Any, index: int) -> tuple[Any, dict[str, Any]]:
 
 
 def plan_data(
-    func: Callable, iterdata: Any, storage: StorageBackend, chunk_size: int | None = None, chunk_n: int | None = None,
-    local_compute: bool = True, max_workers: int = 16, extra_args: dict[str, Any] | None = None,
+    func: Callable,
+    iterdata: Any,
+    storage: StorageBackend,
+    chunk_size: int | None = None,
+    chunk_n: int | None = None,
+    local_compute: bool = True,
+    max_workers: int = 16,
+    extra_args: dict[str, Any] | None = None,
 ) -> DataPlan:
     """Parse, discover and split the data ``iterdata`` names; raise a clear error for anything wrong."""
     check_chunking(chunk_size, chunk_n)
@@ -125,6 +134,11 @@ def plan_data(
         objects.extend(location_objects)
         extras.extend(extra for _ in location_objects)
     parts = plan_parts(objects, chunk_size, chunk_n, extras)
-    logger.info("data of the map: %d location(s), %d object(s), %d bytes, %d chunk(s)",
-                len(locations), len(objects), sum(max(o.size, 0) for o in objects), len(parts))
-    return DataPlan(locations, objects, parts, dict(extra_args or {}))
+    logger.info(
+        "data of the map: %d location(s), %d object(s), %d bytes, %d chunk(s)",
+        len(locations),
+        len(objects),
+        sum(max(o.size, 0) for o in objects),
+        len(parts),
+    )
+    return DataPlan(locations, objects, parts, storage, dict(extra_args or {}))

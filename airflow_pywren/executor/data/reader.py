@@ -36,8 +36,9 @@ HTTP_TIMEOUT = 60.0
 Opener = Callable[[int, int], IO[bytes]]
 
 
-def aligned_blocks(open_range: Opener, start: int, end: int, size: int, read_ahead: int = READ_AHEAD,
-                   block: int = BLOCK) -> Iterator[bytes]:
+def aligned_blocks(
+    open_range: Opener, start: int, end: int, size: int, read_ahead: int = READ_AHEAD, block: int = BLOCK
+) -> Iterator[bytes]:
     """The bytes of the lines starting in ``[start, end)`` of an object of ``size`` bytes, block by block."""
     if start >= end:
         return
@@ -57,7 +58,7 @@ def aligned_blocks(open_range: Opener, start: int, end: int, size: int, read_ahe
                 newline = data.find(b"\n")
                 if newline >= 0:
                     position += newline + 1
-                    pending = data[newline + 1:]
+                    pending = data[newline + 1 :]
                     break
                 position += len(data)
         while True:  # hand out bytes up to the first newline at index end-1 or later
@@ -73,7 +74,7 @@ def aligned_blocks(open_range: Opener, start: int, end: int, size: int, read_ahe
                     tail = pending[free:]
                     newline = tail.find(b"\n")
                     if newline >= 0:
-                        yield tail[:newline + 1]
+                        yield tail[: newline + 1]
                         return
                     yield tail
                     position += len(tail)
@@ -83,7 +84,9 @@ def aligned_blocks(open_range: Opener, start: int, end: int, size: int, read_ahe
             if position >= size:
                 return  # the object's last line has no newline
             if position < stop:
-                raise DataChangedError(f"the object ended at byte {position}, before the {size} bytes it had when planned")
+                raise DataChangedError(
+                    f"the object ended at byte {position}, before the {size} bytes it had when planned"
+                )
             stream.close()
             read_ahead *= 4
             stop = min(size, position + read_ahead)
