@@ -28,6 +28,7 @@ SECTIONS = [
     ("throughput", "bench.invocation"),
     ("deferrable", "bench.deferrable"),
     ("batch", "bench.batch_backends"),
+    ("data", "bench.data_maps"),
 ]
 
 logger = logging.getLogger("bench")

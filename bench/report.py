@@ -43,6 +43,19 @@ def machine() -> str:
             + (f" (commit {commit})" if commit else ""))
 
 
+def _previous_sections(path: Path) -> dict[str, str]:
+    """The body of each section of an existing report, by title: kept for sections not run this time."""
+    import re
+
+    if not path.exists():
+        return {}
+    sections: dict[str, str] = {}
+    parts = re.split(r"^## \d+\. (.+)$", path.read_text(), flags=re.M)
+    for title, body in zip(parts[1::2], parts[2::2]):
+        sections[title.strip()] = body.strip()
+    return sections
+
+
 def write_report(order: list[tuple[str, str]], results_dir: Path = RESULTS_DIR) -> Path:
     """Write ``report.md`` from the saved section results, in ``order`` ((name, title) pairs)."""
     lines = [
@@ -52,11 +65,13 @@ def write_report(order: list[tuple[str, str]], results_dir: Path = RESULTS_DIR) 
         "started and stopped by the bench.",
         "",
     ]
+    previous = _previous_sections(results_dir / "report.md")
     for number, (name, title) in enumerate(order, 1):
         result = load_section(name, results_dir)
         lines += [f"## {number}. {result['title'] if result else title}", ""]
         if result is None:
-            lines += ["Not run yet (`python -m bench --only " + name + "`).", ""]
+            kept = previous.get(title)
+            lines += [kept, ""] if kept else ["Not run yet (`python -m bench --only " + name + "`).", ""]
             continue
         lines += [f"*Run {result.get('finished', '?')} in {result.get('elapsed_s', 0):.0f} s on "
                   f"{result.get('machine', '?')}.*", ""]

@@ -177,6 +177,23 @@ def _serve_s3(workdir: Path) -> None:
                         counts[classify_s3(entry["method"], entry["url"])] += 1
             recorder.reset_recording()
             return {"counts": dict(counts)}
+        if op == "record_stop_by_bucket":  # requests that touch one bucket; GETs with a Range header counted apart
+            recorder.stop_recording()
+            counts = Counter()
+            if recording.exists():
+                with open(recording) as lines:
+                    for line in lines:
+                        entry = json.loads(line)
+                        path = urlsplit(entry["url"]).path.strip("/")
+                        if path.split("/")[0] != params["bucket"]:
+                            continue
+                        kind = classify_s3(entry["method"], entry["url"])
+                        counts[kind] += 1
+                        headers = {k.lower(): v for k, v in (entry.get("headers") or {}).items()}
+                        if kind == "GET" and "range" in headers:
+                            counts["ranged_GET"] += 1
+            recorder.reset_recording()
+            return dict(counts)
         raise ValueError(f"unknown op {op!r}")
 
     _command_loop({"endpoint": endpoint}, handle)

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.airflow.conftest import CONN_ENV, REPO_ROOT, AirflowHome, connection_json
+from tests.airflow.conftest import CONN_ENV, OPENLINEAGE_EVENTS, REPO_ROOT, AirflowHome, connection_json
 from tests.conftest import merge_config
 from tests.services.s3 import new_bucket, s3_client
 
@@ -126,9 +126,7 @@ def test_iterdata_forms_from_dags_and_lineage(
     (root / bucket / "logs" / "2024-01-01").mkdir(parents=True)
     (root / bucket / "logs" / "2024-01-01" / "a.log").write_bytes(b"x y\n" * 100)
     (root / bucket / "logs" / "2024-01-01" / "b.log").write_bytes(b"z\r\n" * 50)
-    events = tmp_path / "openlineage.jsonl"
-    monkeypatch.setenv("AIRFLOW__OPENLINEAGE__TRANSPORT", json.dumps({"type": "file", "log_file_path": str(events),
-                                                                       "append": True}))
+    events = OPENLINEAGE_EVENTS
     dag_id = "data_forms"
     result = airflow_home.write_and_run(dag_id, FORMS_DAG.format(dag_id=dag_id, bucket=bucket, root=root), header=True)
     out = capfd.readouterr().out
@@ -144,6 +142,7 @@ def test_iterdata_forms_from_dags_and_lineage(
     # the OpenLineage provider reported the input datasets of the PyWren tasks
     assert events.exists(), "no OpenLineage events were written"
     complete = [json.loads(line) for line in events.read_text().splitlines() if '"COMPLETE"' in line]
-    inputs = {event["job"]["name"].rsplit(".", 1)[-1]: event.get("inputs", []) for event in complete}
+    inputs = {event["job"]["name"].rsplit(".", 1)[-1]: event.get("inputs", []) for event in complete
+              if event["job"]["name"].startswith(dag_id + ".")}
     assert {"namespace": "file", "name": f"{root}/{bucket}/logs/2024-01-01/"} in [
         {"namespace": d["namespace"], "name": d["name"]} for d in inputs["templated"]]
