@@ -28,9 +28,14 @@ def job_reference(executor: FunctionExecutor, kind: str, futures: Sequence[Respo
     Its results are the map's for ``map``, the reducer's for ``map_reduce``, in call order;
     see :meth:`JobRef.from_futures`.
     """
+    return reference_of(executor, kind, futures).to_xcom()
+
+
+def reference_of(executor: FunctionExecutor, kind: str, futures: Sequence[ResponseFuture]) -> JobRef:
+    """The JobRef of a submission, with the inputs of a map over data (what it read) when it was one."""
     ref = JobRef.from_futures(kind, futures, executor.storage, executor.executor_id)
     inputs = next((executor.job_inputs[j] for j in ref.job_ids if j in getattr(executor, "job_inputs", {})), None)
-    return (ref._replace(inputs=inputs) if inputs else ref).to_xcom()
+    return ref._replace(inputs=inputs) if inputs else ref
 
 
 def compact_reference(job_ref: dict[str, Any] | JobRef) -> dict[str, Any]:

@@ -52,11 +52,11 @@ def written_outputs(executor: FunctionExecutor, outputs: Sequence[Any] | str | N
     return written
 
 
-def job_lineage(
-    executor: FunctionExecutor, ref: dict[str, Any], outputs: Sequence[Any] | str | None
-) -> tuple[Datasets, Datasets]:
-    """(inputs, outputs) of a finished job as dataset names."""
-    inputs = list((ref.get("inputs") or {}).get("datasets") or [])
+def job_lineage(executor: FunctionExecutor, ref: Any, outputs: Sequence[Any] | str | None) -> tuple[Datasets, Datasets]:
+    """(inputs, outputs) of a finished job (its JobRef or XCom dict) as dataset names."""
+    from airflow_pywren.executor.jobref import JobRef
+
+    inputs = list((JobRef.parse(ref).inputs or {}).get("datasets") or [])
     return inputs, written_outputs(executor, outputs)
 
 

@@ -45,6 +45,7 @@ from airflow_pywren.executor.jobs import (
     PollBackoff,
     ProgressLog,
     compact_reference,
+    reference_of,
 )
 from airflow_pywren.executor.monitor.storage import StorageMonitor
 from airflow_pywren.hooks.pywren import PyWrenHook
@@ -152,7 +153,7 @@ class BasePyWrenOperator(BaseOperator):
             ref, progress = self._reattach(executor) if self.reattach else (None, None)
             if ref is None:
                 futures = self.submit(executor, context)
-                ref = JobRef.from_futures(self.kind, futures, executor.storage, executor.executor_id)
+                ref = reference_of(executor, self.kind, futures)
                 self.log.info(
                     "submitted %s job %s: %d call(s) on %s, executor %s, results in %s",
                     self.kind, ref.name, ref.total, executor.compute.name, executor_id, ref.location,
@@ -240,7 +241,7 @@ class BasePyWrenOperator(BaseOperator):
                 ", ".join(f"{k} {done_marker[k]}" for k in ("try_number", "finished_at") if k in done_marker),
             )
             return None, None
-        ref = JobRef.from_futures(self.kind, futures, executor.storage, executor.executor_id)
+        ref = reference_of(executor, self.kind, futures)
         progress = JobWatcher(executor, ref).poll()
         if progress.finished and progress.failed:
             self.log.warning(
