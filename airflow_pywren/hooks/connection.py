@@ -41,7 +41,7 @@ class Field:
     label: str
     description: str
     sensitive: bool = False
-    kind: str = "string"  # "string" | "boolean"
+    kind: str = "string"  # "string" | "boolean" | "integer"
     choices: tuple[str, ...] = ()
 
 
@@ -86,6 +86,10 @@ FIELDS: tuple[Field, ...] = (
     Field("signing_key", "pywren", "signing_key", "Signing key",
           "secret that signs the pickles in storage; every process that reads this storage needs the same key",
           sensitive=True),
+    Field("localhost_storage_dir", "localhost", "storage_dir", "Local storage directory",
+          "where localhost storage keeps jobs and results (default ~/.pywren/storage)"),
+    Field("localhost_workers", "localhost", "workers", "Local workers",
+          "worker processes of the localhost compute backend (default: the CPU count)", kind="integer"),
 )
 FIELDS_BY_NAME = {f.name: f for f in FIELDS}
 
@@ -126,7 +130,28 @@ def _as_bool(name: str, value: Any) -> bool:
         return value
     if isinstance(value, str) and value.strip().lower() in ("true", "1", "yes", "on", "false", "0", "no", "off"):
         return value.strip().lower() in ("true", "1", "yes", "on")
-    raise PyWrenConfigError(f"connection field '{name}' must be true or false, got {value!r}")
+    raise PyWrenConfigError(f"{_label_of(name)} must be true or false, got {value!r}")
+
+
+def _as_int(name: str, value: Any) -> int:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value.strip())
+    raise PyWrenConfigError(f"{_label_of(name)} must be a whole number, got {value!r}")
+
+
+def _label_of(name: str) -> str:
+    field = FIELDS_BY_NAME.get(name)
+    return f"'{field.label}' ({name})" if field else f"'{name}'"
+
+
+def _value(field: Field, value: Any) -> Any:
+    if field.kind == "boolean":
+        return _as_bool(field.name, value)
+    if field.kind == "integer":
+        return _as_int(field.name, value)
+    return value
 
 
 def parse_extra(extra: str | dict[str, Any] | None, conn_id: str) -> dict[str, Any]:
@@ -184,7 +209,7 @@ def config_from_connection(
             raise PyWrenConfigError(f"unknown key '{raw_name}' in the extra of a pywren connection; {hint}")
         if _empty(value) or name in LINKED_CONNECTION_FIELDS:
             continue
-        config.setdefault(field.section, {})[field.key] = _as_bool(name, value) if field.kind == "boolean" else value
+        config.setdefault(field.section, {})[field.key] = _value(field, value)
     if host is not None and not _empty(host):
         host = host.strip()
         config.setdefault(HOST_KEY[0], {})[HOST_KEY[1]] = host if "://" in host else f"https://{host}"
@@ -246,16 +271,37 @@ def secret_values(config: dict[str, dict[str, Any]]) -> list[str]:
 
 
 def conn_fields() -> dict[str, dict[str, Any]]:
-    """The declarative form (``conn-fields``) Airflow 3.2+ reads from provider info."""
+    """The declarative form (``conn-fields``) Airflow 3.2+ reads from provider info.
+
+    Selects list only real backends (the embedded default first, preselected), and no field
+    is nullable: the form then leaves empty fields out of ``extra`` instead of saving nulls.
+    """
     fields: dict[str, dict[str, Any]] = {}
     for field in FIELDS:
-        schema: dict[str, Any] = {"type": [field.kind, "null"]}
+        schema: dict[str, Any] = {"type": field.kind}
         if field.sensitive:
             schema["format"] = "password"
         if field.choices:
-            schema["enum"] = [*field.choices, None]
+            schema["enum"] = list(field.choices)
         fields[field.name] = {"label": field.label, "description": field.description, "schema": schema}
     return fields
+
+
+_LABELS = {f"{field.section}.{field.key}": field for field in FIELDS}
+_LABELS.update({
+    f"{HOST_KEY[0]}.{HOST_KEY[1]}": Field("host", *HOST_KEY, RELABELING["host"], ""),
+    f"{LOGIN_KEY[0]}.{LOGIN_KEY[1]}": Field("login", *LOGIN_KEY, RELABELING["login"], ""),
+    f"{PASSWORD_KEY[0]}.{PASSWORD_KEY[1]}": Field("password", *PASSWORD_KEY, RELABELING["password"], ""),
+})
+
+
+def with_form_labels(message: str) -> str:
+    """A configuration error with each setting the form has named by its label: ``'COS bucket' (ibm_cos.bucket)``."""
+    for dotted, field in _LABELS.items():
+        message = message.replace(f"'{dotted}'", f"'{field.label}' ({dotted})")
+    for name in ("compute_backend", "storage_backend"):
+        message = message.replace(f"{name} '", f"{FIELDS_BY_NAME[name].label} '")
+    return message
 
 
 def ui_field_behaviour() -> dict[str, Any]:

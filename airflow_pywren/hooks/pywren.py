@@ -81,14 +81,17 @@ class PyWrenHook(BaseHook):
                 f"connection {self.pywren_conn_id!r} has type {conn.conn_type!r}; PyWren needs a connection of type 'pywren'"
             )
         extra = conn_layout.parse_extra(conn.extra, self.pywren_conn_id)
-        config = conn_layout.config_from_connection(conn.host, conn.login, conn.password, extra)
-        kubernetes_conn_id = extra.get("kubernetes_conn_id")
-        if kubernetes_conn_id:  # the k8s backend takes its credentials from a kubernetes connection
-            kube = self.get_connection(kubernetes_conn_id)
-            config["k8s"] = {**conn_layout.kubernetes_settings(kube.conn_type, kube.extra_dejson), **config.get("k8s", {})}
-        for secret in conn_layout.secret_values(config):
-            mask_secret(secret)
-        pw = load_config(config)["pywren"]  # fails here, naming the key, rather than at submit
+        try:
+            config = conn_layout.config_from_connection(conn.host, conn.login, conn.password, extra)
+            kubernetes_conn_id = extra.get("kubernetes_conn_id")
+            if kubernetes_conn_id:  # the k8s backend takes its credentials from a kubernetes connection
+                kube = self.get_connection(kubernetes_conn_id)
+                config["k8s"] = {**conn_layout.kubernetes_settings(kube.conn_type, kube.extra_dejson), **config.get("k8s", {})}
+            for secret in conn_layout.secret_values(config):
+                mask_secret(secret)
+            pw = load_config(config)["pywren"]  # fails here, naming the key, rather than at submit
+        except PyWrenConfigError as exc:
+            raise PyWrenConfigError(f"connection {self.pywren_conn_id!r}: {conn_layout.with_form_labels(str(exc))}") from None
         self.log.info(
             "connection %r: compute %s, storage %s, monitor %s",
             self.pywren_conn_id, pw["compute_backend"], pw["storage_backend"],

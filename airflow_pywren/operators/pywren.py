@@ -160,13 +160,14 @@ class BasePyWrenOperator(BaseOperator):
                 )
             ref = ref.with_conn_id(self.pywren_conn_id)
             self._job_ref = ref
-            PyWrenJobLink.persist(context, PyWrenJobLink.url_for(executor, ref))
+            self._record(context, ref, progress)
             if not self.wait_for_completion:
                 return self._mark_done(executor, ref, context, _with_progress(ref, progress))
             if self.deferrable and not (progress is not None and progress.finished):
                 self._defer(context, executor, ref, progress)  # a finished job (re-attached) needs no trigger
             watcher = JobWatcher(executor, ref)
             progress = self.wait_for_job(watcher)
+            self._record(context, ref, progress)
             return self._mark_done(executor, ref, context, self._complete(watcher, progress))
         finally:
             executor.close()
@@ -199,11 +200,18 @@ class BasePyWrenOperator(BaseOperator):
         watcher = hook.watch(ref)
         try:
             progress = watcher.poll()
+            self._record(context, ref, progress)
             if progress.finished and (status == JobStatus.SUCCESS or progress.failed):
                 return self._mark_done(watcher.executor, ref, context, self._complete(watcher, progress))
             raise AirflowException(f"{self.kind} job {ref.name} could not be followed: {message}")
         finally:
             watcher.executor.close()
+
+    def _record(self, context: Context, ref: JobRef, progress: JobProgress | None) -> None:
+        """Record the job and its state for the job view (and the task's link)."""
+        status = "submitted" if progress is None or not progress.finished else progress.status
+        done, failed = (0, 0) if progress is None else (progress.done, progress.failed)
+        PyWrenJobLink.record(context, ref, self.pywren_conn_id, status, done, failed)
 
     def on_kill(self) -> None:
         """Cancel the activations of the job that have not finished (where the backend can)."""

@@ -15,6 +15,7 @@ from airflow_pywren.compat import (
 )
 from airflow_pywren.executor.jobref import JobRef
 from airflow_pywren.executor.jobs import JobProgress, JobWatcher, compact_reference
+from airflow_pywren.links.pywren import PyWrenJobLink
 from airflow_pywren.triggers.pywren import (
     ERROR,
     MONITORS,
@@ -56,6 +57,7 @@ class PyWrenJobSensor(BaseSensorOperator):
     """
 
     template_fields: Sequence[str] = ("job_ref", "pywren_conn_id")
+    operator_extra_links = (PyWrenJobLink(),)
     ui_color = "#d9ecf2"
 
     def __init__(
@@ -83,6 +85,7 @@ class PyWrenJobSensor(BaseSensorOperator):
                 return super().execute(context)
             job_ref = JobRef.parse(self.job_ref, "job_ref")
             progress = self._poll(job_ref)
+            self._record(context, job_ref, progress)
             if progress.finished:
                 return self._finish(job_ref, progress)
         finally:
@@ -106,6 +109,7 @@ class PyWrenJobSensor(BaseSensorOperator):
         finally:
             if self.reschedule:  # each reschedule is a new try: keep no connection between them
                 self._close()
+        self._record(context, job_ref, progress)
         if not progress.finished:
             return False
         self._close()
@@ -126,6 +130,14 @@ class PyWrenJobSensor(BaseSensorOperator):
 
     def on_kill(self) -> None:
         self._close()
+
+    def _record(self, context: Context, job_ref: JobRef, progress: JobProgress) -> None:
+        """Record the watched job for the job view, once per try and when it finishes."""
+        if getattr(self, "_recorded", None) == progress.finished:
+            return
+        self._recorded = progress.finished
+        status = progress.status if progress.finished else "submitted"
+        PyWrenJobLink.record(context, job_ref, self._conn_id(job_ref), status, progress.done, progress.failed)
 
     # -------------------------------------------------------------- helpers
     def _poll(self, job_ref: JobRef) -> JobProgress:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,18 @@ def test_connection_fields_map_to_config_sections() -> None:
     }
 
 
+def test_localhost_form_fields_and_errors_named_by_form_labels() -> None:
+    from airflow_pywren.hooks.connection import with_form_labels
+
+    assert config_from_connection(None, None, None, {"localhost_storage_dir": "/data/pywren", "localhost_workers": "6"}) == {
+        "localhost": {"storage_dir": "/data/pywren", "workers": 6}}
+    assert with_form_labels("compute_backend 'ibm_cf' needs 'ibm_cf.api_key' ('uuid:key') or 'ibm_cf.iam_api_key'") == (
+        "Compute backend 'ibm_cf' needs 'OpenWhisk API key (uuid:key)' (ibm_cf.api_key) ('uuid:key') or "
+        "'OpenWhisk IAM API key' (ibm_cf.iam_api_key)")
+    assert with_form_labels("'localhost.workers' must be 1 or more, got 0") == (
+        "'Local workers' (localhost.workers) must be 1 or more, got 0")
+
+
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
@@ -59,11 +72,12 @@ def test_connection_fields_map_to_config_sections() -> None:
         ({"config": {"ibm_coss": {}}}, "unknown section 'ibm_coss' in connection extra 'config'; did you mean 'ibm_cos'?"),
         ({"config": ["pywren"]}, "connection extra 'config' must be an object of sections"),
         ({"config": "{broken"}, "connection extra 'config' is not valid JSON"),
-        ({"rabbitmq_monitor": "maybe"}, "connection field 'rabbitmq_monitor' must be true or false, got 'maybe'"),
+        ({"rabbitmq_monitor": "maybe"}, "'Monitor with RabbitMQ' (rabbitmq_monitor) must be true or false, got 'maybe'"),
+        ({"localhost_workers": "four"}, "'Local workers' (localhost_workers) must be a whole number, got 'four'"),
     ],
 )
 def test_bad_connection_extra_is_named(extra: dict[str, Any], message: str) -> None:
-    with pytest.raises(PyWrenConfigError, match=message.replace("(", r"\(").replace("?", r"\?").replace("[", r"\[")):
+    with pytest.raises(PyWrenConfigError, match=re.escape(message)):
         config_from_connection(None, None, None, extra)
 
 
@@ -113,7 +127,8 @@ def test_wrong_connection_type_or_config_key_fails_before_any_executor(
     with pytest.raises(PyWrenConfigError, match="unknown key 'storage_backnd' in section 'pywren'.*did you mean 'storage_backend'"):
         PyWrenHook("pywren_typo").get_config()
     monkeypatch.setenv("AIRFLOW_CONN_PYWREN_COS", connection_json(None, storage_backend="ibm_cos"))
-    with pytest.raises(PyWrenConfigError, match="storage_backend 'ibm_cos' needs 'ibm_cos.endpoint'"):
+    with pytest.raises(PyWrenConfigError, match=r"connection 'pywren_cos': Storage backend 'ibm_cos' needs "
+                                                r"'COS endpoint' \(ibm_cos.endpoint\)"):
         PyWrenHook("pywren_cos").get_config()
 
 

@@ -12,6 +12,7 @@ import pytest
 
 from airflow_pywren.executor import keys
 from airflow_pywren.executor.jobref import JobRef
+from airflow_pywren.links.pywren import job_view_url
 from airflow_pywren.operators.pywren import executor_id_for
 from tests.airflow.conftest import AirflowHome, runner_stats
 
@@ -84,8 +85,13 @@ def test_three_operators_chain_through_job_references(
         for key in JobRef.parse(ref).result_keys:
             assert key.startswith(f"{ref['storage_prefix']}/{ref['executor_id']}/{ref['result_job_id']}/")
             assert (Path(ref["location"][len("file://"):]).parent / key).is_file()
-        # the extra link points at the executor's storage prefix
-        assert result.xcom(task_id, key="_link_PyWrenJobLink") == f"{ref['location']}/{ref['executor_id']}/"
+        # the extra link opens the job view of the task instance; the job record is what that view reads
+        assert result.xcom(task_id, key="_link_PyWrenJobLink") == job_view_url(dag_id, result.run_id, task_id)
+        assert result.xcom(task_id, key="_link_PyWrenJobLink").startswith("http://localhost:8080/dags/")
+        record = result.xcom(task_id, key="pywren_job")
+        assert (record["executor_id"], record["job_ids"], record["status"], record["done"]) == (
+            ref["executor_id"], ref["job_ids"], "success", ref["total"])
+        assert "result_keys" not in record
     assert (square["result_count"], total["result_count"], described["result_count"]) == (4, 1, 1)
     # values only where asked for (return_results=True)
     assert square["results"] == [1, 4, 9, 16]

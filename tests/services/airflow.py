@@ -17,6 +17,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -39,10 +40,22 @@ def private_airflow_env(home: Path, dags_folder: Path, db: Path, connections: di
         "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{db}",
         "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
-        "PYTHONPATH": os.pathsep.join(p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH")) if p),
+        "PYTHONPATH": os.pathsep.join(p for p in (_repo_path(), os.environ.get("PYTHONPATH")) if p),
         **{f"AIRFLOW_CONN_{name.upper()}": json.dumps(value) for name, value in connections.items()},
     })
     return env
+
+
+def _repo_path() -> str:
+    """This checkout, for PYTHONPATH, unless the package is installed (an editable install already points here,
+    and a second copy of its metadata on the path would register the Airflow plugin twice)."""
+    from importlib.metadata import PackageNotFoundError, distribution
+
+    try:
+        distribution("airflow-pywren")
+    except PackageNotFoundError:
+        return str(REPO_ROOT)
+    return ""
 
 
 def free_port() -> int:
@@ -55,8 +68,10 @@ class AirflowDeployment:
     """Start with :meth:`start`, stop with :meth:`stop` (also on errors: use it as a context manager)."""
 
     def __init__(self, root: Path, dags_folder: Path, connections: dict[str, Any], parallelism: int = 16,
-                 extra_env: dict[str, str] | None = None) -> None:
+                 extra_env: dict[str, str] | None = None, apps: str = "execution") -> None:
         self.root = root
+        self.apps = apps
+        """The API server's apps: ``execution`` (tasks only), or ``all`` for the UI and REST API too."""
         self.db = root / "airflow.db"
         self.port = free_port()
         env = private_airflow_env(root, dags_folder, self.db, connections)
@@ -66,6 +81,7 @@ class AirflowDeployment:
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{self.port}/execution/",
             "AIRFLOW__API__HOST": "127.0.0.1",
             "AIRFLOW__API__PORT": str(self.port),
+            "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{self.port}",
             "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(32),
             **(extra_env or {}),
         })
@@ -91,7 +107,7 @@ class AirflowDeployment:
         """Migrate the database, serialize the DAGs, start the components; return once the API answers."""
         self.cli("db", "migrate")
         self.cli("dags", "reserialize")
-        self._spawn("api-server", "api-server", "--apps", "execution")
+        self._spawn("api-server", "api-server", "--apps", self.apps)
         self._spawn("scheduler", "scheduler", "--skip-serve-logs")
         self._spawn("triggerer", "triggerer", "--skip-serve-logs")
         deadline = time.monotonic() + timeout
@@ -135,6 +151,40 @@ class AirflowDeployment:
 
     def pid(self, name: str) -> int:
         return self.processes[name].pid
+
+    # ------------------------------------------------------------- the API
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def password(self, username: str) -> str:
+        """The simple auth manager's generated password of ``username``."""
+        passwords = json.loads((self.root / "simple_auth_manager_passwords.json.generated").read_text())
+        return passwords[username]
+
+    def token(self, username: str) -> str:
+        """A JWT for ``username`` from ``POST /auth/token``."""
+        status, body = self.request("POST", "/auth/token", {"username": username, "password": self.password(username)})
+        if status not in (200, 201):
+            raise RuntimeError(f"no token for {username}: {status} {body}")
+        return body["access_token"]
+
+    def request(self, method: str, path: str, body: Any = None, token: str | None = None) -> tuple[int, Any]:
+        """One HTTP request to the API server: ``(status, decoded JSON or text)``."""
+        data = None if body is None else json.dumps(body).encode()
+        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        req = urllib.request.Request(self.url + path, data=data, method=method, headers=headers)
+        try:
+            with urllib.request.urlopen(req, timeout=60) as response:
+                status, raw = response.status, response.read()
+        except urllib.error.HTTPError as exc:
+            status, raw = exc.code, exc.read()
+        try:
+            return status, json.loads(raw)
+        except ValueError:
+            return status, raw.decode(errors="replace")
 
     # ------------------------------------------------------------- queries
     def query(self, sql: str, *params: Any) -> list[tuple]:

@@ -90,3 +90,13 @@ def read_status(storage: StorageBackend, executor_id: str, job_id: str, call_id:
         return json.loads(storage.get(keys.call_key(storage.prefix, executor_id, job_id, call_id, keys.STATUS_OBJECT)))
     except StorageKeyNotFound:
         return None
+
+
+def read_start(storage: StorageBackend, executor_id: str, job_id: str, call_id: str) -> dict[str, Any] | None:
+    """The start record of one call (start time, worker), or None while it has none."""
+    from airflow_pywren.executor.errors import StorageKeyNotFound
+
+    try:
+        return json.loads(storage.get(keys.call_key(storage.prefix, executor_id, job_id, call_id, keys.START_OBJECT)))
+    except StorageKeyNotFound:
+        return None

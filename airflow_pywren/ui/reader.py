@@ -1,0 +1,310 @@
+"""What the job view shows, read from storage the way the executor reads it (no Airflow import).
+
+A :class:`JobView` holds the futures of one referenced job (every job id of it: map and
+reducer for map_reduce) and refreshes them through the executor's monitor: one LIST of the
+job's statuses per refresh, and a GET only of the final statuses that appeared since the
+last refresh (final statuses never change, so each is read once per view). Start records
+and outputs are read only for the calls a page shows. :class:`JobViews` keeps a few views
+per process so that a page refreshing every few seconds costs one LIST each time.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from airflow_pywren.executor.errors import PyWrenError, StorageKeyNotFound
+from airflow_pywren.executor.executor import FunctionExecutor
+from airflow_pywren.executor.future import ERROR, PENDING, RUNNING, SUCCESS, ResponseFuture
+from airflow_pywren.executor.monitor.storage import read_start
+
+PREVIEW_CHARS = 2000
+"""Largest JSON text of a result shown as a preview."""
+MAX_PAGE = 500
+FIRST_ERRORS = 3
+"""Failed calls the summary describes in full (the calls page lists them all)."""
+MIN_REFRESH_SECONDS = 1.0
+"""Requests within this time of the last refresh (other viewers, paging) reuse it."""
+CHECK_CLEANED_SECONDS = 10.0
+"""How often a cached finished job is checked for having been cleaned (one manifest GET)."""
+
+ExecutorFactory = Callable[[], FunctionExecutor]
+
+
+class JobCleaned(PyWrenError):
+    """The job's objects are gone from storage (``clean()``, a lifecycle rule, another prefix)."""
+
+
+@dataclass(frozen=True)
+class JobKey:
+    """What identifies a job's objects: where they are and under which ids."""
+
+    location: str
+    executor_id: str
+    job_ids: tuple[str, ...]
+
+
+def ref_job_ids(job_ref: dict[str, Any]) -> list[str]:
+    """The job ids of a reference (``job_ids``, or a single ``job_id``)."""
+    ids = job_ref.get("job_ids") or ([job_ref["job_id"]] if job_ref.get("job_id") else [])
+    return [str(job_id) for job_id in ids]
+
+
+class JobView:
+    """The calls of one referenced job, refreshed on demand."""
+
+    def __init__(self, executor: FunctionExecutor, job_ref: dict[str, Any]) -> None:
+        self.executor = executor
+        self.job_ref = job_ref
+        self.executor_id = str(job_ref["executor_id"])
+        self.job_ids = ref_job_ids(job_ref)
+        self.lock = threading.Lock()
+        self.futures: list[ResponseFuture] = self._load_futures()
+        self.refreshed_at = 0.0
+        self.checked_at = time.monotonic()
+        self.list_requests = 0
+
+    def _load_futures(self) -> list[ResponseFuture]:
+        futures: list[ResponseFuture] = []
+        for job_id in self.job_ids:
+            try:
+                futures.extend(self.executor.job_futures(job_id, executor_id=self.executor_id))
+            except PyWrenError as exc:
+                raise JobCleaned(
+                    f"job {job_id} of executor {self.executor_id} is no longer in {self.executor.storage.location()}: "
+                    "its results were cleaned"
+                ) from exc
+        return futures
+
+    # ------------------------------------------------------------ refresh
+    @property
+    def finished(self) -> bool:
+        return all(f.finished for f in self.futures)
+
+    def refresh(self) -> None:
+        """One LIST of the statuses of each unfinished job; GETs only of statuses that are new."""
+        with self.lock:
+            if time.time() - self.refreshed_at < MIN_REFRESH_SECONDS:
+                return
+            pending = [f for f in self.futures if not f.finished]
+            if pending:
+                self.list_requests += len({f.job_id for f in pending})
+                self.executor.monitor.refresh(pending)
+            elif time.monotonic() - self.checked_at > CHECK_CLEANED_SECONDS:
+                self.checked_at = time.monotonic()
+                self._load_futures()  # raises JobCleaned once the objects are gone
+            self.refreshed_at = time.time()
+
+    # ------------------------------------------------------------ reports
+    def summary(self) -> dict[str, Any]:
+        """Counts, ids, backend and times of the job (no storage request)."""
+        counts = {PENDING: 0, RUNNING: 0, SUCCESS: 0, ERROR: 0}
+        for future in self.futures:
+            counts[future.status] = counts.get(future.status, 0) + 1
+        starts = [f.stats.get("start_time") for f in self.futures if f.stats.get("start_time")]
+        ends = [f.stats.get("end_time") for f in self.futures if f.stats.get("end_time")]
+        submitted = min((f.stats.get("host_submit_time") or 0 for f in self.futures), default=None) or None
+        total = len(self.futures)
+        done = counts[SUCCESS] + counts[ERROR]
+        finished = done == total
+        first_start = min(starts) if starts else None
+        last_end = max(ends) if ends and finished else None
+        kinds = {f.job_id: f.kind for f in self.futures}
+        return {
+            "kind": self.job_ref.get("kind") or (next(iter(kinds.values())) if kinds else None),
+            "executor_id": self.executor_id,
+            "job_ids": self.job_ids,
+            "jobs": [
+                {"job_id": job_id, "kind": kind, "calls": sum(f.job_id == job_id for f in self.futures)}
+                for job_id, kind in kinds.items()
+            ],
+            "storage_backend": self.executor.storage.name,
+            "compute_backend": self.executor.compute.name,
+            "location": self.executor.storage.location(),
+            "total": total,
+            "done": done,
+            "pending": counts[PENDING],
+            "running": counts[RUNNING],
+            "success": counts[SUCCESS],
+            "failed": counts[ERROR],
+            "status": (ERROR if counts[ERROR] else SUCCESS)
+            if finished
+            else (RUNNING if done or counts[RUNNING] else "submitted"),
+            "submitted_at": submitted,
+            "first_start": first_start,
+            "last_end": last_end,
+            "duration": (last_end - (submitted or first_start)) if last_end and (submitted or first_start) else None,
+            "refreshed_at": self.refreshed_at,
+            "first_errors": [call_row(i, f) for i, f in enumerate(self.futures) if f.status == ERROR][:FIRST_ERRORS],
+        }
+
+    def calls(self, offset: int = 0, limit: int = 100, status: str | None = None) -> dict[str, Any]:
+        """One page of calls in call order (``status``: only calls with that status, e.g. ``error``).
+
+        Running calls on the page get their start time from their start record (one GET each).
+        """
+        limit = max(1, min(int(limit), MAX_PAGE))
+        offset = max(0, int(offset))
+        indexed = list(enumerate(self.futures))
+        if status:
+            indexed = [(i, f) for i, f in indexed if f.status == status]
+        page = indexed[offset : offset + limit]
+        self._read_starts([f for _, f in page if f.status == RUNNING and not f.stats.get("start_time")])
+        return {
+            "total": len(indexed),
+            "offset": offset,
+            "limit": limit,
+            "status": status,
+            "calls": [call_row(index, future) for index, future in page],
+        }
+
+    def timeline(self) -> dict[str, Any]:
+        """Start and end of every call that started, in seconds after the first start, in call order."""
+        origin = min((f.stats.get("start_time") or float("inf") for f in self.futures), default=float("inf"))
+        submitted = min((f.stats.get("host_submit_time") or float("inf") for f in self.futures), default=float("inf"))
+        rows = []
+        for index, future in enumerate(self.futures):
+            start = future.stats.get("start_time")
+            if not start:
+                continue
+            end = future.stats.get("end_time")
+            rows.append([index, round(start - origin, 4), round(end - origin, 4) if end else None, future.status])
+        known = origin != float("inf")
+        return {
+            "origin": origin if known else None,
+            "now": time.time(),
+            "total": len(self.futures),
+            "queued": round(origin - submitted, 4) if known and submitted != float("inf") else None,
+            "calls": rows,
+        }
+
+    def result_preview(self, index: int) -> dict[str, Any]:
+        """The result of one call when it is JSON-serialisable and small; otherwise why not (one GET)."""
+        future = self._future(index)
+        row = {"index": index, "job_id": future.job_id, "call_id": future.call_id, "status": future.status}
+        if future.status != SUCCESS:
+            return {**row, "available": False, "reason": f"the call has no result: it is {future.status}"}
+        if not future.produce_output:
+            return {**row, "available": False, "reason": "this call's result is consumed by the reducer"}
+        try:
+            value = future.result()
+        except StorageKeyNotFound:
+            return {**row, "available": False, "reason": "the result was cleaned from storage"}
+        except Exception as exc:  # a class this server cannot import, a damaged object
+            return {**row, "available": False, "reason": f"the result cannot be read here: {type(exc).__name__}: {exc}"}
+        try:
+            text = json.dumps(value)
+        except (TypeError, ValueError):
+            return {
+                **row,
+                "available": False,
+                "reason": f"the result is a {type(value).__name__}, not JSON-serialisable",
+            }
+        if len(text) > PREVIEW_CHARS:
+            return {
+                **row,
+                "available": False,
+                "reason": f"the result is {len(text):,} characters of JSON; previews show up to {PREVIEW_CHARS:,}",
+            }
+        return {**row, "available": True, "value": value, "type": type(value).__name__}
+
+    # ------------------------------------------------------------ helpers
+    def _future(self, index: int) -> ResponseFuture:
+        if not 0 <= index < len(self.futures):
+            raise IndexError(f"call index {index} is out of range: the job has {len(self.futures)} call(s)")
+        return self.futures[index]
+
+    def _read_starts(self, futures: Sequence[ResponseFuture]) -> None:
+        storage = self.executor.storage
+        for future in futures:
+            start = read_start(storage, future.executor_id, future.job_id, future.call_id)
+            if start:
+                future.stats.update(
+                    {
+                        k: v
+                        for k, v in start.items()
+                        if k in ("start_time", "worker_host", "worker_pid", "activation_id") and v is not None
+                    }
+                )
+
+    def close(self) -> None:
+        self.executor.close()
+
+
+def call_row(index: int, future: ResponseFuture) -> dict[str, Any]:
+    """One row of the calls table."""
+    stats = future.stats
+    start, end = stats.get("start_time"), stats.get("end_time")
+    error = future.error or None
+    return {
+        "index": index,
+        "job_id": future.job_id,
+        "call_id": future.call_id,
+        "status": future.status,
+        "start_time": start,
+        "end_time": end,
+        "duration": stats.get("duration")
+        if stats.get("duration") is not None
+        else (end - start if start and end else None),
+        "worker_host": stats.get("worker_host"),
+        "worker_pid": stats.get("worker_pid"),
+        "activation_id": stats.get("activation_id"),
+        "error": None
+        if error is None
+        else {
+            "type": error.get("type", "Exception"),
+            "message": error.get("message", ""),
+            "traceback": error.get("traceback", ""),
+        },
+    }
+
+
+class JobViews:
+    """A few :class:`JobView` per process, least recently used dropped first."""
+
+    def __init__(self, size: int = 8) -> None:
+        self.size = size
+        self._views: OrderedDict[JobKey, JobView] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: JobKey, job_ref: dict[str, Any], make_executor: ExecutorFactory) -> JobView:
+        """The cached view of ``key`` (refreshed), or a new one built with ``make_executor()``."""
+        with self._lock:
+            view = self._views.get(key)
+            if view is not None:
+                self._views.move_to_end(key)
+        if view is None:
+            executor = make_executor()
+            try:
+                view = JobView(executor, job_ref)
+            except BaseException:
+                executor.close()
+                raise
+            with self._lock:
+                self._views[key] = view
+                while len(self._views) > self.size:
+                    _, old = self._views.popitem(last=False)
+                    old.close()
+        try:
+            view.refresh()
+        except JobCleaned:
+            self.drop(key)
+            raise
+        return view
+
+    def drop(self, key: JobKey) -> None:
+        with self._lock:
+            view = self._views.pop(key, None)
+        if view is not None:
+            view.close()
+
+    def clear(self) -> None:
+        with self._lock:
+            views, self._views = list(self._views.values()), OrderedDict()
+        for view in views:
+            view.close()

@@ -1,0 +1,137 @@
+"""What the job view reads from storage, and how often: the reader behind the plugin's API (no Airflow)."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from airflow_pywren.executor.executor import FunctionExecutor
+from airflow_pywren.ui import reader
+from airflow_pywren.ui.reader import JobCleaned, JobView
+
+
+def wait_for_file(path: str, x: int) -> int:
+    if x % 2:
+        while not os.path.exists(path):
+            time.sleep(0.02)
+    return x
+
+
+def fail_on_three(x: int) -> Any:
+    if x == 3:
+        raise KeyError(f"no key {x}")
+    if x == 4:
+        return "x" * 5000
+    return {"value": x}
+
+
+def _ref(futures: list) -> dict[str, Any]:
+    return {"executor_id": futures[0].executor_id, "kind": "map", "job_ids": [futures[0].job_id]}
+
+
+def _requests(view: JobView) -> dict[str, int]:
+    return dict(view.executor.storage.request_counts)
+
+
+@pytest.fixture(autouse=True)
+def _refresh_every_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(reader, "MIN_REFRESH_SECONDS", 0.0)
+
+
+def test_a_refresh_costs_one_list_and_gets_only_new_statuses_and_the_shown_starts(
+    localhost_config: dict[str, Any], tmp_path: Path
+) -> None:
+    gate = tmp_path / "gate"
+    with FunctionExecutor(config=localhost_config) as pw:
+        futures = pw.map(lambda x: wait_for_file(str(gate), x), [0, 2, 4, 1, 3, 5])
+        pw.wait(futures[:3])  # then 1 and 3 hold both workers and 5 waits
+        view = JobView(FunctionExecutor(config=localhost_config), _ref(futures))
+        try:
+            while sum(f.status == "running" for f in view.futures) < 2:  # two workers hold two waiting calls
+                view.executor.storage.request_counts.clear()
+                view.refresh()
+            assert _requests(view).get("LIST") == 1
+            summary = view.summary()
+            assert (summary["total"], summary["success"], summary["running"], summary["pending"]) == (6, 3, 2, 1)
+
+            view.executor.storage.request_counts.clear()
+            view.refresh()  # nothing new has ended: one LIST, no GET
+            assert _requests(view) == {"LIST": 1}
+
+            view.executor.storage.request_counts.clear()
+            page = view.calls(offset=2, limit=2)  # calls 2 (done) and 3 (running): one start record read
+            assert [c["status"] for c in page["calls"]] == ["success", "running"]
+            assert page["calls"][1]["start_time"] and _requests(view) == {"GET": 1}
+
+            gate.touch()
+            pw.wait(futures)
+            view.executor.storage.request_counts.clear()
+            view.refresh()  # one LIST, one GET per status that appeared since
+            assert _requests(view) == {"LIST": 1, "GET": 3}
+            view.executor.storage.request_counts.clear()
+            view.refresh()  # a finished job: nothing to read
+            assert _requests(view) == {}
+            timeline = view.timeline()
+            assert len(timeline["calls"]) == 6 and all(end >= start for _, start, end, _ in timeline["calls"])
+        finally:
+            view.close()
+
+
+def test_pages_filters_errors_and_result_previews(localhost_config: dict[str, Any]) -> None:
+    with FunctionExecutor(config=localhost_config) as pw:
+        futures = pw.map(fail_on_three, list(range(250)))
+        pw.wait(futures)
+        view = JobView(FunctionExecutor(config=localhost_config), _ref(futures))
+        try:
+            view.refresh()
+            pages = [view.calls(offset=offset, limit=100) for offset in (0, 100, 200)]
+            assert [len(p["calls"]) for p in pages] == [100, 100, 50] and pages[2]["total"] == 250
+            assert [c["index"] for c in pages[1]["calls"]][:2] == [100, 101]
+            failed = view.calls(status="error")
+            assert failed["total"] == 1
+            (row,) = failed["calls"]
+            assert (row["index"], row["error"]["type"]) == (3, "KeyError")
+            assert "no key 3" in row["error"]["message"] and "raise KeyError" in row["error"]["traceback"]
+            assert view.summary()["first_errors"][0]["index"] == 3
+
+            view.executor.storage.request_counts.clear()
+            assert view.result_preview(7) == {
+                "index": 7,
+                "job_id": "M000",
+                "call_id": "00007",
+                "status": "success",
+                "available": True,
+                "value": {"value": 7},
+                "type": "dict",
+            }
+            assert _requests(view) == {"GET": 1}  # the one output
+            assert "5,002 characters" in view.result_preview(4)["reason"]
+            assert view.result_preview(3)["reason"] == "the call has no result: it is error"
+            with pytest.raises(IndexError, match="out of range: the job has 250"):
+                view.result_preview(250)
+        finally:
+            view.close()
+
+
+def test_a_cleaned_job_is_reported_as_cleaned(
+    localhost_config: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with FunctionExecutor(config=localhost_config) as pw:
+        futures = pw.map(lambda x: x, [1, 2])
+        pw.wait(futures)
+        view = JobView(FunctionExecutor(config=localhost_config), _ref(futures))
+        try:
+            view.refresh()
+            pw.clean()
+            assert view.result_preview(0)["reason"] == "the result was cleaned from storage"
+            monkeypatch.setattr(reader, "CHECK_CLEANED_SECONDS", 0.0)
+            with pytest.raises(JobCleaned, match="its results were cleaned"):
+                view.refresh()
+        finally:
+            view.close()
+        with pytest.raises(JobCleaned, match="is no longer in"):
+            JobView(FunctionExecutor(config=localhost_config), _ref(futures))
