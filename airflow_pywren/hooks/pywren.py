@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import logging
 import uuid
 from typing import Any
 
@@ -53,9 +54,11 @@ class PyWrenHook(BaseHook):
     conn_type = conn_layout.CONN_TYPE
     hook_name = "PyWren"
 
-    def __init__(self, pywren_conn_id: str = default_conn_name, **kwargs: Any) -> None:
+    def __init__(self, pywren_conn_id: str = default_conn_name, resumed: bool = False, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.pywren_conn_id = pywren_conn_id
+        self.resumed = resumed
+        """The try already said which configuration it uses (a trigger, a resumed deferred task): say it at DEBUG."""
         self._config: dict[str, dict[str, Any]] | None = None
 
     # ------------------------------------------------------------ config
@@ -65,7 +68,8 @@ class PyWrenHook(BaseHook):
             try:
                 conn = self.get_connection(self.pywren_conn_id)
             except AirflowNotFoundException:
-                self.log.info(
+                self.log.log(
+                    logging.DEBUG if self.resumed else logging.INFO,
                     "connection %r is not defined: using the embedded default configuration "
                     "(localhost compute and storage, plus ~/.pywren_config or PYWREN_CONFIG if set)",
                     self.pywren_conn_id,

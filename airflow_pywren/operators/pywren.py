@@ -196,7 +196,7 @@ class BasePyWrenOperator(BaseOperator):
             raise PyWrenJobTimeout(message)
         self.log.info("trigger reported %s: %s", status, message)
         ref = JobRef.parse(event.get("job_ref") or self._job_ref, "the trigger event's job_ref")
-        hook = PyWrenHook(pywren_conn_id=ref.pywren_conn_id or self.pywren_conn_id)
+        hook = PyWrenHook(pywren_conn_id=ref.pywren_conn_id or self.pywren_conn_id, resumed=True)
         watcher = hook.watch(ref)
         try:
             progress = watcher.poll()

@@ -162,7 +162,7 @@ class PyWrenJobTrigger(BaseTrigger):
     def _build_watcher(self) -> JobWatcher:
         from airflow_pywren.hooks.pywren import PyWrenHook
 
-        return PyWrenHook(pywren_conn_id=self.pywren_conn_id).watch(
+        return PyWrenHook(pywren_conn_id=self.pywren_conn_id, resumed=True).watch(
             self.job_ref, rabbitmq_monitor=self.monitor == RABBITMQ
         )
 

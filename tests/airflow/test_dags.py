@@ -17,7 +17,8 @@ from tests.airflow.conftest import REPO_ROOT, AirflowHome
 pytestmark = pytest.mark.airflow
 
 EXAMPLES = REPO_ROOT / "dags"
-EXAMPLE_DAG_IDS = {"pywren_word_count", "pywren_chain", "pywren_hello", "pywren_submit_and_sense", "pywren_web_logs"}
+EXAMPLE_DAG_IDS = {"pywren_word_count", "pywren_chain", "pywren_hello", "pywren_submit_and_sense", "pywren_web_logs",
+                   "pywren_ui_tour"}
 
 
 def _json_output(stdout: str) -> Any:
@@ -119,3 +120,17 @@ def test_word_count_example_in_process(airflow_home: AirflowHome, example_dags: 
     assert (ref["kind"], ref["total"]) == ("map_reduce", len(list((example_dags / "data").glob("*.txt"))) + 1)
     top = result.xcom("top_words")
     assert len(top) == 10 and all(count >= 2 for _, count in top)
+
+
+def test_ui_tour_example_defers_and_tolerates_its_failing_call(
+    airflow_home: AirflowHome, example_dags: Path, pywren_conn: dict[str, Any], capfd: pytest.CaptureFixture
+) -> None:
+    result = airflow_home.run_dag(example_dags / "pywren_ui_tour.py", "pywren_ui_tour")
+    out = capfd.readouterr().out
+    assert result.state == "success", out[-3000:]  # the DAG run succeeds...
+    assert result.task_states == {"squares": "success", "validate_records": "failed", "report": "success"}
+    assert "deferring: the triggerer follows map job M000" in out
+    assert "TypeError: record 7: amount must be an integer, got 'ten'" in out  # ...with the failed call in the log
+    record = result.xcom("validate_records", key="pywren_job")  # and in the job record the job view reads
+    assert (record["status"], record["total"], record["failed"]) == ("error", 12, 1)
+    assert result.xcom("report") == sum(x * x for x in range(16))
