@@ -283,6 +283,7 @@ def conn_fields() -> dict[str, dict[str, Any]]:
             schema["format"] = "password"
         if field.choices:
             schema["enum"] = list(field.choices)
+            schema["default"] = field.choices[0]  # the embedded default
         fields[field.name] = {"label": field.label, "description": field.description, "schema": schema}
     return fields
 

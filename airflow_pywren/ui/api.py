@@ -19,6 +19,7 @@ from fastapi import Depends, FastAPI, HTTPException, Query, status
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
+from airflow_pywren.executor.jobref import JobRef
 from airflow_pywren.links.pywren import JOB_XCOM_KEY, job_view_url
 from airflow_pywren.ui.reader import JobCleaned, JobKey, JobView, JobViews, ref_job_ids
 
@@ -139,7 +140,7 @@ def _view(record: dict[str, Any]) -> JobView:
     def make_executor() -> Any:
         executor = PyWrenHook(pywren_conn_id=conn_id).get_conn(rabbitmq_monitor=False)
         try:
-            _check_same_storage(executor, {**record, "job_ids": list(key.job_ids)}, conn_id)
+            _check_same_storage(executor, JobRef.parse(record, "the task instance's job record"), conn_id)
         except BaseException:
             executor.close()
             raise

@@ -24,7 +24,8 @@ def _path_prefix() -> str:
 
 
 class PyWrenPlugin(AirflowPlugin):
-    """The PyWren job tab of every task instance, the "PyWren jobs" page, and ``/pywren/api``."""
+    """The PyWren job tab of every task instance, the "PyWren jobs" page, ``/pywren/api``, and fixes for the
+    ``pywren`` connection form (:mod:`airflow_pywren.ui.connection_form`)."""
 
     name = "pywren"
 
@@ -33,6 +34,12 @@ class PyWrenPlugin(AirflowPlugin):
         from airflow_pywren.ui.api import app
 
         return [{"app": app, "url_prefix": URL_PREFIX, "name": "PyWren jobs"}]
+
+    @property
+    def fastapi_root_middlewares(self) -> list[dict[str, Any]]:  # type: ignore[override]
+        from airflow_pywren.ui.connection_form import PyWrenConnectionForm
+
+        return [{"middleware": PyWrenConnectionForm, "args": [], "kwargs": {}, "name": "PyWren connection form"}]
 
     @property
     def external_views(self) -> list[dict[str, Any]]:  # type: ignore[override]

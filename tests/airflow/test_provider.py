@@ -68,7 +68,7 @@ def test_provider_manager_registers_connection_type_form_link_and_decorator(airf
                                                                 "amqp_url", "ce_api_key"}
     assert fields["compute_backend"].field["schema"]["enum"] == ["localhost", "ibm_cf", "k8s", "code_engine"]
     assert {k: v for k, v in fields["storage_backend"].field["schema"].items() if k != "title"} == {
-        "type": "string", "enum": ["localhost", "ibm_cos"]}
+        "type": "string", "enum": ["localhost", "ibm_cos"], "default": "localhost"}
     assert fields["localhost_workers"].field["schema"]["type"] == "integer"
     assert not [name for name, w in fields.items() if "null" in str(w.field["schema"]) or None in w.field["schema"].get("enum", [])]
 
