@@ -291,7 +291,7 @@ def jobs(user: GetUserDep, limit: Annotated[int, Query(ge=1, le=RECENT_JOBS)] = 
             record = XComModel.deserialize_value(xcom)
             if not isinstance(record, dict):
                 continue
-            state = ti.state.value if hasattr(ti.state, "value") else ti.state
+            state = getattr(ti.state, "value", ti.state)
             rows.append(
                 {
                     "dag_id": ti.dag_id,

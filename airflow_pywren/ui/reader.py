@@ -106,8 +106,8 @@ class JobView:
         counts = {PENDING: 0, RUNNING: 0, SUCCESS: 0, ERROR: 0}
         for future in self.futures:
             counts[future.status] = counts.get(future.status, 0) + 1
-        starts = [f.stats.get("start_time") for f in self.futures if f.stats.get("start_time")]
-        ends = [f.stats.get("end_time") for f in self.futures if f.stats.get("end_time")]
+        starts = [float(f.stats["start_time"]) for f in self.futures if f.stats.get("start_time")]
+        ends = [float(f.stats["end_time"]) for f in self.futures if f.stats.get("end_time")]
         submitted = min((f.stats.get("host_submit_time") or 0 for f in self.futures), default=None) or None
         total = len(self.futures)
         done = counts[SUCCESS] + counts[ERROR]
@@ -138,7 +138,7 @@ class JobView:
             "submitted_at": submitted,
             "first_start": first_start,
             "last_end": last_end,
-            "duration": (last_end - (submitted or first_start)) if last_end and (submitted or first_start) else None,
+            "duration": _duration(submitted or first_start, last_end),
             "refreshed_at": self.refreshed_at,
             "first_errors": [call_row(i, f) for i, f in enumerate(self.futures) if f.status == ERROR][:FIRST_ERRORS],
         }
@@ -234,6 +234,10 @@ class JobView:
 
     def close(self) -> None:
         self.executor.close()
+
+
+def _duration(start: float | None, end: float | None) -> float | None:
+    return end - start if start is not None and end is not None else None
 
 
 def call_row(index: int, future: ResponseFuture) -> dict[str, Any]:

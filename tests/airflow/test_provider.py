@@ -63,9 +63,10 @@ def test_provider_manager_registers_connection_type_form_link_and_decorator(airf
                            "cos_bucket", "cos_region", "cos_access_key_id", "cos_secret_access_key", "cos_api_key",
                            "cf_iam_api_key", "amqp_url", "kubernetes_conn_id", "k8s_namespace", "k8s_kubeconfig",
                            "k8s_context", "k8s_in_cluster", "k8s_service_account", "k8s_image_pull_secret", "ce_region",
-                           "ce_project_id", "ce_api_key", "ce_image_secret", "localhost_storage_dir", "localhost_workers"}
+                           "ce_project_id", "ce_api_key", "ce_image_secret", "signing_key", "localhost_storage_dir",
+                           "localhost_workers"}
     assert {n for n, w in fields.items() if w.is_sensitive} == {"cos_secret_access_key", "cos_api_key", "cf_iam_api_key",
-                                                                "amqp_url", "ce_api_key"}
+                                                                "amqp_url", "ce_api_key", "signing_key"}
     assert fields["compute_backend"].field["schema"]["enum"] == ["localhost", "ibm_cf", "k8s", "code_engine"]
     assert {k: v for k, v in fields["storage_backend"].field["schema"].items() if k != "title"} == {
         "type": "string", "enum": ["localhost", "ibm_cos"], "default": "localhost"}

@@ -131,10 +131,11 @@ def test_add_form_offers_real_backends_and_no_nulls_in_the_json_editor(ui: UI, b
         ec.element_to_be_clickable((By.XPATH, "//*[@role='option'][normalize-space()='PyWren']"))
     )
     option.click()
-    for name in ("Extra Fields", "Extra Fields JSON"):
-        _wait(browser).until(
-            ec.element_to_be_clickable((By.XPATH, f"//*[@role='dialog']//button[normalize-space()='{name}']"))
-        ).click()
+    for name in ("Extra Fields JSON", "Extra Fields"):  # open both sections (a script click: one may overlap the other)
+        section = _wait(browser).until(
+            ec.presence_of_element_located((By.XPATH, f"//*[@role='dialog']//button[normalize-space()='{name}']"))
+        )
+        browser.execute_script("arguments[0].click()", section)
     editor = _wait(browser).until(
         lambda d: (
             "".join(
