@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 from selenium.webdriver.common.by import By
@@ -116,42 +115,6 @@ def test_connection_list_test_button_shows_success(ui: UI, browser) -> None:
     assert tests[0]["status"] == 200, tests[0]  # ...and the test runs anyway
     assert json.loads(tests[0]["response"])["status"] is True, tests[0]
     screenshot(browser, "connection-test")
-
-
-def test_add_form_offers_real_backends_and_no_nulls_in_the_json_editor(ui: UI, browser) -> None:
-    sign_in(browser, ui, "admin")
-    browser.get(f"{ui.url}/connections")
-    _wait(browser).until(ec.element_to_be_clickable((By.XPATH, "//button[normalize-space()='Add Connection']"))).click()
-    dialog = _wait(browser).until(ec.visibility_of_element_located((By.CSS_SELECTOR, "[role='dialog']")))
-    dialog.find_element(By.CSS_SELECTOR, "input[name='connection_id']").send_keys("pw_form")
-    combo = dialog.find_element(By.CSS_SELECTOR, "input[role='combobox']")
-    combo.click()
-    combo.send_keys("PyWren")
-    option = _wait(browser).until(
-        ec.element_to_be_clickable((By.XPATH, "//*[@role='option'][normalize-space()='PyWren']"))
-    )
-    option.click()
-    for name in ("Extra Fields JSON", "Extra Fields"):  # open both sections (a script click: one may overlap the other)
-        section = _wait(browser).until(
-            ec.presence_of_element_located((By.XPATH, f"//*[@role='dialog']//button[normalize-space()='{name}']"))
-        )
-        browser.execute_script("arguments[0].click()", section)
-    editor = _wait(browser).until(
-        lambda d: (
-            "".join(
-                d.execute_script(
-                    "return Array.from(document.querySelectorAll('[role=dialog] .view-lines')).map(e => e.innerText)"
-                )
-            ).strip()
-            or None
-        )
-    )
-    text = editor.replace("\xa0", " ")
-    assert '"compute_backend": "localhost"' in text and '"storage_backend": "localhost"' in text, text
-    assert "null" not in text, text
-    assert "Local workers" in dialog.text and "Local storage directory" in dialog.text
-    time.sleep(0.5)
-    screenshot(browser, "connection-form")
 
 
 def test_providers_page_shows_the_description(ui: UI, browser) -> None:
