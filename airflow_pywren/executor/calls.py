@@ -48,6 +48,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from airflow_pywren.executor import serialization
+from airflow_pywren.executor.callstore import call_store_for
 from airflow_pywren.executor.errors import FunctionExitError, PyWrenSubmitError
 from airflow_pywren.executor.serialization import ResultRef
 from airflow_pywren.executor.signing import Signer
@@ -351,7 +352,8 @@ def injected_settings(func: Callable, config: dict[str, Any], storage: StorageBa
 def _resolve(value: Any, context: CallContext) -> Any:
     if isinstance(value, ResultRef):
         signer = Signer.from_payload(context.payload["signing"])
-        return serialization.read_signed(context.storage, value.key, signer, what=f"the upstream result {value.key!r}")
+        return serialization.loads_signed(call_store_for(context.storage).read_output_key(value.key), signer,
+                                          what=f"the upstream result {value.key!r}")
     return value
 
 

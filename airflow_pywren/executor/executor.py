@@ -12,6 +12,7 @@ from typing import Any
 
 from airflow_pywren.executor import calls as arguments
 from airflow_pywren.executor import data, keys, legacy, serialization, signing, validation
+from airflow_pywren.executor.callstore import CallStore, call_store_for
 from airflow_pywren.executor.compute import ComputeBackend, create_compute
 from airflow_pywren.executor.config import Config, load_config, storage_section
 from airflow_pywren.executor.data.locations import looks_like_location
@@ -28,7 +29,6 @@ from airflow_pywren.executor.jobref import CallStatus
 from airflow_pywren.executor.jobs import JobProgress, ProgressLog
 from airflow_pywren.executor.lost_calls import LostCalls
 from airflow_pywren.executor.monitor import JobMonitor, create_monitor
-from airflow_pywren.executor.monitor.storage import read_objects
 from airflow_pywren.executor.storage import StorageBackend, create_storage, storage_spec
 from airflow_pywren.executor.wait import ALL_COMPLETED, ALWAYS, ANY_COMPLETED, WAIT_MODES
 from airflow_pywren.executor.worker import handler
@@ -79,6 +79,7 @@ class FunctionExecutor:
         )
         self.storage.check()
         self.signer: signing.Signer = signing.signer_from_config(self.config)
+        self.calls: CallStore = call_store_for(self.storage)
         if self.config["pywren"]["compute_backend"] != "localhost" and self.storage.name == "localhost":
             logger.warning("compute backend %s uses localhost storage: its activations must share this machine's "
                            "files; use storage_backend 'ibm_cos' for remote compute", self.config["pywren"]["compute_backend"])
@@ -91,6 +92,7 @@ class FunctionExecutor:
         self._progress_logs: dict[str, ProgressLog] = {}
         self.job_inputs: dict[str, dict[str, Any]] = {}
         """What each map over data read (see ``DataPlan.summary``), by job id."""
+        self._next_progress_count = 0.0
 
     # ------------------------------------------------------------------ submit
     def call_async(
@@ -318,24 +320,21 @@ class FunctionExecutor:
             raise ValueError(f"return_when must be one of {', '.join(WAIT_MODES)}, got {return_when!r}")
         futures = self._future_list(futures)
         deadline = None if timeout is None else time.monotonic() + timeout
+        pending = [f for f in futures if not f.finished]
         while True:
-            pending = [f for f in futures if not f.finished]
             if pending:
                 self.monitor.refresh(pending)
                 self.fail_lost_calls(pending)
-                self._log_progress(futures)
-            done = [f for f in futures if f.finished]
-            if (
-                return_when == ALWAYS
-                or len(done) == len(futures)
-                or (return_when == ANY_COMPLETED and done)
-            ):
+                pending = [f for f in pending if not f.finished]
+                self._log_progress(futures, finished=not pending)
+            done_count = len(futures) - len(pending)
+            if return_when == ALWAYS or not pending or (return_when == ANY_COMPLETED and done_count):
                 break
             remaining = float("inf") if deadline is None else deadline - time.monotonic()
             if remaining <= 0:
                 break
             self.monitor.pause(remaining)
-        return done, [f for f in futures if not f.finished]
+        return [f for f in futures if f.finished], [f for f in futures if not f.finished]
 
     def get_result(
         self, futures: ResponseFuture | Sequence[ResponseFuture] | None = None, timeout: float | None = None
@@ -366,7 +365,8 @@ class FunctionExecutor:
                              len(failed), len(wanted), failed[0].job_id, failed[0].call_id)
             failed[0].result()
         missing = [f for f in wanted if not f._has_value]
-        blobs = read_objects(self.storage, [f.output_key for f in missing], self.config["pywren"]["max_workers"])
+        blobs = self.calls.read_outputs([(f.executor_id, f.job_id, f.call_id) for f in missing],
+                                        self.config["pywren"]["max_workers"])
         for future, blob in zip(missing, blobs):
             future._value = serialization.loads_signed(blob, self.signer, f"the output of call {future.call_id} of job "
                                                                            f"{future.job_id} ({future.output_key})")
@@ -466,7 +466,11 @@ class FunctionExecutor:
             return [futures]
         return list(futures)
 
-    def _log_progress(self, futures: list[ResponseFuture]) -> None:
+    def _log_progress(self, futures: list[ResponseFuture], finished: bool) -> None:
+        now = time.monotonic()
+        if now < self._next_progress_count and not finished:
+            return  # counting every future on every poll would cost more than the poll
+        self._next_progress_count = now + 1.0
         jobs: dict[str, list[ResponseFuture]] = {}
         for future in futures:
             jobs.setdefault(future.job_id, []).append(future)

@@ -94,8 +94,9 @@ class ResponseFuture:
         if self.status == ERROR:
             raise self._exception_object()
         if not self._has_value:
-            self._value = serialization.read_signed(self._executor.storage, self.output_key, self._executor.signer,
-                                                    what=f"the output of call {self.call_id} of job {self.job_id}")
+            self._value = serialization.loads_signed(
+                self._executor.calls.read_output(self.executor_id, self.job_id, self.call_id), self._executor.signer,
+                what=f"the output of call {self.call_id} of job {self.job_id}")
             self._has_value = True
         self.read = True
         return self._value
@@ -118,8 +119,9 @@ class ResponseFuture:
         traceback_text = error.get("traceback", "")
         exc: BaseException | None = None
         try:
-            exc = serialization.read_signed(self._executor.storage, self.output_key, self._executor.signer,
-                                            what=f"the exception of call {self.call_id} of job {self.job_id}")
+            exc = serialization.loads_signed(
+                self._executor.calls.read_output(self.executor_id, self.job_id, self.call_id), self._executor.signer,
+                what=f"the exception of call {self.call_id} of job {self.job_id}")
         except SignatureError:
             raise
         except Exception:  # missing (StorageKeyNotFound) or not unpicklable here

@@ -7,14 +7,28 @@
     {prefix}/{executor_id}/{job_id}/data.pickle                 all call data, one byte range per call
     {prefix}/{executor_id}/{job_id}/activations.json            call id -> activation id, written after invoking
     {prefix}/{executor_id}/{job_id}/invoker.json                the remote invoker's activation id (large maps)
+    {prefix}/{executor_id}/{job_id}/task_done.json              the Airflow task instance that ran the job succeeded
+
+and, under ``status/`` and ``output/``, the calls' records in the layout of the storage
+backend (``StorageBackend.call_layout``, read and written only through
+:mod:`airflow_pywren.executor.callstore`):
+
+``objects`` (IBM COS and other object stores), one object per event::
+
     {prefix}/{executor_id}/{job_id}/status/{call_id}.start.json written when the call starts
     {prefix}/{executor_id}/{job_id}/status/{call_id}.json       written when the call ends (the last write)
     {prefix}/{executor_id}/{job_id}/output/{call_id}.pickle     the result (or the exception)
-    {prefix}/{executor_id}/{job_id}/task_done.json              the Airflow task instance that ran the job succeeded
 
-Start and end are separate objects, grouped under ``status/``, so that one LIST of
-``{job}/status/`` tells which calls are pending, running or finished, without listing
-the outputs.
+``segments`` (localhost files), append-only records (:mod:`.callstore.segments`)::
+
+    {prefix}/{executor_id}/{job_id}/status/{pid}-{random}.seg   one per writing process: start and final
+                                                                records, small outputs inline
+    {prefix}/{executor_id}/{job_id}/output/{call_id}.pickle     an output too large to be inline
+
+Either way a call's output is named by its output key, ``.../output/{call_id}.pickle``,
+which :meth:`CallStore.read_output_key` reads wherever the layout keeps it. Everything a
+monitor needs is under ``{job}/status/``, so one LIST (or directory scan) tells which
+calls are pending, running or finished, without listing the outputs.
 """
 
 from __future__ import annotations
@@ -33,8 +47,10 @@ TASK_DONE = "task_done.json"
 """Written by the Airflow operators when their task instance succeeded with the job (see ``job_key``)."""
 
 STATUS_DIR = "status/"
+OUTPUT_DIR = "output/"
 _START_SUFFIX = ".start.json"
 _STATUS_SUFFIX = ".json"
+_OUTPUT_SUFFIX = ".pickle"
 
 
 def call_id_of(index: int) -> str:
@@ -68,7 +84,7 @@ def call_key(prefix: str, executor_id: str, job_id: str, call_id: str, name: str
     if name == START_OBJECT:
         return f"{base}{STATUS_DIR}{call_id}{_START_SUFFIX}"
     if name == OUTPUT_OBJECT:
-        return f"{base}output/{call_id}.pickle"
+        return f"{base}{OUTPUT_DIR}{call_id}{_OUTPUT_SUFFIX}"
     raise ValueError(f"unknown call object {name!r}")
 
 
@@ -85,3 +101,13 @@ def parse_status_key(key: str, status_prefix_: str) -> tuple[str, str] | None:
     if name.endswith(_STATUS_SUFFIX):
         return name[: -len(_STATUS_SUFFIX)], STATUS_OBJECT
     return None
+
+
+def parse_output_key(key: str, prefix: str) -> tuple[str, str, str] | None:
+    """``(executor_id, job_id, call_id)`` of a call's output key under ``prefix``; None for any other key."""
+    if not key.startswith(prefix + "/") or not key.endswith(_OUTPUT_SUFFIX):
+        return None
+    parts = key[len(prefix) + 1:].split("/")
+    if len(parts) != 4 or parts[2] + "/" != OUTPUT_DIR:
+        return None
+    return parts[0], parts[1], parts[3][: -len(_OUTPUT_SUFFIX)]

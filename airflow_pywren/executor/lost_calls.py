@@ -17,16 +17,21 @@ from collections.abc import Sequence
 from typing import Any
 
 from airflow_pywren.executor import keys
+from airflow_pywren.executor.callstore import call_store_for
 from airflow_pywren.executor.compute import ComputeBackend
 from airflow_pywren.executor.compute.base import PendingCall
 from airflow_pywren.executor.errors import ActivationLostError, StorageError, StorageKeyNotFound
 from airflow_pywren.executor.future import RUNNING, ResponseFuture
-from airflow_pywren.executor.monitor.storage import read_status
 from airflow_pywren.executor.signing import Signer
 from airflow_pywren.executor.storage import StorageBackend, storage_spec
 from airflow_pywren.executor.worker import handler
 
 logger = logging.getLogger(__name__)
+
+CHECK_INTERVAL = 1.0
+"""Seconds between two checks, at least; more when a check is costly (many pending calls): see ``fail``."""
+CHECK_SHARE = 0.05
+"""The share of the client's time lost-call checks may take."""
 
 
 class LostCalls:
@@ -39,6 +44,7 @@ class LostCalls:
         self.compute = compute
         self.grace = grace
         """Seconds past its timeout after which a started call with no final status is lost."""
+        self._next_check = 0.0
 
     def record_activations(self, executor_id: str, job_id: str, futures: Sequence[ResponseFuture]) -> None:
         """Store the calls' activation ids, so that a process attaching later can tell a lost activation too.
@@ -91,7 +97,19 @@ class LostCalls:
         end as the reason.
         The status is read again first, and the failure is recorded in storage, so every
         observer (another process, a rescheduled sensor) reaches the same verdict.
+        Checks run at most once a ``CHECK_INTERVAL``, and take at most ``CHECK_SHARE`` of the
+        time (a check of many pending calls runs less often); between them this returns 0.
         """
+        started_at = time.monotonic()
+        if started_at < self._next_check:
+            return 0
+        try:
+            return self._fail(futures)
+        finally:
+            cost = time.monotonic() - started_at
+            self._next_check = time.monotonic() + max(CHECK_INTERVAL, cost / CHECK_SHARE)
+
+    def _fail(self, futures: Sequence[ResponseFuture]) -> int:
         grace = self.grace
         now = time.time()
         pending = [f for f in futures if not f.finished]
@@ -126,7 +144,7 @@ class LostCalls:
                 if uncounted:  # the rest may all be lost already, by their own activation's record
                     lost.extend(self._never_invoked(invoker, reasons[invoker], uncounted))
         for future, message in lost:
-            if read_status(self.storage, future.executor_id, future.job_id, future.call_id) is not None:
+            if call_store_for(self.storage).read_status(future.executor_id, future.job_id, future.call_id) is not None:
                 continue  # it finished after all: the next refresh reads its status
             payload = {"storage": storage_spec(self.storage), "prefix": self.storage.prefix,
                        "executor_id": future.executor_id, "job_id": future.job_id, "call_id": future.call_id,
@@ -178,10 +196,8 @@ class LostCalls:
     def read_start(self, future: ResponseFuture) -> dict[str, Any] | None:
         """The call's start status (read from storage once, then kept in its stats), or None."""
         if future.stats.get("start_time") is None:
-            key = keys.call_key(self.storage.prefix, future.executor_id, future.job_id, future.call_id, keys.START_OBJECT)
-            try:
-                start = json.loads(self.storage.get(key))
-            except StorageKeyNotFound:
+            start = call_store_for(self.storage).read_start(future.executor_id, future.job_id, future.call_id)
+            if start is None:
                 return None
             future._set_running(start)
             future.stats.update({k: start[k] for k in ("start_time", "worker_host", "worker_pid", "activation_id")

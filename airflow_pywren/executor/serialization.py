@@ -49,6 +49,14 @@ def dumps(obj: Any) -> bytes:
     return cloudpickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
 
 
+def dumps_data(obj: Any) -> bytes:
+    """Like :func:`dumps`; plain data (numbers, strings, flat lists and dicts of them) takes the
+    standard pickler, which stores such values exactly as cloudpickle would, several times faster."""
+    if _plain(obj):
+        return pickle.dumps(obj, pickle.HIGHEST_PROTOCOL)
+    return dumps(obj)
+
+
 def _code_reduce_keeping_filename(code: types.CodeType) -> Any:
     """cloudpickle's code reducer, but keeping ``co_filename`` so remote tracebacks name the file."""
     rebuild, args = cloudpickle.cloudpickle._code_reduce(code)
@@ -72,7 +80,7 @@ def loads(data: bytes) -> Any:
 
 def dumps_signed(obj: Any, signer: Signer) -> bytes:
     """Pickle ``obj`` and sign it: the form of every pickle written to storage."""
-    return signer.sign(dumps(obj))
+    return signer.sign(dumps_data(obj))
 
 
 def loads_signed(blob: bytes, signer: Signer, what: str) -> Any:
@@ -291,3 +299,18 @@ def load_function(data: bytes, modules_root: str | os.PathLike[str]) -> tuple[Ca
     package, modules_dir = install_modules(data, modules_root)
     activate_modules(modules_dir, modules_root)
     return loads(package["function"]), modules_dir
+
+
+_PLAIN_SCALARS = (int, float, str, bytes, bool, type(None))
+
+
+def _plain(item: Any) -> bool:
+    """True for data that plain pickle stores exactly as cloudpickle would (no functions, classes, modules)."""
+    kind = type(item)
+    if kind in _PLAIN_SCALARS:
+        return True
+    if kind in (list, tuple):
+        return len(item) <= 64 and all(type(v) in _PLAIN_SCALARS for v in item)
+    if kind is dict:
+        return len(item) <= 64 and all(type(k) in _PLAIN_SCALARS and type(v) in _PLAIN_SCALARS for k, v in item.items())
+    return False

@@ -105,8 +105,16 @@ class LocalhostCompute(ComputeBackend):
             raise ComputeError(f"the localhost runner did not start (log {log_path}):\n{tail}")
 
     def invoke(self, job: dict[str, Any], calls: Sequence[dict[str, Any]]) -> list[Invocation]:
-        reply = self.request({"op": "invoke", "job": job, "calls": list(calls)})
-        return [Invocation(call["call_id"], activation_id) for call, activation_id in zip(calls, reply["activation_ids"])]
+        ranges: list[int] = []
+        extra: dict[str, dict[str, Any]] = {}
+        for index, call in enumerate(calls):
+            ranges.extend(call["data_byte_range"])
+            if len(call) > 2:
+                extra[str(index)] = {k: v for k, v in call.items() if k not in ("call_id", "data_byte_range")}
+        reply = self.request({"op": "invoke", "job": job, "call_ids": [call["call_id"] for call in calls],
+                              "ranges": ranges, "extra": extra})
+        prefix, first = reply["activation_prefix"], reply["first_sequence"]
+        return [Invocation(call["call_id"], f"{prefix}{first + index}") for index, call in enumerate(calls)]
 
     def lost_activations(self, pending: Sequence[PendingCall]) -> dict[str, str]:
         """Calls whose runner (named in the id, ``local-{pid}-{n}``) is gone: queued ones, and

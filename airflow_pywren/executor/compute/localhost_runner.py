@@ -7,6 +7,13 @@ is single-threaded (``selectors``), so forking replacement workers is safe.
 
 Requests are length-prefixed JSON over a Unix socket, one per connection:
 ``invoke`` (queue calls), ``cancel``, ``stats``, ``ping`` and ``shutdown``.
+
+Dispatch is cheap per call: a worker gets a job's common fields once (while it runs
+calls of that job) and then only each call's own fields, and while it runs a call it
+already holds the next call of the same job (``PREFETCH``), so it never waits for the
+supervisor between calls. Only calls of the running call's job are handed ahead: a call
+that waits for other calls (a reducer, a nested executor) waits for calls of other jobs,
+which never queue behind it.
 """
 
 from __future__ import annotations
@@ -28,7 +35,7 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, Pipe
 from typing import Any
 
-from airflow_pywren.executor import keys
+from airflow_pywren.executor.callstore import call_store_for
 from airflow_pywren.executor.errors import ActivationTimeoutError, CallCancelledError, PyWrenError
 from airflow_pywren.executor.worker import handler
 
@@ -39,6 +46,9 @@ UNRECORDED = b"unrecorded:"
 """A worker's answer for a call whose status it could not write (storage refused it for too long)."""
 MAX_UNRECORDED = 100_000
 KILL_GRACE_SECONDS = 2.0
+PREFETCH = 2
+"""Calls a worker holds at once: the one it runs and the next one of the same job."""
+_SAME_JOB = b"="  # a dispatch message without the job's fields: same job as the worker's last call
 
 
 def send_message(sock: socket.socket, message: dict[str, Any]) -> None:
@@ -68,17 +78,24 @@ def _address_space() -> int:
 
 
 def _worker_loop(conn: Connection) -> None:
-    """Run payloads received on ``conn`` one at a time, each under its memory limit."""
+    """Run calls received on ``conn`` one at a time, each under its memory limit."""
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     handler._storages.clear()  # never share a parent's connections
     soft_limit, hard_limit = resource.getrlimit(resource.RLIMIT_AS)
+    job: dict[str, Any] = {}
+    baseline = 0
     while True:
         try:
-            payload = json.loads(conn.recv_bytes())
+            message = conn.recv_bytes()
         except (EOFError, OSError):
             os._exit(0)
-        limit = _address_space() + int(payload.get("runtime_memory") or 0) * 1024 * 1024
+        job_part, _, call_part = message.partition(b"\n")
+        if job_part != _SAME_JOB:
+            job = json.loads(job_part)
+            baseline = _address_space()  # the worker's size as a job's calls begin
+        payload = {**job, **json.loads(call_part)}
+        limit = baseline + int(payload.get("runtime_memory") or 0) * 1024 * 1024
         reply = b"done"
         try:
             if payload.get("runtime_memory"):
@@ -93,12 +110,41 @@ def _worker_loop(conn: Connection) -> None:
 
 
 @dataclass
+class QueuedJob:
+    """A job's fields common to its calls, shared by its queued and running calls."""
+
+    fields: dict[str, Any]
+    encoded: bytes
+
+
+@dataclass
+class QueuedCall:
+    job: QueuedJob
+    call: dict[str, Any]
+
+    def payload(self) -> dict[str, Any]:
+        return {**self.job.fields, **self.call}
+
+
+@dataclass
 class Worker:
     pid: int
     conn: Connection
-    payload: dict[str, Any] | None = None
+    calls: collections.deque[QueuedCall] = field(default_factory=collections.deque)
+    """The call it runs, then the one it holds next (same job)."""
+    last_job: QueuedJob | None = None
     started: float = 0.0
     deadline: float = float("inf")
+
+    @property
+    def payload(self) -> dict[str, Any] | None:
+        """The call it runs, if any."""
+        return self.calls[0].payload() if self.calls else None
+
+    def start_next(self, now: float) -> None:
+        self.started = now
+        timeout = self.calls[0].call.get("timeout", self.calls[0].job.fields.get("timeout")) if self.calls else None
+        self.deadline = now + float(timeout or 1e9) + KILL_GRACE_SECONDS if self.calls else float("inf")
 
 
 @dataclass
@@ -118,7 +164,7 @@ class Runner:
         self.socket_path = socket_path
         self.worker_count = workers
         self.idle_timeout = idle_timeout
-        self.queue: collections.deque[dict[str, Any]] = collections.deque()
+        self.queue: collections.deque[QueuedCall] = collections.deque()
         self.workers: dict[int, Worker] = {}
         self.selector = selectors.DefaultSelector()
         self.stats = RunnerStats()
@@ -160,21 +206,40 @@ class Runner:
         return wait_status
 
     def _dispatch(self) -> None:
+        """Give idle workers the next queued call, and busy ones the next call of the job they run."""
+        if not self.queue:
+            return
+        now = time.monotonic()
         for worker in list(self.workers.values()):
             if not self.queue:
                 return
-            if worker.payload is None:
-                payload = self.queue.popleft()
-                worker.payload = payload
-                worker.started = time.monotonic()
-                worker.deadline = worker.started + float(payload.get("timeout") or 1e9) + KILL_GRACE_SECONDS
-                worker.conn.send_bytes(json.dumps(payload).encode())
+            if not worker.calls:
+                self._send(worker, self.queue.popleft())
+                worker.start_next(now)
+        for worker in list(self.workers.values()):
+            if not self.queue:
+                return
+            if 0 < len(worker.calls) < PREFETCH and self.queue[0].job is worker.calls[-1].job:
+                self._send(worker, self.queue.popleft())
+
+    def _send(self, worker: Worker, queued: QueuedCall) -> None:
+        job_part = _SAME_JOB if worker.last_job is queued.job else queued.job.encoded
+        worker.last_job = queued.job
+        worker.calls.append(queued)
+        worker.conn.send_bytes(job_part + b"\n" + json.dumps(queued.call, separators=(",", ":")).encode())
+
+    def _requeue_held(self, worker: Worker) -> None:
+        """Put the calls a retired worker held but never started back at the head of the queue."""
+        held = list(worker.calls)[1:]
+        worker.calls.clear()
+        self.queue.extendleft(reversed(held))
 
     def _on_worker_message(self, worker: Worker) -> None:
         try:
             answer = worker.conn.recv_bytes()
         except (EOFError, OSError):
             payload = worker.payload
+            self._requeue_held(worker)
             wait_status = self._retire_worker(worker, kill=False)
             if payload is not None:
                 self.stats.crashed += 1
@@ -185,23 +250,26 @@ class Runner:
                     "memory or crashed the interpreter"
                 ), worker.started)
             return
-        if answer.startswith(UNRECORDED) and worker.payload is not None:
-            payload = worker.payload
+        if answer.startswith(UNRECORDED) and worker.calls:
+            payload = worker.calls[0].payload()
             self.unrecorded[payload["activation_id"]] = (
                 f"call {payload['call_id']} of job {payload['job_id']} could not record its status: "
                 f"{answer[len(UNRECORDED):].decode(errors='replace')}"
             )
             while len(self.unrecorded) > MAX_UNRECORDED:
                 self.unrecorded.pop(next(iter(self.unrecorded)))
-        worker.payload = None
+        if worker.calls:
+            worker.calls.popleft()
+        worker.start_next(time.monotonic())
         self.stats.completed += 1
         self.last_activity = time.monotonic()
 
     def _enforce_timeouts(self) -> None:
         now = time.monotonic()
         for worker in list(self.workers.values()):
-            if worker.payload is not None and now >= worker.deadline:
+            if worker.calls and now >= worker.deadline:
                 payload = worker.payload
+                self._requeue_held(worker)
                 self._retire_worker(worker, kill=True)
                 self.stats.killed += 1
                 self._record(payload, ActivationTimeoutError(
@@ -213,8 +281,7 @@ class Runner:
         """Record a call the worker could not finish, unless it already wrote its status."""
         try:
             storage = handler.storage_for(payload["storage"])
-            status_key = keys.call_key(payload["prefix"], payload["executor_id"], payload["job_id"], payload["call_id"], keys.STATUS_OBJECT)
-            if status_key in storage.list_keys(status_key):
+            if call_store_for(storage).read_status(payload["executor_id"], payload["job_id"], payload["call_id"]) is not None:
                 return
             start_time = time.time() - (time.monotonic() - started_monotonic)
             handler.record_failure(payload, exc, start_time=start_time)
@@ -237,19 +304,22 @@ class Runner:
         op = request.get("op")
         if op == "invoke":
             job = request["job"]
-            activation_ids = []
-            for call in request["calls"]:
+            queued_job = QueuedJob(job, json.dumps(job, separators=(",", ":")).encode())
+            first = self.sequence + 1
+            runner_pid = os.getpid()
+            for call in _calls_of(request):
                 self.sequence += 1
-                activation_id = f"local-{os.getpid()}-{self.sequence}"
-                self.queue.append({**job, **call, "activation_id": activation_id})
-                activation_ids.append(activation_id)
-            self.stats.invoked += len(activation_ids)
-            return {"ok": True, "activation_ids": activation_ids}
+                call["activation_id"] = f"local-{runner_pid}-{self.sequence}"
+                self.queue.append(QueuedCall(queued_job, call))
+            count = self.sequence - first + 1
+            self.stats.invoked += count
+            return {"ok": True, "activation_prefix": f"local-{runner_pid}-", "first_sequence": first, "count": count}
         if op == "cancel":
             return {"ok": True, "cancelled": self._cancel(request["executor_id"], request.get("job_id"))}
         if op == "stats":
-            busy = sum(1 for w in self.workers.values() if w.payload is not None)
-            return {"ok": True, "pid": os.getpid(), "workers": self.worker_count, "queued": len(self.queue),
+            busy = sum(1 for w in self.workers.values() if w.calls)
+            held = sum(len(w.calls) - 1 for w in self.workers.values() if w.calls)
+            return {"ok": True, "pid": os.getpid(), "workers": self.worker_count, "queued": len(self.queue) + held,
                     "running": busy, **self.stats.__dict__}
         if op == "lost":
             wanted = request.get("activation_ids") or []
@@ -262,16 +332,19 @@ class Runner:
         return {"ok": False, "error": f"unknown op {op!r}"}
 
     def _cancel(self, executor_id: str, job_id: str | None) -> int:
-        def matches(payload: dict[str, Any]) -> bool:
-            return payload["executor_id"] == executor_id and (job_id is None or payload["job_id"] == job_id)
+        def matches(queued: QueuedCall) -> bool:
+            fields = queued.job.fields
+            return fields["executor_id"] == executor_id and (job_id is None or fields["job_id"] == job_id)
 
-        dropped = [p for p in self.queue if matches(p)]
-        self.queue = collections.deque(p for p in self.queue if not matches(p))
+        dropped = [q for q in self.queue if matches(q)]
+        self.queue = collections.deque(q for q in self.queue if not matches(q))
         for worker in list(self.workers.values()):
-            if worker.payload is not None and matches(worker.payload):
-                dropped.append(worker.payload)
+            if worker.calls and matches(worker.calls[0]):
+                dropped.extend(worker.calls)  # the call it holds next is of the same job
+                worker.calls.clear()
                 self._retire_worker(worker, kill=True)
-        for payload in dropped:
+        for queued in dropped:
+            payload = queued.payload()
             self._record(payload, CallCancelledError(f"call {payload['call_id']} of job {payload['job_id']} was cancelled"),
                          time.monotonic())
         self.stats.cancelled += len(dropped)
@@ -285,7 +358,7 @@ class Runner:
         self.selector.register(listener, selectors.EVENT_READ, ("listener", None))
         while self.running:
             self._dispatch()
-            busy = [w.deadline for w in self.workers.values() if w.payload is not None]
+            busy = [w.deadline for w in self.workers.values() if w.calls]
             now = time.monotonic()
             if not busy and not self.queue and now - self.last_activity > self.idle_timeout:
                 logger.info("idle for %.0f s, exiting", self.idle_timeout)
@@ -301,6 +374,20 @@ class Runner:
         self.running = False
         for worker in list(self.workers.values()):
             self._retire_worker(worker, kill=True)
+
+
+def _calls_of(request: dict[str, Any]) -> list[dict[str, Any]]:
+    """The calls of an ``invoke`` request: ``call_ids`` with flat ``ranges`` and per-index ``extra`` fields."""
+    if "calls" in request:
+        return [dict(call) for call in request["calls"]]
+    ranges, extra = request["ranges"], request.get("extra") or {}
+    calls = []
+    for index, call_id in enumerate(request["call_ids"]):
+        call = {"call_id": call_id, "data_byte_range": [ranges[2 * index], ranges[2 * index + 1]]}
+        if str(index) in extra:
+            call.update(extra[str(index)])
+        calls.append(call)
+    return calls
 
 
 def _describe_exit(wait_status: int) -> str:

@@ -1,15 +1,14 @@
-"""The storage monitor: one LIST of a job's ``status/`` prefix per poll, then GETs of new final statuses only."""
+"""The storage monitor: one LIST (or directory scan) of each job's statuses per poll, reading only what is new."""
 
 from __future__ import annotations
 
-import json
 import time
 from collections import defaultdict
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
-from airflow_pywren.executor import keys
+from airflow_pywren.executor.callstore import JobCalls, call_store_for
 from airflow_pywren.executor.monitor.base import JobMonitor
 from airflow_pywren.executor.storage.base import StorageBackend
 
@@ -30,14 +29,18 @@ class StorageMonitor(JobMonitor):
 
     A poll of a large job can take a while (a LIST of thousands of keys); the pause
     after it is at least twice its cost, so polling never takes more than a third of
-    the client's time.
+    the client's time. Each job is followed by one incremental view
+    (:class:`~airflow_pywren.executor.callstore.JobCalls`), so a poll reads only what
+    changed since the last one.
     """
 
     def __init__(self, storage: StorageBackend, interval: float, threads: int = 16) -> None:
         self.storage = storage
+        self.calls = call_store_for(storage)
         self.interval = interval
         self.threads = threads
         self._last_poll_cost = 0.0
+        self._views: dict[tuple[str, str], JobCalls] = {}
 
     def refresh(self, futures: Sequence[ResponseFuture]) -> int:
         started_at = time.perf_counter()
@@ -53,50 +56,38 @@ class StorageMonitor(JobMonitor):
                 by_job[(future.executor_id, future.job_id)].append(future)
         finished = 0
         for (executor_id, job_id), job_futures in by_job.items():
-            prefix = keys.status_prefix(self.storage.prefix, executor_id, job_id)
-            present = self.storage.list_keys(prefix)
-            started, ended = set(), set()
-            for key in present:
-                parts = keys.parse_status_key(key, prefix)
-                if parts is None:
-                    continue
-                if parts[1] == keys.STATUS_OBJECT:
-                    ended.add(parts[0])
-                elif parts[1] == keys.START_OBJECT:
-                    started.add(parts[0])
-            newly_ended = [f for f in job_futures if f.call_id in ended]
-            statuses = read_objects(
-                self.storage,
-                [keys.call_key(self.storage.prefix, executor_id, job_id, f.call_id, keys.STATUS_OBJECT) for f in newly_ended],
-                self.threads,
-            )
-            for future, raw in zip(newly_ended, statuses):
-                future._set_final(json.loads(raw))
-            finished += len(newly_ended)
+            view = self._views.get((executor_id, job_id))
+            if view is None:
+                view = self._views[(executor_id, job_id)] = self.calls.job(executor_id, job_id)
+            updates = view.poll()
             for future in job_futures:
-                if future.call_id in started:
-                    future._set_running()
+                call_id = future.call_id
+                status = updates.finished.get(call_id)
+                if status is None and view.is_final(call_id):  # seen by an earlier poll for other futures
+                    status = view.final(call_id)
+                if status is not None:
+                    future._set_final(status)
+                    finished += 1
+                elif call_id in updates.started or view.is_started(call_id):
+                    future._set_running(updates.started.get(call_id) or None)
+            if all(f.finished for f in job_futures):
+                self._views.pop((executor_id, job_id), None)
         return finished
 
     def pause(self, seconds: float) -> None:
         time.sleep(max(0.0, min(max(self.interval, 2 * self._last_poll_cost), seconds)))
 
+    def forget(self, executor_id: str, job_id: str | None = None) -> None:
+        for key in [k for k in self._views if k[0] == executor_id and job_id in (None, k[1])]:
+            del self._views[key]
+        self.calls.forget(executor_id, job_id)
+
 
 def read_status(storage: StorageBackend, executor_id: str, job_id: str, call_id: str) -> dict[str, Any] | None:
     """The final status of one call, or None while it has none."""
-    from airflow_pywren.executor.errors import StorageKeyNotFound
-
-    try:
-        return json.loads(storage.get(keys.call_key(storage.prefix, executor_id, job_id, call_id, keys.STATUS_OBJECT)))
-    except StorageKeyNotFound:
-        return None
+    return call_store_for(storage).read_status(executor_id, job_id, call_id)
 
 
 def read_start(storage: StorageBackend, executor_id: str, job_id: str, call_id: str) -> dict[str, Any] | None:
     """The start record of one call (start time, worker), or None while it has none."""
-    from airflow_pywren.executor.errors import StorageKeyNotFound
-
-    try:
-        return json.loads(storage.get(keys.call_key(storage.prefix, executor_id, job_id, call_id, keys.START_OBJECT)))
-    except StorageKeyNotFound:
-        return None
+    return call_store_for(storage).read_start(executor_id, job_id, call_id)

@@ -28,6 +28,8 @@ class StorageBackend(ABC):
     """
 
     name: ClassVar[str]
+    call_layout: ClassVar[str] = "objects"
+    """How calls record their statuses here (see :mod:`airflow_pywren.executor.callstore`)."""
 
     def __init__(self, settings: dict[str, Any]) -> None:
         self.settings = dict(settings)

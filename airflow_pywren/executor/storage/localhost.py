@@ -42,6 +42,7 @@ class LocalhostStorage(StorageBackend):
     """Files on this machine; writes are atomic (temp file, then rename)."""
 
     name = "localhost"
+    call_layout = "segments"
 
     def __init__(self, settings: dict[str, Any]) -> None:
         super().__init__(settings)
@@ -55,6 +56,10 @@ class LocalhostStorage(StorageBackend):
 
     def _path(self, key: str, is_prefix: bool = False) -> Path:
         return self.root / self.confine(key, is_prefix)
+
+    def local_path(self, key: str) -> Path:
+        """The file (or directory) that holds ``key``."""
+        return self._path(key)
 
     def put(self, key: str, data: bytes) -> None:
         self.request_counts["PUT"] += 1

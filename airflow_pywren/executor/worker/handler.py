@@ -20,8 +20,9 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
-from airflow_pywren.executor import calls, keys, serialization
+from airflow_pywren.executor import calls, serialization
 from airflow_pywren.executor.call_env import call_environment
+from airflow_pywren.executor.callstore import call_store_for
 from airflow_pywren.executor.errors import (
     ActivationMemoryError,
     ActivationTimeoutError,
@@ -33,7 +34,7 @@ from airflow_pywren.executor.private_dirs import user_temp_dir
 from airflow_pywren.executor.signing import Signer
 from airflow_pywren.executor.storage import StorageBackend, storage_from_spec
 from airflow_pywren.executor.worker.notify import notifier_for
-from airflow_pywren.executor.worker.retrying import DEFAULT_WRITE_RETRY_SECONDS, put_retrying
+from airflow_pywren.executor.worker.retrying import DEFAULT_WRITE_RETRY_SECONDS, write_retrying
 
 logger = logging.getLogger(__name__)
 
@@ -59,12 +60,19 @@ def main(args: dict[str, Any]) -> dict[str, Any]:
     return run_call(args)
 
 
+_last_spec: tuple[dict[str, Any], StorageBackend] | None = None
+
+
 def storage_for(spec: dict[str, Any]) -> StorageBackend:
     """The storage of an activation, reused across warm calls."""
+    global _last_spec
+    if _last_spec is not None and _last_spec[0] is spec and _storages:
+        return _last_spec[1]  # the same job's next call
     cache_key = json.dumps(spec, sort_keys=True)
     storage = _storages.get(cache_key)
     if storage is None:
         storage = _storages[cache_key] = storage_from_spec(spec)
+    _last_spec = (spec, storage)
     return storage
 
 
@@ -111,28 +119,26 @@ def wait_for_map_results(storage: StorageBackend, prefix: str, executor_id: str,
     """Wait (polling storage) until every map call has a status; return their results in input order."""
     map_job = reduce["job_id"]
     call_ids: list[str] = reduce["call_ids"]
-    listing_prefix = keys.status_prefix(prefix, executor_id, map_job)
     interval = reduce.get("poll_interval", 0.05)
-    wanted = {call_id: keys.call_key(prefix, executor_id, map_job, call_id, keys.STATUS_OBJECT) for call_id in call_ids}
+    store = call_store_for(storage)
+    view = store.job(executor_id, map_job)
+    finals: dict[str, dict[str, Any]] = {}
     while True:
-        present = set(storage.list_keys(listing_prefix))
-        if all(key in present for key in wanted.values()):
+        finals.update(view.poll().finished)
+        if len(finals) >= len(call_ids) and all(call_id in finals for call_id in call_ids):
             break
         time.sleep(interval)
         interval = min(interval * 1.5, 2.0)
-    results = []
-    for call_id, status_key in wanted.items():
-        status = json.loads(storage.get(status_key))
+    for call_id in call_ids:
+        status = finals[call_id]
         if status["status"] != CallStatus.SUCCESS:
             error = status.get("error") or {}
             raise PyWrenError(
                 f"map call {call_id} of job {map_job} failed, so the reducer cannot run: "
                 f"{error.get('type')}: {error.get('message')}\n{error.get('traceback', '')}"
             )
-        output_key = keys.call_key(prefix, executor_id, map_job, call_id, keys.OUTPUT_OBJECT)
-        results.append(serialization.read_signed(storage, output_key, signer,
-                                                 what=f"the output of map call {call_id} of job {map_job}"))
-    return results
+    return [serialization.loads_signed(blob, signer, what=f"the output of map call {call_id} of job {map_job}")
+            for call_id, blob in zip(call_ids, store.read_outputs([(executor_id, map_job, c) for c in call_ids], threads=1))]
 
 
 def _describe_error(exc: BaseException) -> dict[str, Any]:
@@ -162,8 +168,9 @@ def run_call(payload: dict[str, Any]) -> dict[str, Any]:
         "worker_pid": os.getpid(),
     }
     start = {**base, "status": CallStatus.RUNNING.value}
-    put_retrying(storage, keys.call_key(prefix, executor_id, job_id, call_id, keys.START_OBJECT), json.dumps(start).encode(),
-                 _retry_seconds(payload), f"the start status of call {call_id} of job {job_id}")
+    store = call_store_for(storage)
+    write_retrying(storage, lambda: store.record_start(executor_id, job_id, call_id, start), _retry_seconds(payload),
+                   f"the start status of call {call_id} of job {job_id}")
     notifier.publish(start)
 
     describe = f"call {call_id} of job {job_id}"
@@ -228,15 +235,14 @@ def finish_call(
     output: bytes | None,
     retry_seconds: float | None = None,
 ) -> dict[str, Any]:
-    """Write the output (if any), then the final status: the status is always the last object written.
+    """Record the output (if any) and the final status, which become visible together (see :mod:`.callstore`).
 
-    Each write is retried for up to ``retry_seconds`` (default: the payload's ``write_retry_seconds``).
+    The write is retried for up to ``retry_seconds`` (default: the payload's ``write_retry_seconds``).
     """
     retry = _retry_seconds(payload) if retry_seconds is None else retry_seconds
-    prefix, executor_id, job_id, call_id = payload["prefix"], payload["executor_id"], payload["job_id"], payload["call_id"]
-    output_key = keys.call_key(prefix, executor_id, job_id, call_id, keys.OUTPUT_OBJECT)
-    if output is not None:
-        put_retrying(storage, output_key, output, retry, f"the output of call {call_id} of job {job_id}")
+    executor_id, job_id, call_id = payload["executor_id"], payload["job_id"], payload["call_id"]
+    store = call_store_for(storage)
+    output_key = store.output_key(executor_id, job_id, call_id)
     end_time = time.time()
     status = {
         **base,
@@ -247,8 +253,8 @@ def finish_call(
         "extra_meta": payload.get("extra_meta") or {},
         "error": error,
     }
-    put_retrying(storage, keys.call_key(prefix, executor_id, job_id, call_id, keys.STATUS_OBJECT), json.dumps(status).encode(),
-                 retry, f"the final status of call {call_id} of job {job_id}")
+    write_retrying(storage, lambda: store.record_end(executor_id, job_id, call_id, status, output), retry,
+                   f"the final status of call {call_id} of job {job_id}")
     return status
 
 

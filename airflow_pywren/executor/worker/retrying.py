@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 
 from airflow_pywren.executor.errors import StorageError
 from airflow_pywren.executor.storage.base import StorageBackend
@@ -29,19 +30,24 @@ class UnrecordedCallError(StorageError):
 
 def put_retrying(storage: StorageBackend, key: str, data: bytes, retry_seconds: float, what: str) -> None:
     """``storage.put(key, data)``, retried with doubling pauses for up to ``retry_seconds``."""
+    write_retrying(storage, lambda: storage.put(key, data), retry_seconds, f"{what} ({key})")
+
+
+def write_retrying(storage: StorageBackend, write: Callable[[], None], retry_seconds: float, what: str) -> None:
+    """Run ``write`` (idempotent), retried with doubling pauses for up to ``retry_seconds``."""
     deadline = time.monotonic() + max(retry_seconds, 0.0)
     pause = FIRST_PAUSE
     attempts = 0
     while True:
         attempts += 1
         try:
-            storage.put(key, data)
+            write()
             return
         except (StorageError, OSError) as exc:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise UnrecordedCallError(
-                    f"could not write {what} ({key}) in {storage.location()} after {attempts} attempt(s) over "
+                    f"could not write {what} in {storage.location()} after {attempts} attempt(s) over "
                     f"{retry_seconds:g} s (pywren.write_retry_seconds): {type(exc).__name__}: {exc}"
                 ) from exc
             logger.warning("writing %s failed (%s); retrying in %.1f s", what, exc, min(pause, remaining))
