@@ -280,8 +280,9 @@ class FunctionExecutor:
         calls: list[dict[str, Any]] = [{"call_id": call_id, "data_byte_range": list(byte_range)} for call_id, byte_range in zip(call_ids, ranges)]
         for call, reduce_of_call in zip(calls, reduce or ()):
             call["reduce"] = reduce_of_call
+        job_meta = dict(extra_meta or {})
         futures = [
-            ResponseFuture(self, self.executor_id, job_id, call_id, kind, submit_time, extra_meta)
+            ResponseFuture(self, self.executor_id, job_id, call_id, kind, submit_time, job_meta)
             for call_id in call_ids
         ]
         for future in futures:
@@ -389,8 +390,9 @@ class FunctionExecutor:
                 "check the ids and that this executor uses the same storage configuration"
             ) from None
         kind = manifest["kind"]
+        job_meta = dict(manifest["extra_meta"] or {})
         futures = [
-            ResponseFuture(self, executor_id, job_id, call_id, kind, manifest["host_submit_time"], manifest["extra_meta"])
+            ResponseFuture(self, executor_id, job_id, call_id, kind, manifest["host_submit_time"], job_meta)
             for call_id in manifest["call_ids"]
         ]
         for future in futures:

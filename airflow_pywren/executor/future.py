@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING, Any
 
 from airflow_pywren.executor import keys, serialization
@@ -18,6 +19,10 @@ _STAT_FIELDS = ("activation_id", "host_submit_time", "start_time", "end_time", "
 
 class ResponseFuture:
     """One call of a job. ``status`` moves pending → running → success | error."""
+
+    # a map keeps one future per call in memory: slots keep each a few hundred bytes
+    __slots__ = ("_executor", "executor_id", "job_id", "call_id", "kind", "produce_output", "status", "extra_meta",
+                 "error", "stats", "timeout", "read", "_has_value", "_value", "__weakref__")
 
     def __init__(
         self,
@@ -38,7 +43,7 @@ class ResponseFuture:
         self.kind = kind
         self.produce_output = produce_output
         self.status: CallStatus = PENDING
-        self.extra_meta = dict(extra_meta or {})
+        self.extra_meta = extra_meta if extra_meta is not None else {}  # the job's copy, shared by its calls
         self.error: dict[str, Any] | None = None
         self.stats: dict[str, Any] = {"host_submit_time": host_submit_time, "activation_id": activation_id}
         self.timeout: float | None = None
@@ -77,6 +82,10 @@ class ResponseFuture:
                 self.stats.update({k: start[k] for k in _STAT_FIELDS if start.get(k) is not None})
 
     def _set_final(self, status: dict[str, Any]) -> None:
+        if status.get("activation_id") == self.stats.get("activation_id"):
+            status = {k: v for k, v in status.items() if k != "activation_id"}  # keep the one string
+        if isinstance(status.get("worker_host"), str):
+            status["worker_host"] = sys.intern(status["worker_host"])  # one string for all calls of a host
         self.stats.update({k: status[k] for k in _STAT_FIELDS if status.get(k) is not None})
         self.extra_meta = status.get("extra_meta") or self.extra_meta
         self.error = status.get("error")

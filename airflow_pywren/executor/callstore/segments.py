@@ -43,6 +43,8 @@ INLINE_OUTPUT_LIMIT = 16 * 1024
 """Outputs up to this size (bytes) travel inside the final record; larger ones get their own file."""
 CACHED_OUTPUT_LIMIT = 512
 """Inline outputs up to this size are kept in memory by a reader until read once (no second file read)."""
+READ_LIMIT = 1 << 20
+"""Bytes read from one segment per poll at most, so that a poll's memory stays small (the rest is read next poll)."""
 _OPEN_SEGMENTS = 16
 _OUTPUT_INLINE, _OUTPUT_OBJECT = "inline", "object"
 _IMPLIED = ("executor_id", "job_id")
@@ -251,11 +253,15 @@ class SegmentJobCalls(JobCalls):
                     continue
                 with open(entry.path, "rb") as segment:
                     segment.seek(start)
-                    data = segment.read()
+                    data = segment.read(READ_LIMIT)
             except FileNotFoundError:
                 continue
             self.store.storage.request_counts["GET"] += 1
             records, end = decode_records(data)
+            if not records and len(data) == READ_LIMIT:  # one record larger than the limit
+                with open(entry.path, "rb") as segment:
+                    segment.seek(start)
+                    records, end = decode_records(segment.read())
             self._read_up_to[entry.name] = start + end
             for offset, record, output in records:
                 self._apply(entry.name, start + offset, record, output, updates)

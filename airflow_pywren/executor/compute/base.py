@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 from airflow_pywren.executor.config import Config
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Invocation:
     """The outcome of submitting one call: an activation id, or the reason it was refused.
 
