@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -44,6 +45,10 @@ REPEATS = 3
 FAST_POLL, FAST_POLL_DAG = 0.05, "bench_pywren_map_poll005"
 """A what-if at N=TARGET_N: the operator polling every 0.05 s (the executor's default monitor_interval)."""
 TARGET_N, TARGET_SPEEDUP = 100, 10.0
+LARGE_N = 10_000
+"""PyWren alone runs this N (cold, once): dynamic task mapping refuses more than ``MAX_MAP_LENGTH`` items."""
+MAX_MAP_LENGTH = 1_024
+"""Airflow's default ``[core] max_map_length``."""
 AIRFLOW_BIN = str(Path(sys.executable).with_name("airflow"))
 
 HEADER = '''\
@@ -268,6 +273,30 @@ def _pywren_runs(home: AirflowHome, config: dict[str, Any], dag_id: str, n: int,
     return _median_run(runs)
 
 
+def _refusal(home: AirflowHome, n: int) -> dict[str, Any]:
+    """Run the dynamic-mapping DAG over ``n`` items (more than ``max_map_length``); how Airflow refused it."""
+    log_name = f"bench_dynamic_map-{n}.log"
+    try:
+        home.cli(["dags", "test", "bench_dynamic_map", "-c", json.dumps({"n": n})], log_name, DYNAMIC_LIMIT_S)
+    except RuntimeError:
+        pass  # the command fails with the run: the log says why
+    log = (home.root / log_name).read_text(errors="replace")
+    found = re.search(r"(UnmappableXComLengthPushed[^\n]*|[^\n]*max_map_length[^\n]*)", log)
+    return {"n": n, "state": home.last_run("bench_dynamic_map").get("state"),
+            "message": found.group(1).strip()[:300] if found else None}
+
+
+def _xcom_bytes(home: AirflowHome, dag_id: str, run_id: str | None, task_id: str) -> int | None:
+    if run_id is None:
+        return None
+    with sqlite3.connect(f"file:{home.db}?mode=ro", uri=True, timeout=30) as db:
+        row = db.execute("SELECT value FROM xcom WHERE dag_id = ? AND run_id = ? AND task_id = ? AND key = 'return_value'",
+                         (dag_id, run_id, task_id)).fetchone()
+    if row is None or row[0] is None:
+        return None
+    return len(row[0] if isinstance(row[0], (str, bytes)) else json.dumps(row[0]))
+
+
 def _median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """The run with the median DAG-run time (all runs kept under ``runs``)."""
     ok = sorted((r for r in runs if r["finished"] and r.get("run_s")), key=lambda r: r["run_s"])
@@ -316,6 +345,10 @@ def run(ctx: Context) -> dict[str, Any]:
             results["pywren"].append(_pywren_runs(home, config, "bench_pywren_map", n, repeats))
             results["dynamic"].append(_median_run(
                 [_run(home, "bench_dynamic_map", n, DYNAMIC_LIMIT_S) for _ in range(repeats)]))
+        large = None if ctx.quick else _pywren_runs(home, config, "bench_pywren_map", LARGE_N, 1)
+        if large is not None:
+            large["xcom_bytes"] = _xcom_bytes(home, "bench_pywren_map", large.get("run_id"), "square")
+        refusal = None if ctx.quick else _refusal(home, MAX_MAP_LENGTH + 1)
         warm = _warm_runs(home, sizes, ctx.quick)
         fast = _pywren_runs(home, config, FAST_POLL_DAG, TARGET_N, 1 if ctx.quick else REPEATS)
         profile = None if ctx.quick else _profile(home, TARGET_N)
@@ -329,6 +362,12 @@ def run(ctx: Context) -> dict[str, Any]:
             _speedup(pw, dyn, "run_s"), _speedup(pw, dyn, "work_s"),
             seconds(pw["calls_done_s"]) if pw.get("calls_done_s") is not None else "—",
         ])
+    if large is not None:
+        refused = (f"refused (run {refusal['state']}): {refusal['message']}" if refusal and refusal.get("message")
+                   else f"run {refusal and refusal.get('state')}")
+        rows.append([f"{large['n']:,}", _cell(large, "run_s"), _cell(large, "work_s"), seconds(large["wall_s"]),
+                     f"N={MAX_MAP_LENGTH + 1:,}: {refused}", "—", "—", "—", "—",
+                     seconds(large["calls_done_s"]) if large.get("calls_done_s") is not None else "—"])
     cold_table = markdown_table(
         ["N", "PyWren: DAG run", "PyWren: map + reduce tasks", "PyWren: whole command",
          "dynamic: DAG run", "dynamic: map + reduce tasks", "dynamic: whole command",
@@ -379,8 +418,19 @@ def run(ctx: Context) -> dict[str, Any]:
         f"timings. Dynamic mapping runs longer than {DYNAMIC_LIMIT_S:.0f} s in (b) would be stopped and reported as "
         f"not finished, with how many mapped `square` instances had succeeded by then.{verdict}"
     )
-    data = {"migrate_s": migrate_s, "profile": profile, "fast_poll": fast, "warm": warm, **results}
-    return {"title": TITLE, "table": table, "note": note, "findings": _findings(results, warm, profile, fast), "data": data,
+    data = {"migrate_s": migrate_s, "profile": profile, "fast_poll": fast, "warm": warm, "large": large,
+            "refusal": refusal, **results}
+    findings = _findings(results, warm, profile, fast)
+    if large is not None:
+        findings.append(
+            f"**N={LARGE_N:,} through Airflow.** `PyWrenMapOperator` over {LARGE_N:,} items and the `total` reduce "
+            f"(reading the results with `PyWrenHook`) under `airflow dags test`: DAG run {_cell(large, 'run_s')}, map + "
+            f"reduce tasks {_cell(large, 'work_s')}, calls all done {seconds(large['calls_done_s']) if large.get('calls_done_s') else '—'} "
+            f"after submission; the `square` task's XCom is {large.get('xcom_bytes') or '?'} bytes. Dynamic task "
+            f"mapping over {MAX_MAP_LENGTH + 1:,} items: "
+            + (f"refused by Airflow (`[core] max_map_length` = {MAX_MAP_LENGTH:,}): {refusal['message']}"
+               if refusal and refusal.get("message") else f"run state {refusal and refusal.get('state')}") + ".")
+    return {"title": TITLE, "table": table, "note": note, "findings": findings, "data": data,
             "plots": [_plot(ctx, results, warm)]}
 
 

@@ -69,6 +69,9 @@ class CallStore(ABC):
     layout: str
     """``objects`` (one object per start, status and output) or ``segments`` (append-only records)."""
 
+    lookup_scans: int = 0
+    """LISTs (directory scans) made to find records for point reads rather than by a monitor's poll."""
+
     def __init__(self, storage: StorageBackend) -> None:
         self.storage = storage
         self.prefix = storage.prefix

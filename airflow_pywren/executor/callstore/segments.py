@@ -147,6 +147,8 @@ class SegmentCallStore(CallStore):
         self._status_dirs: dict[tuple[str, str], Path] = {}
         self.outputs: dict[tuple[str, str, str], bytes] = {}
         """Small inline outputs read by polls and not yet read by a caller."""
+        self.lookup_scans = 0
+        """Directory scans made to find a call's records for a point read (an output, a status), not by a monitor's poll."""
 
     def status_dir(self, executor_id: str, job_id: str) -> Path:
         found = self._status_dirs.get((executor_id, job_id))
@@ -191,15 +193,19 @@ class SegmentCallStore(CallStore):
             view = self._views[(executor_id, job_id)] = SegmentJobCalls(self, executor_id, job_id, cache_outputs=False)
         return view
 
+    def _lookup(self, view: SegmentJobCalls) -> None:
+        self.lookup_scans += 1
+        view.poll()
+
     def read_status(self, executor_id: str, job_id: str, call_id: str) -> dict[str, Any] | None:
         view = self._view(executor_id, job_id)
-        view.poll()
+        self._lookup(view)
         return view.final(call_id)
 
     def read_start(self, executor_id: str, job_id: str, call_id: str) -> dict[str, Any] | None:
         view = self._view(executor_id, job_id)
-        if view.final(call_id) is None:
-            view.poll()
+        if not view.is_final(call_id):
+            self._lookup(view)
         return view.start(call_id)
 
     def read_output(self, executor_id: str, job_id: str, call_id: str) -> bytes:
@@ -207,8 +213,8 @@ class SegmentCallStore(CallStore):
         if cached is not None:
             return cached
         view = self._view(executor_id, job_id)
-        if view.final(call_id) is None:
-            view.poll()
+        if not view.is_final(call_id):
+            self._lookup(view)
         found = view.output(call_id)
         if found is None:
             raise missing_output(self, executor_id, job_id, call_id)
