@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import pickle
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -312,19 +313,33 @@ def stage_items(
     chunks: list[bytes] = []
     ranges: list[tuple[int, int]] = []
     offset = 0
+    # a scalar item is the single positional argument: when any one argument fits, it needs no binding
+    scalar_fits = extra_args is None and _parameters(func).binds((None,), {}) is None
+    protocol = pickle.HIGHEST_PROTOCOL
     for index, item in enumerate(items):
-        where = what if what == "data" else f"{what} item {index}"
-        call_data = item if isinstance(item, CallData) else bind_call(func, item, extra_args, where)
-        try:
-            chunk = serialization.dumps(call_data)
-        except Exception as exc:
-            raise PyWrenSubmitError(f"{where} ({_short(item)}) cannot be pickled: {type(exc).__name__}: {exc}") from exc
+        if scalar_fits and type(item) in serialization.PLAIN_SCALARS:
+            chunk = pickle.dumps(CallData(args=(item,)), protocol)
+        else:
+            where = what if what == "data" else f"{what} item {index}"
+            call_data = item if isinstance(item, CallData) else bind_call(func, item, extra_args, where)
+            try:
+                chunk = (pickle.dumps(call_data, protocol) if _plain_call(call_data)
+                         else serialization.dumps(call_data))
+            except Exception as exc:
+                raise PyWrenSubmitError(f"{where} ({_short(item)}) cannot be pickled: {type(exc).__name__}: {exc}") from exc
         if signer is not None:
             chunk = signer.sign(chunk)
         chunks.append(chunk)
         ranges.append((offset, offset + len(chunk)))
         offset += len(chunk)
     return b"".join(chunks), ranges
+
+
+def _plain_call(call_data: CallData) -> bool:
+    """True when the standard pickler stores ``call_data`` exactly as cloudpickle would (plain values only)."""
+    return (not call_data.has_unbound and call_data.extra_args is None and call_data.context is None
+            and all(serialization.is_plain(v) for v in call_data.args)
+            and all(serialization.is_plain(v) for v in call_data.kwargs.values()))
 
 
 def check_reducer(func: Callable) -> None:

@@ -52,7 +52,7 @@ def dumps(obj: Any) -> bytes:
 def dumps_data(obj: Any) -> bytes:
     """Like :func:`dumps`; plain data (numbers, strings, flat lists and dicts of them) takes the
     standard pickler, which stores such values exactly as cloudpickle would, several times faster."""
-    if _plain(obj):
+    if is_plain(obj):
         return pickle.dumps(obj, pickle.HIGHEST_PROTOCOL)
     return dumps(obj)
 
@@ -301,16 +301,16 @@ def load_function(data: bytes, modules_root: str | os.PathLike[str]) -> tuple[Ca
     return loads(package["function"]), modules_dir
 
 
-_PLAIN_SCALARS = (int, float, str, bytes, bool, type(None))
+PLAIN_SCALARS = (int, float, str, bytes, bool, type(None))
 
 
-def _plain(item: Any) -> bool:
+def is_plain(item: Any) -> bool:
     """True for data that plain pickle stores exactly as cloudpickle would (no functions, classes, modules)."""
     kind = type(item)
-    if kind in _PLAIN_SCALARS:
+    if kind in PLAIN_SCALARS:
         return True
     if kind in (list, tuple):
-        return len(item) <= 64 and all(type(v) in _PLAIN_SCALARS for v in item)
+        return len(item) <= 64 and all(type(v) in PLAIN_SCALARS for v in item)
     if kind is dict:
-        return len(item) <= 64 and all(type(k) in _PLAIN_SCALARS and type(v) in _PLAIN_SCALARS for k, v in item.items())
+        return len(item) <= 64 and all(type(k) in PLAIN_SCALARS and type(v) in PLAIN_SCALARS for k, v in item.items())
     return False

@@ -51,7 +51,7 @@ class LocalhostCompute(ComputeBackend):
         """Send one request to the runner, starting it first if needed and ``start`` is set."""
         try:
             return self._send(message)
-        except (FileNotFoundError, ConnectionRefusedError):
+        except (FileNotFoundError, ConnectionRefusedError, ConnectionResetError):  # none, or one that is stopping
             if not start:
                 raise
         self._start_runner()
@@ -75,7 +75,7 @@ class LocalhostCompute(ComputeBackend):
             try:
                 self._send({"op": "ping"})
                 return
-            except (FileNotFoundError, ConnectionRefusedError):
+            except (FileNotFoundError, ConnectionRefusedError, ConnectionResetError):
                 pass
             # where the socket is, for stop_runners() (long runner_dir paths put it under /tmp)
             _write_private(self.runner_dir / f"runner-{self.workers}w.addr", self.socket_path.encode())
@@ -97,7 +97,7 @@ class LocalhostCompute(ComputeBackend):
                     self._send({"op": "ping"})
                     logger.debug("started localhost runner pid %s with %d workers", process.pid, self.workers)
                     return
-                except (FileNotFoundError, ConnectionRefusedError):
+                except (FileNotFoundError, ConnectionRefusedError, ConnectionResetError):
                     if process.poll() is not None and not os.path.exists(self.socket_path):
                         break
                     time.sleep(0.005)

@@ -372,6 +372,10 @@ class Runner:
                     self._on_worker_message(worker)
             self._enforce_timeouts()
         self.running = False
+
+    def stop_workers(self) -> None:
+        """Kill the pool (after the socket is gone, so no client reaches a runner that is stopping)."""
+        self.running = False
         for worker in list(self.workers.values()):
             self._retire_worker(worker, kill=True)
 
@@ -420,6 +424,8 @@ def serve(socket_path: str, workers: int, idle_timeout: float) -> int:
             os.unlink(socket_path)
         except FileNotFoundError:
             pass
+        lock.close()  # a new runner may start now
+        runner.stop_workers()
     return 0
 
 
