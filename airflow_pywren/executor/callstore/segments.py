@@ -35,6 +35,7 @@ from typing import Any
 from airflow_pywren.executor import keys
 from airflow_pywren.executor.callstore.base import SUCCESS, CallStore, CallUpdates, JobCalls, missing_output
 from airflow_pywren.executor.errors import StorageError, StorageKeyNotFound
+from airflow_pywren.executor.storage.localhost import LocalhostStorage, make_private_dirs
 
 MAGIC = b"PWR1"
 HEADER = struct.Struct("!4sIII")
@@ -112,10 +113,10 @@ class _Appender:
         path = status_dir / self.name
         flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
         try:
-            descriptor = os.open(path, flags, 0o666)
+            descriptor = os.open(path, flags, 0o600)  # private, like every file of localhost storage
         except FileNotFoundError:
-            status_dir.mkdir(parents=True, exist_ok=True)
-            descriptor = os.open(path, flags, 0o666)
+            make_private_dirs(status_dir)
+            descriptor = os.open(path, flags, 0o600)
         self.files[status_dir] = descriptor
         while len(self.files) > _OPEN_SEGMENTS:
             os.close(self.files.popitem(last=False)[1])
@@ -141,7 +142,9 @@ class SegmentCallStore(CallStore):
 
     layout = "segments"
 
-    def __init__(self, storage: Any) -> None:
+    storage: LocalhostStorage
+
+    def __init__(self, storage: LocalhostStorage) -> None:
         super().__init__(storage)
         self._views: dict[tuple[str, str], SegmentJobCalls] = {}
         self._status_dirs: dict[tuple[str, str], Path] = {}
@@ -224,10 +227,10 @@ class SegmentCallStore(CallStore):
         return [self.read_output(*call) for call in calls]  # local files: threads would only add overhead
 
     def forget(self, executor_id: str, job_id: str | None = None) -> None:
-        for key in [k for k in self._views if k[0] == executor_id and job_id in (None, k[1])]:
-            del self._views[key]
-        for key in [k for k in self.outputs if k[0] == executor_id and job_id in (None, k[1])]:
-            del self.outputs[key]
+        for job in [k for k in self._views if k[0] == executor_id and job_id in (None, k[1])]:
+            del self._views[job]
+        for call in [k for k in self.outputs if k[0] == executor_id and job_id in (None, k[1])]:
+            del self.outputs[call]
 
 
 class SegmentJobCalls(JobCalls):

@@ -268,7 +268,7 @@ class Runner:
         now = time.monotonic()
         for worker in list(self.workers.values()):
             if worker.calls and now >= worker.deadline:
-                payload = worker.payload
+                payload = worker.calls[0].payload()
                 self._requeue_held(worker)
                 self._retire_worker(worker, kill=True)
                 self.stats.killed += 1

@@ -18,7 +18,7 @@ _TEMP_MARK = ".tmp-"
 _SCHEME = "file://"
 
 
-def _make_dirs(path: Path) -> None:
+def make_private_dirs(path: Path) -> None:
     """Create ``path`` and its missing parents with mode 0700 (whatever the umask)."""
     missing = []
     while not path.exists():
@@ -69,7 +69,7 @@ class LocalhostStorage(StorageBackend):
             try:
                 _write_new(temp, data)
             except FileNotFoundError:
-                _make_dirs(path.parent)
+                make_private_dirs(path.parent)
                 _write_new(temp, data)
             os.replace(temp, path)
         except OSError as exc:  # a full or read-only disk: no partial temp file is left behind
