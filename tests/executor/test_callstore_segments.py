@@ -33,7 +33,7 @@ def _final(call_id: str, status: str = "success") -> dict:
 
 
 def _segments(storage: LocalhostStorage, job: str = "J1") -> list[Path]:
-    return sorted(storage.local_path(keys.status_prefix("p", "e", job)).glob("*.seg"))
+    return sorted(storage.local_path(keys.status_prefix("p", "e", job).rstrip("/")).glob("*.seg"))
 
 
 def test_localhost_storage_uses_segments_and_cos_keeps_objects(storage):

@@ -159,7 +159,7 @@ class SegmentCallStore(CallStore):
             if len(self._status_dirs) > 64:
                 self._status_dirs.clear()
             found = self._status_dirs[(executor_id, job_id)] = self.storage.local_path(
-                keys.status_prefix(self.prefix, executor_id, job_id))
+                keys.status_prefix(self.prefix, executor_id, job_id).rstrip("/"))
         return found
 
     # --- function side --------------------------------------------------------
