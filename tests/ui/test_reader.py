@@ -65,13 +65,18 @@ def test_a_refresh_costs_one_list_and_gets_only_new_statuses_and_the_shown_start
             view.executor.storage.request_counts.clear()
             page = view.calls(offset=2, limit=2)  # calls 2 (done) and 3 (running): one start record read
             assert [c["status"] for c in page["calls"]] == ["success", "running"]
-            assert page["calls"][1]["start_time"] and _requests(view) == {"GET": 1}
+            # objects: the start record is one GET; segments: it came with the poll, no request at all
+            assert page["calls"][1]["start_time"]
+            assert _requests(view) == ({"GET": 1} if view.executor.calls.layout == "objects" else {})
 
             gate.touch()
             pw.wait(futures)
             view.executor.storage.request_counts.clear()
-            view.refresh()  # one LIST, one GET per status that appeared since
-            assert _requests(view) == {"LIST": 1, "GET": 3}
+            view.refresh()  # one LIST, one GET per status that appeared since (segments: per segment that grew)
+            if view.executor.calls.layout == "objects":
+                assert _requests(view) == {"LIST": 1, "GET": 3}
+            else:
+                assert _requests(view)["LIST"] == 1 and 1 <= _requests(view)["GET"] <= 2  # one segment per worker
             view.executor.storage.request_counts.clear()
             view.refresh()  # a finished job: nothing to read
             assert _requests(view) == {}
@@ -108,7 +113,8 @@ def test_pages_filters_errors_and_result_previews(localhost_config: dict[str, An
                 "value": {"value": 7},
                 "type": "dict",
             }
-            assert _requests(view) == {"GET": 1}  # the one output
+            # the one output (segments: small outputs came with the poll)
+            assert _requests(view) == ({"GET": 1} if view.executor.calls.layout == "objects" else {})
             assert "5,002 characters" in view.result_preview(4)["reason"]
             assert view.result_preview(3)["reason"] == "the call has no result: it is error"
             with pytest.raises(IndexError, match="out of range: the job has 250"):
