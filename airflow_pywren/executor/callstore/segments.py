@@ -211,20 +211,24 @@ class SegmentCallStore(CallStore):
             self._lookup(view)
         return view.start(call_id)
 
-    def read_output(self, executor_id: str, job_id: str, call_id: str) -> bytes:
+    def read_output(self, executor_id: str, job_id: str, call_id: str, job_checked: bool = False) -> bytes:
         cached = self.outputs.pop((executor_id, job_id, call_id), None)
-        if cached is not None:
-            return cached
+        if cached is not None and (job_checked or self.status_dir(executor_id, job_id).is_dir()):
+            return cached  # read by a poll, and the job is still in storage (not cleaned since)
         view = self._view(executor_id, job_id)
         if not view.is_final(call_id):
             self._lookup(view)
-        found = view.output(call_id)
+        try:
+            found = view.output(call_id)
+        except FileNotFoundError:
+            found = None
         if found is None:
             raise missing_output(self, executor_id, job_id, call_id)
         return found
 
     def read_outputs(self, calls: Sequence[tuple[str, str, str]], threads: int = 16) -> list[bytes]:
-        return [self.read_output(*call) for call in calls]  # local files: threads would only add overhead
+        present = {job: self.status_dir(*job).is_dir() for job in {(e, j) for e, j, _ in calls}}  # one check per job
+        return [self.read_output(e, j, c, job_checked=present[(e, j)]) for e, j, c in calls]  # local files: no threads
 
     def forget(self, executor_id: str, job_id: str | None = None) -> None:
         for job in [k for k in self._views if k[0] == executor_id and job_id in (None, k[1])]:
