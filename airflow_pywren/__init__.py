@@ -24,7 +24,20 @@ from airflow_pywren.executor import (
 from airflow_pywren.version import __version__
 
 __all__ = [
-    "ALL_COMPLETED", "ALWAYS", "ANY_COMPLETED", "ActivationMemoryError", "ActivationTimeoutError", "ComputeError",
-    "FunctionError", "FunctionExecutor", "PyWrenConfigError", "PyWrenError", "PyWrenSubmitError", "ResponseFuture",
-    "ResultRef", "StorageError", "__version__", "ibm_cf_executor",
+    "ALL_COMPLETED",
+    "ALWAYS",
+    "ANY_COMPLETED",
+    "ActivationMemoryError",
+    "ActivationTimeoutError",
+    "ComputeError",
+    "FunctionError",
+    "FunctionExecutor",
+    "PyWrenConfigError",
+    "PyWrenError",
+    "PyWrenSubmitError",
+    "ResponseFuture",
+    "ResultRef",
+    "StorageError",
+    "__version__",
+    "ibm_cf_executor",
 ]

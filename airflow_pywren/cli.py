@@ -66,7 +66,9 @@ def _batch_backend() -> str | None:
 def _configured_runtime() -> str:
     try:
         config = load_config()
-        section = config["pywren"]["compute_backend"] if config["pywren"]["compute_backend"] in BATCH_BACKENDS else "ibm_cf"
+        section = (
+            config["pywren"]["compute_backend"] if config["pywren"]["compute_backend"] in BATCH_BACKENDS else "ibm_cf"
+        )
         return config["pywren"]["runtime"] or config[section]["runtime"]
     except PyWrenError:
         return SCHEMA["ibm_cf"]["runtime"].default
@@ -79,8 +81,19 @@ def runtime_build(args: argparse.Namespace) -> int:
     if not dockerfile.is_file():
         raise PyWrenError(f"{dockerfile} not found: run from a source checkout of airflow-pywren or pass --context")
     tag = args.tag or _configured_runtime()
-    commands = [["docker", "build", "--build-arg", f"PYTHON_VERSION={args.python}", "-f", str(dockerfile),
-                 "-t", tag, str(context)]]
+    commands = [
+        [
+            "docker",
+            "build",
+            "--build-arg",
+            f"PYTHON_VERSION={args.python}",
+            "-f",
+            str(dockerfile),
+            "-t",
+            tag,
+            str(context),
+        ]
+    ]
     if args.push:
         commands.append(["docker", "push", tag])
     for command in commands:
@@ -126,8 +139,10 @@ def _batch_deploy(backend: str, args: argparse.Namespace) -> int:
                 executor.clean()
             image = getattr(executor.compute, "runtime", args.runtime)
             memory = memory or executor.config["pywren"]["runtime_memory"]
-        print(f"{backend}: {result} image={image} memory={memory}MB activation={future.activation_id} "
-              f"in {time.monotonic() - started:.1f} s (nothing to deploy: the image is pulled when a job starts)")
+        print(
+            f"{backend}: {result} image={image} memory={memory}MB activation={future.activation_id} "
+            f"in {time.monotonic() - started:.1f} s (nothing to deploy: the image is pulled when a job starts)"
+        )
     return 0
 
 
@@ -207,8 +222,10 @@ def test(args: argparse.Namespace) -> int:
             executor.clean()
         pw = executor.config["pywren"]
     print(result)
-    print(f"compute={pw['compute_backend']} storage={pw['storage_backend']} "
-          f"activation={future.activation_id} in {time.monotonic() - started:.1f} s")
+    print(
+        f"compute={pw['compute_backend']} storage={pw['storage_backend']} "
+        f"activation={future.activation_id} in {time.monotonic() - started:.1f} s"
+    )
     return 0
 
 
@@ -216,17 +233,28 @@ def test(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pywren", description="airflow-pywren: runtime, storage and smoke test")
     parser.add_argument("--config", help="config file (default: PYWREN_CONFIG_FILE or ~/.pywren_config)")
-    parser.add_argument("--log-level", default="WARNING", type=str.upper,
-                        choices=("DEBUG", "INFO", "WARNING", "ERROR"), help="logging level (default WARNING)")
+    parser.add_argument(
+        "--log-level",
+        default="WARNING",
+        type=str.upper,
+        choices=("DEBUG", "INFO", "WARNING", "ERROR"),
+        help="logging level (default WARNING)",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
-    runtime = commands.add_parser("runtime", help="build the runtime image; deploy, list and delete it (OpenWhisk actions; "
-                                  "on k8s and code_engine deploy runs one call with it)")
+    runtime = commands.add_parser(
+        "runtime",
+        help="build the runtime image; deploy, list and delete it (OpenWhisk actions; "
+        "on k8s and code_engine deploy runs one call with it)",
+    )
     runtime_commands = runtime.add_subparsers(dest="runtime_command", required=True)
     build = runtime_commands.add_parser("build", help="docker build docker/runtime (and push)")
     build.add_argument("--tag", help="image name (default: the configured runtime of the compute backend)")
-    build.add_argument("--python", default=f"{sys.version_info.major}.{sys.version_info.minor}",
-                       help="Python of the image; must match the clients' (default: this one)")
+    build.add_argument(
+        "--python",
+        default=f"{sys.version_info.major}.{sys.version_info.minor}",
+        help="Python of the image; must match the clients' (default: this one)",
+    )
     build.add_argument("--context", help="source checkout to build from (default: this installation's)")
     build.add_argument("--push", action="store_true", help="docker push the image after building it")
     build.add_argument("--dry-run", action="store_true", help="print the docker commands only")

@@ -95,7 +95,9 @@ def main(argv: list[str] | None = None) -> int:
                 logger.error("section %s failed:\n%s", name, traceback.format_exc())
                 result = {"title": module.TITLE, "error": f"{type(exc).__name__}: {exc}", "plots": []}
             result.update(
-                elapsed_s=time.perf_counter() - section_start, machine=machine(), quick=args.quick,
+                elapsed_s=time.perf_counter() - section_start,
+                machine=machine(),
+                quick=args.quick,
                 finished=datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
             )
             save_section(name, result)

@@ -51,14 +51,16 @@ MAX_MAP_LENGTH = 1_024
 """Airflow's default ``[core] max_map_length``."""
 AIRFLOW_BIN = str(Path(sys.executable).with_name("airflow"))
 
-HEADER = '''\
+HEADER = """\
 import pendulum
 from airflow.sdk import dag, task
 
 START = pendulum.datetime(2024, 1, 1, tz="UTC")
-'''
+"""
 
-PYWREN_DAG = HEADER + '''\
+PYWREN_DAG = (
+    HEADER
+    + """\
 from airflow_pywren.hooks.pywren import PyWrenHook
 from airflow_pywren.operators.pywren import PyWrenMapOperator
 
@@ -83,9 +85,12 @@ def DAG_ID():
 
 
 DAG_ID()
-'''
+"""
+)
 
-DYNAMIC_DAG = HEADER + '''\
+DYNAMIC_DAG = (
+    HEADER
+    + """\
 
 
 @dag(dag_id="bench_dynamic_map", schedule=None, start_date=START, catchup=False, params={"n": 10})
@@ -106,7 +111,8 @@ def bench_dynamic_map():
 
 
 bench_dynamic_map()
-'''
+"""
+)
 
 
 class AirflowHome:
@@ -118,19 +124,32 @@ class AirflowHome:
         (root / "airflow").mkdir(parents=True)
         (root / "dags").mkdir()
         (root / "dags" / "bench_pywren_map.py").write_text(
-            PYWREN_DAG.replace("DAG_ID", "bench_pywren_map").replace("OPTIONS", ""))
+            PYWREN_DAG.replace("DAG_ID", "bench_pywren_map").replace("OPTIONS", "")
+        )
         (root / "dags" / f"{FAST_POLL_DAG}.py").write_text(
-            PYWREN_DAG.replace("DAG_ID", FAST_POLL_DAG).replace("OPTIONS", f", poll_interval={FAST_POLL}"))
+            PYWREN_DAG.replace("DAG_ID", FAST_POLL_DAG).replace("OPTIONS", f", poll_interval={FAST_POLL}")
+        )
         (root / "dags" / "bench_dynamic_map.py").write_text(DYNAMIC_DAG)
-        self.env = private_airflow_env(root / "airflow", root / "dags", self.db, {
-            "pywren_default": {"conn_type": "pywren", "extra": {"config": pywren_config}}})
+        self.env = private_airflow_env(
+            root / "airflow",
+            root / "dags",
+            self.db,
+            {"pywren_default": {"conn_type": "pywren", "extra": {"config": pywren_config}}},
+        )
 
     def cli(self, args: list[str], log_name: str, limit: float) -> tuple[float, bool]:
         """Run ``airflow <args>``; (wall seconds, finished in time). Output goes to ``<root>/<log_name>``."""
         start = time.perf_counter()
         with open(self.root / log_name, "wb") as log:
-            process = subprocess.Popen([AIRFLOW_BIN, *args], env=self.env, cwd=self.root, stdin=subprocess.DEVNULL,
-                                       stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            process = subprocess.Popen(
+                [AIRFLOW_BIN, *args],
+                env=self.env,
+                cwd=self.root,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
             try:
                 process.wait(limit)
                 finished = True
@@ -153,29 +172,52 @@ class AirflowHome:
         """State, durations, task-instance states and the ``total`` XCom of a run (default: the latest)."""
         with sqlite3.connect(f"file:{self.db}?mode=ro", uri=True, timeout=30) as db:
             if run_id is None:
-                row = db.execute("SELECT run_id, start_date, end_date, state FROM dag_run WHERE dag_id = ? "
-                                 "ORDER BY id DESC LIMIT 1", (dag_id,)).fetchone()
+                row = db.execute(
+                    "SELECT run_id, start_date, end_date, state FROM dag_run WHERE dag_id = ? ORDER BY id DESC LIMIT 1",
+                    (dag_id,),
+                ).fetchone()
             else:
-                row = db.execute("SELECT run_id, start_date, end_date, state FROM dag_run WHERE dag_id = ? "
-                                 "AND run_id = ?", (dag_id, run_id)).fetchone()
+                row = db.execute(
+                    "SELECT run_id, start_date, end_date, state FROM dag_run WHERE dag_id = ? AND run_id = ?",
+                    (dag_id, run_id),
+                ).fetchone()
             if row is None:
                 return {"state": "no run"}
             run_id, start, end, state = row
-            states = dict(db.execute("SELECT COALESCE(state, 'none'), COUNT(*) FROM task_instance WHERE dag_id = ? "
-                                     "AND run_id = ? AND task_id = 'square' GROUP BY state", (dag_id, run_id)).fetchall())
-            spans = {task: (first, last) for task, first, last in db.execute(
-                "SELECT task_id, MIN(start_date), MAX(end_date) FROM task_instance WHERE dag_id = ? AND run_id = ? "
-                "GROUP BY task_id", (dag_id, run_id)).fetchall()}
-            value = db.execute("SELECT value FROM xcom WHERE dag_id = ? AND run_id = ? AND task_id = 'total' "
-                               "AND key = 'return_value'", (dag_id, run_id)).fetchone()
+            states = dict(
+                db.execute(
+                    "SELECT COALESCE(state, 'none'), COUNT(*) FROM task_instance WHERE dag_id = ? "
+                    "AND run_id = ? AND task_id = 'square' GROUP BY state",
+                    (dag_id, run_id),
+                ).fetchall()
+            )
+            spans = {
+                task: (first, last)
+                for task, first, last in db.execute(
+                    "SELECT task_id, MIN(start_date), MAX(end_date) FROM task_instance WHERE dag_id = ? AND run_id = ? "
+                    "GROUP BY task_id",
+                    (dag_id, run_id),
+                ).fetchall()
+            }
+            value = db.execute(
+                "SELECT value FROM xcom WHERE dag_id = ? AND run_id = ? AND task_id = 'total' AND key = 'return_value'",
+                (dag_id, run_id),
+            ).fetchone()
         duration = (_parse(end) - _parse(start)).total_seconds() if start and end else None
         square_start, square_end = spans.get("square") or (None, None)
         square_s = (_parse(square_end) - _parse(square_start)).total_seconds() if square_start and square_end else None
         total_end = (spans.get("total") or (None, None))[1]
         work = (_parse(total_end) - _parse(square_start)).total_seconds() if square_start and total_end else None
         total = json.loads(value[0]) if value and isinstance(value[0], str) else (value[0] if value else None)
-        return {"run_id": run_id, "state": state, "run_s": duration, "work_s": work, "square_s": square_s,
-                "square_states": states, "total": total}
+        return {
+            "run_id": run_id,
+            "state": state,
+            "run_s": duration,
+            "work_s": work,
+            "square_s": square_s,
+            "square_states": states,
+            "total": total,
+        }
 
 
 def _parse(text: str) -> datetime:
@@ -185,8 +227,9 @@ def _parse(text: str) -> datetime:
 def _run(home: AirflowHome, dag_id: str, n: int, limit: float) -> dict[str, Any]:
     wall, finished = home.cli(["dags", "test", dag_id, "-c", json.dumps({"n": n})], f"{dag_id}-{n}.log", limit)
     run = home.last_run(dag_id)
-    run.update(n=n, wall_s=wall, finished=finished, limit_s=limit,
-               correct=run.get("total") == sum(x * x for x in range(n)))
+    run.update(
+        n=n, wall_s=wall, finished=finished, limit_s=limit, correct=run.get("total") == sum(x * x for x in range(n))
+    )
     return run
 
 
@@ -198,9 +241,15 @@ def _warm_runs(home: AirflowHome, sizes: tuple[int, ...], quick: bool) -> dict[s
         plan += [[dag_id, n, "run"] for _ in range(1 if n > 100 or quick else REPEATS) for dag_id in dags.values()]
     out = home.root / "warm.out"
     with open(out, "wb") as stdout, open(home.root / "warm.log", "wb") as stderr:
-        process = subprocess.Popen([sys.executable, "-m", "bench.dag_warm_child", json.dumps(plan)], env=home.env,
-                                   cwd=home.root, stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr,
-                                   start_new_session=True)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "bench.dag_warm_child", json.dumps(plan)],
+            env=home.env,
+            cwd=home.root,
+            stdin=subprocess.DEVNULL,
+            stdout=stdout,
+            stderr=stderr,
+            start_new_session=True,
+        )
         try:
             process.wait(WARM_LIMIT_S)
         except subprocess.TimeoutExpired:
@@ -213,17 +262,29 @@ def _warm_runs(home: AirflowHome, sizes: tuple[int, ...], quick: bool) -> dict[s
     runs: dict[str, Any] = {"warm_ups": []}
     for line in lines:
         record = home.last_run(line["dag_id"], line["run_id"])
-        record.update(dag_id=line["dag_id"], n=line["n"], wall_s=line["wall_s"], finished=True, limit_s=WARM_LIMIT_S,
-                      correct=record.get("total") == sum(x * x for x in range(line["n"])))
+        record.update(
+            dag_id=line["dag_id"],
+            n=line["n"],
+            wall_s=line["wall_s"],
+            finished=True,
+            limit_s=WARM_LIMIT_S,
+            correct=record.get("total") == sum(x * x for x in range(line["n"])),
+        )
         line["record"] = record
     runs["warm_ups"] = [line["record"] for line in lines if line["label"] == "warm-up"]
     for key, dag_id in dags.items():
         runs[key] = []
         for n in sizes:
-            done = [line["record"] for line in lines if line["label"] == "run" and line["dag_id"] == dag_id
-                    and line["n"] == n]
-            runs[key].append(_median_run(done) if done else
-                             {"n": n, "finished": False, "limit_s": WARM_LIMIT_S, "wall_s": None, "runs": []})
+            done = [
+                line["record"]
+                for line in lines
+                if line["label"] == "run" and line["dag_id"] == dag_id and line["n"] == n
+            ]
+            runs[key].append(
+                _median_run(done)
+                if done
+                else {"n": n, "finished": False, "limit_s": WARM_LIMIT_S, "wall_s": None, "runs": []}
+            )
     return runs
 
 
@@ -245,9 +306,15 @@ def _profile(home: AirflowHome, n: int) -> dict[str, Any] | None:
     rate = 100
     args = ["dags", "test", "bench_pywren_map", "-c", json.dumps({"n": n})]
     with open(home.root / f"profile-{n}.log", "wb") as log:
-        done = subprocess.run([py_spy, "record", "-r", str(rate), "--format", "raw", "-o", str(out), "--",
-                               AIRFLOW_BIN, *args], env=home.env, cwd=home.root, stdout=log, stderr=subprocess.STDOUT,
-                              timeout=PYWREN_LIMIT_S, check=False)
+        done = subprocess.run(
+            [py_spy, "record", "-r", str(rate), "--format", "raw", "-o", str(out), "--", AIRFLOW_BIN, *args],
+            env=home.env,
+            cwd=home.root,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            timeout=PYWREN_LIMIT_S,
+            check=False,
+        )
     if done.returncode != 0 or not out.exists():
         return {"error": f"py-spy exited with {done.returncode}; see the log (ptrace may be forbidden here)"}
     buckets = dict.fromkeys([label for _, label in PROFILE_BUCKETS] + ["everything else"], 0)
@@ -282,16 +349,21 @@ def _refusal(home: AirflowHome, n: int) -> dict[str, Any]:
         pass  # the command fails with the run: the log says why
     log = (home.root / log_name).read_text(errors="replace")
     found = re.search(r"(UnmappableXComLengthPushed[^\n]*|[^\n]*max_map_length[^\n]*)", log)
-    return {"n": n, "state": home.last_run("bench_dynamic_map").get("state"),
-            "message": found.group(1).strip()[:300] if found else None}
+    return {
+        "n": n,
+        "state": home.last_run("bench_dynamic_map").get("state"),
+        "message": found.group(1).strip()[:300] if found else None,
+    }
 
 
 def _xcom_bytes(home: AirflowHome, dag_id: str, run_id: str | None, task_id: str) -> int | None:
     if run_id is None:
         return None
     with sqlite3.connect(f"file:{home.db}?mode=ro", uri=True, timeout=30) as db:
-        row = db.execute("SELECT value FROM xcom WHERE dag_id = ? AND run_id = ? AND task_id = ? AND key = 'return_value'",
-                         (dag_id, run_id, task_id)).fetchone()
+        row = db.execute(
+            "SELECT value FROM xcom WHERE dag_id = ? AND run_id = ? AND task_id = ? AND key = 'return_value'",
+            (dag_id, run_id, task_id),
+        ).fetchone()
     if row is None or row[0] is None:
         return None
     return len(row[0] if isinstance(row[0], (str, bytes)) else json.dumps(row[0]))
@@ -309,7 +381,9 @@ def _executor_ids(config: dict[str, Any]) -> set[str]:
     """Executor ids that have jobs in the bench's storage (read from the keys, without Airflow)."""
     with pywren.FunctionExecutor(config=config) as executor:
         prefix = executor.storage.prefix + "/"
-        return {key[len(prefix):].split("/")[0] for key in executor.storage.list_keys(prefix) if key.endswith("/job.json")}
+        return {
+            key[len(prefix) :].split("/")[0] for key in executor.storage.list_keys(prefix) if key.endswith("/job.json")
+        }
 
 
 def _job_timing(config: dict[str, Any], executor_id: str) -> dict[str, float] | None:
@@ -343,8 +417,9 @@ def run(ctx: Context) -> dict[str, Any]:
         for n in sizes:
             repeats = 1 if n > 100 or ctx.quick else REPEATS
             results["pywren"].append(_pywren_runs(home, config, "bench_pywren_map", n, repeats))
-            results["dynamic"].append(_median_run(
-                [_run(home, "bench_dynamic_map", n, DYNAMIC_LIMIT_S) for _ in range(repeats)]))
+            results["dynamic"].append(
+                _median_run([_run(home, "bench_dynamic_map", n, DYNAMIC_LIMIT_S) for _ in range(repeats)])
+            )
         large = None if ctx.quick else _pywren_runs(home, config, "bench_pywren_map", LARGE_N, 1)
         if large is not None:
             large["xcom_bytes"] = _xcom_bytes(home, "bench_pywren_map", large.get("run_id"), "square")
@@ -356,32 +431,77 @@ def run(ctx: Context) -> dict[str, Any]:
         stop_runners(root / "runner")
     rows = []
     for pw, dyn in zip(results["pywren"], results["dynamic"]):
-        rows.append([
-            f"{pw['n']:,}", _cell(pw, "run_s"), _cell(pw, "work_s"), seconds(pw["wall_s"]),
-            _cell(dyn, "run_s"), _cell(dyn, "work_s"), seconds(dyn["wall_s"]),
-            _speedup(pw, dyn, "run_s"), _speedup(pw, dyn, "work_s"),
-            seconds(pw["calls_done_s"]) if pw.get("calls_done_s") is not None else "—",
-        ])
+        rows.append(
+            [
+                f"{pw['n']:,}",
+                _cell(pw, "run_s"),
+                _cell(pw, "work_s"),
+                seconds(pw["wall_s"]),
+                _cell(dyn, "run_s"),
+                _cell(dyn, "work_s"),
+                seconds(dyn["wall_s"]),
+                _speedup(pw, dyn, "run_s"),
+                _speedup(pw, dyn, "work_s"),
+                seconds(pw["calls_done_s"]) if pw.get("calls_done_s") is not None else "—",
+            ]
+        )
     if large is not None:
-        refused = (f"refused (run {refusal['state']}): {refusal['message']}" if refusal and refusal.get("message")
-                   else f"run {refusal and refusal.get('state')}")
-        rows.append([f"{large['n']:,}", _cell(large, "run_s"), _cell(large, "work_s"), seconds(large["wall_s"]),
-                     f"N={MAX_MAP_LENGTH + 1:,}: {refused}", "—", "—", "—", "—",
-                     seconds(large["calls_done_s"]) if large.get("calls_done_s") is not None else "—"])
+        refused = (
+            f"refused (run {refusal['state']}): {refusal['message']}"
+            if refusal and refusal.get("message")
+            else f"run {refusal and refusal.get('state')}"
+        )
+        rows.append(
+            [
+                f"{large['n']:,}",
+                _cell(large, "run_s"),
+                _cell(large, "work_s"),
+                seconds(large["wall_s"]),
+                f"N={MAX_MAP_LENGTH + 1:,}: {refused}",
+                "—",
+                "—",
+                "—",
+                "—",
+                seconds(large["calls_done_s"]) if large.get("calls_done_s") is not None else "—",
+            ]
+        )
     cold_table = markdown_table(
-        ["N", "PyWren: DAG run", "PyWren: map + reduce tasks", "PyWren: whole command",
-         "dynamic: DAG run", "dynamic: map + reduce tasks", "dynamic: whole command",
-         "speed-up (DAG run)", "speed-up (map + reduce)", "PyWren calls done after submit"],
+        [
+            "N",
+            "PyWren: DAG run",
+            "PyWren: map + reduce tasks",
+            "PyWren: whole command",
+            "dynamic: DAG run",
+            "dynamic: map + reduce tasks",
+            "dynamic: whole command",
+            "speed-up (DAG run)",
+            "speed-up (map + reduce)",
+            "PyWren calls done after submit",
+        ],
         rows,
     )
     warm_rows = [
-        [f"{pw['n']:,}", _cell(pw, "run_s"), _cell(dyn, "run_s"), _speedup(pw, dyn, "run_s"),
-         _cell(pw, "work_s"), _cell(dyn, "work_s"), _speedup(pw, dyn, "work_s")]
+        [
+            f"{pw['n']:,}",
+            _cell(pw, "run_s"),
+            _cell(dyn, "run_s"),
+            _speedup(pw, dyn, "run_s"),
+            _cell(pw, "work_s"),
+            _cell(dyn, "work_s"),
+            _speedup(pw, dyn, "work_s"),
+        ]
         for pw, dyn in zip(warm["pywren"], warm["dynamic"])
     ]
     warm_table = markdown_table(
-        ["N", "PyWren: DAG run", "dynamic: DAG run", "speed-up (DAG run)",
-         "PyWren: map + reduce tasks", "dynamic: map + reduce tasks", "speed-up (map + reduce)"],
+        [
+            "N",
+            "PyWren: DAG run",
+            "dynamic: DAG run",
+            "speed-up (DAG run)",
+            "PyWren: map + reduce tasks",
+            "dynamic: map + reduce tasks",
+            "speed-up (map + reduce)",
+        ],
         warm_rows,
     )
     table = (
@@ -392,8 +512,11 @@ def run(ctx: Context) -> dict[str, Any]:
         + cold_table
     )
     verdicts = []
-    for label, runs, key in (("warm DAG run", warm, "run_s"), ("cold DAG run", results, "run_s"),
-                             ("map + reduce tasks (cold)", results, "work_s")):
+    for label, runs, key in (
+        ("warm DAG run", warm, "run_s"),
+        ("cold DAG run", results, "run_s"),
+        ("map + reduce tasks (cold)", results, "work_s"),
+    ):
         pw = next((r for r in runs["pywren"] if r["n"] == TARGET_N), None)
         dyn = next((r for r in runs["dynamic"] if r["n"] == TARGET_N), None)
         if pw and dyn and pw.get(key) and dyn.get(key) and dyn["finished"] and pw["finished"]:
@@ -418,8 +541,15 @@ def run(ctx: Context) -> dict[str, Any]:
         f"timings. Dynamic mapping runs longer than {DYNAMIC_LIMIT_S:.0f} s in (b) would be stopped and reported as "
         f"not finished, with how many mapped `square` instances had succeeded by then.{verdict}"
     )
-    data = {"migrate_s": migrate_s, "profile": profile, "fast_poll": fast, "warm": warm, "large": large,
-            "refusal": refusal, **results}
+    data = {
+        "migrate_s": migrate_s,
+        "profile": profile,
+        "fast_poll": fast,
+        "warm": warm,
+        "large": large,
+        "refusal": refusal,
+        **results,
+    }
     findings = _findings(results, warm, profile, fast)
     if large is not None:
         findings.append(
@@ -428,14 +558,26 @@ def run(ctx: Context) -> dict[str, Any]:
             f"reduce tasks {_cell(large, 'work_s')}, calls all done {seconds(large['calls_done_s']) if large.get('calls_done_s') else '—'} "
             f"after submission; the `square` task's XCom is {large.get('xcom_bytes') or '?'} bytes. Dynamic task "
             f"mapping over {MAX_MAP_LENGTH + 1:,} items: "
-            + (f"refused by Airflow (`[core] max_map_length` = {MAX_MAP_LENGTH:,}): {refusal['message']}"
-               if refusal and refusal.get("message") else f"run state {refusal and refusal.get('state')}") + ".")
-    return {"title": TITLE, "table": table, "note": note, "findings": findings, "data": data,
-            "plots": [_plot(ctx, results, warm)]}
+            + (
+                f"refused by Airflow (`[core] max_map_length` = {MAX_MAP_LENGTH:,}): {refusal['message']}"
+                if refusal and refusal.get("message")
+                else f"run state {refusal and refusal.get('state')}"
+            )
+            + "."
+        )
+    return {
+        "title": TITLE,
+        "table": table,
+        "note": note,
+        "findings": findings,
+        "data": data,
+        "plots": [_plot(ctx, results, warm)],
+    }
 
 
-def _findings(results: dict[str, list[dict[str, Any]]], warm: dict[str, Any], profile: dict[str, Any] | None,
-              fast: dict[str, Any]) -> list[str]:
+def _findings(
+    results: dict[str, list[dict[str, Any]]], warm: dict[str, Any], profile: dict[str, Any] | None, fast: dict[str, Any]
+) -> list[str]:
     """Where the PyWren DAG run's time goes, from this run's numbers."""
     lines = []
     pw = next((r for r in results["pywren"] if r["n"] == TARGET_N and r["finished"]), None)
@@ -447,7 +589,8 @@ def _findings(results: dict[str, list[dict[str, Any]]], warm: dict[str, Any], pr
             "(`airflow_pywren/operators/pywren.py`), polling storage with `PollBackoff` "
             "(`airflow_pywren/executor/jobs.py`): the first pauses are `pywren.monitor_interval` long, so a job that "
             "ends in tens of milliseconds is seen done at once (per-run times: "
-            + ", ".join(seconds(r["work_s"]) for r in pw.get("runs", []) if r.get("work_s")) + ")."
+            + ", ".join(seconds(r["work_s"]) for r in pw.get("runs", []) if r.get("work_s"))
+            + ")."
         )
     dyn = next((r for r in results["dynamic"] if r["n"] == TARGET_N and r["finished"]), None)
     if fast.get("work_s") and dyn and dyn.get("work_s"):
@@ -500,20 +643,47 @@ def _cell(run: dict[str, Any], key: str) -> str:
 def _plot(ctx: Context, results: dict[str, list[dict[str, Any]]], warm: dict[str, Any]) -> str:
     plt = pyplot()
     figure, axis = plt.subplots(figsize=(7, 4.2))
-    for key, label, color in (("pywren", "PyWrenMapOperator", "tab:blue"), ("dynamic", "dynamic task mapping", "tab:orange")):
+    for key, label, color in (
+        ("pywren", "PyWrenMapOperator", "tab:blue"),
+        ("dynamic", "dynamic task mapping", "tab:orange"),
+    ):
         done = [r for r in results[key] if r["finished"] and r.get("run_s")]
-        axis.plot([r["n"] for r in done], [r["run_s"] for r in done], marker="o", color=color,
-                  label=f"{label}: DAG run, cold")
+        axis.plot(
+            [r["n"] for r in done], [r["run_s"] for r in done], marker="o", color=color, label=f"{label}: DAG run, cold"
+        )
         hot = [r for r in warm[key] if r["finished"] and r.get("run_s")]
-        axis.plot([r["n"] for r in hot], [r["run_s"] for r in hot], marker="D", ls=":", color=color,
-                  label=f"{label}: DAG run, warm")
-        axis.plot([r["n"] for r in done], [r["work_s"] for r in done], marker="s", ls="--", color=color,
-                  label=f"{label}: map + reduce tasks, cold")
+        axis.plot(
+            [r["n"] for r in hot],
+            [r["run_s"] for r in hot],
+            marker="D",
+            ls=":",
+            color=color,
+            label=f"{label}: DAG run, warm",
+        )
+        axis.plot(
+            [r["n"] for r in done],
+            [r["work_s"] for r in done],
+            marker="s",
+            ls="--",
+            color=color,
+            label=f"{label}: map + reduce tasks, cold",
+        )
         stopped = [r for r in results[key] if not r["finished"]]
         if stopped:
-            axis.scatter([r["n"] for r in stopped], [r["limit_s"] for r in stopped], marker="^", color=color,
-                         label=f"{label}: not finished (≥ limit)")
-    axis.set(xscale="log", yscale="log", xlabel="N (items)", ylabel="seconds", title="DAG level: cold (airflow dags test) and warm (dag.test)")
+            axis.scatter(
+                [r["n"] for r in stopped],
+                [r["limit_s"] for r in stopped],
+                marker="^",
+                color=color,
+                label=f"{label}: not finished (≥ limit)",
+            )
+    axis.set(
+        xscale="log",
+        yscale="log",
+        xlabel="N (items)",
+        ylabel="seconds",
+        title="DAG level: cold (airflow dags test) and warm (dag.test)",
+    )
     axis.legend(fontsize=8)
     figure.tight_layout()
     name = "dag_level.png"

@@ -29,8 +29,19 @@ def main(argv: list[str]) -> int:
         start = time.perf_counter()
         run = dag.test(run_conf={"n": n})
         wall = time.perf_counter() - start
-        print(json.dumps({"dag_id": dag_id, "n": n, "label": label, "run_id": run.run_id,
-                          "state": str(run.state), "wall_s": wall}), flush=True)
+        print(
+            json.dumps(
+                {
+                    "dag_id": dag_id,
+                    "n": n,
+                    "label": label,
+                    "run_id": run.run_id,
+                    "state": str(run.state),
+                    "wall_s": wall,
+                }
+            ),
+            flush=True,
+        )
     return 0
 
 

@@ -27,8 +27,10 @@ from bench.common import Context, bench_home, localhost_config, markdown_table, 
 NAME = "data"
 TITLE = "Maps over data: partitioned line and word count (localhost, S3), worker memory"
 MiB = 1024 * 1024
-WORDS = ("the quick brown fox jumps over lazy dog GET POST /index.html 200 404 500 alpha beta gamma delta "
-         "epsilon lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor").split()
+WORDS = (
+    "the quick brown fox jumps over lazy dog GET POST /index.html 200 404 500 alpha beta gamma delta "
+    "epsilon lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor"
+).split()
 
 
 def make_text(path: Path, size: int, seed: int = 7) -> int:
@@ -112,6 +114,7 @@ class _Blocks(io.RawIOBase):
 
 def memory_of_chunk(obj, whole: bool = False):
     """Peak RSS of this call above its start (bytes), and the lines it counted."""
+
     def status(field: str) -> int:
         with open("/proc/self/status") as lines:
             for line in lines:
@@ -194,12 +197,26 @@ def run(ctx: Context) -> dict[str, Any]:
     finally:
         executor.close()
     pw_s, one_s, pool_s = (statistics.median(t) for t in (pw_times, one_times, pool_times))
-    rows.append([f"localhost, {size / MiB:,.0f} MiB, 1 object", f"{len(ranges)} × {chunk // MiB} MiB",
-                 f"{seconds(pw_s)} ({_spread(pw_times)})", f"{seconds(one_s)} ({_spread(one_times)})",
-                 f"{seconds(pool_s)} ({_spread(pool_times)})", f"{one_s / pw_s:.2f}x", f"{pool_s / pw_s:.2f}x",
-                 f"{size / MiB / pw_s:,.0f} MiB/s"])
-    data["localhost"] = {"bytes": size, "chunks": len(ranges), "pywren_s": pw_times, "one_process_s": one_times,
-                         "pool_s": pool_times, "lines_words": expected}
+    rows.append(
+        [
+            f"localhost, {size / MiB:,.0f} MiB, 1 object",
+            f"{len(ranges)} × {chunk // MiB} MiB",
+            f"{seconds(pw_s)} ({_spread(pw_times)})",
+            f"{seconds(one_s)} ({_spread(one_times)})",
+            f"{seconds(pool_s)} ({_spread(pool_times)})",
+            f"{one_s / pw_s:.2f}x",
+            f"{pool_s / pw_s:.2f}x",
+            f"{size / MiB / pw_s:,.0f} MiB/s",
+        ]
+    )
+    data["localhost"] = {
+        "bytes": size,
+        "chunks": len(ranges),
+        "pywren_s": pw_times,
+        "one_process_s": one_times,
+        "pool_s": pool_times,
+        "lines_words": expected,
+    }
 
     # -------------------------------------------------------------- c. worker memory
     executor = pywren.FunctionExecutor(config=config)
@@ -216,8 +233,15 @@ def run(ctx: Context) -> dict[str, Any]:
     data["memory"] = [{"whole": w, "peak": p, "median": m, "chunk": c} for w, p, m, c in memory_rows]
     mem_table = markdown_table(
         ["how the call reads its 64 MiB chunk", "peak RSS above the call's start (max over calls)", "median", "chunk"],
-        [["iterating `data_stream` (streaming)" if not w else "`data_stream.read()` (whole chunk)",
-          f"{p / MiB:.1f} MiB", f"{m / MiB:.1f} MiB", f"{c / MiB:.0f} MiB"] for w, p, m, c in memory_rows],
+        [
+            [
+                "iterating `data_stream` (streaming)" if not w else "`data_stream.read()` (whole chunk)",
+                f"{p / MiB:.1f} MiB",
+                f"{m / MiB:.1f} MiB",
+                f"{c / MiB:.0f} MiB",
+            ]
+            for w, p, m, c in memory_rows
+        ],
     )
     stop_runners(home / "runner")
 
@@ -240,8 +264,11 @@ def run(ctx: Context) -> dict[str, Any]:
     with open(blob_path, "rb") as file:
         part_counts = count_stream(file)
     cos_expected = [part_counts[0] * objects, part_counts[1] * objects]
-    cos_config = {**config, "pywren": {**config["pywren"], "storage_backend": "ibm_cos"},
-                  "ibm_cos": cos_section(endpoint, job_bucket)}
+    cos_config = {
+        **config,
+        "pywren": {**config["pywren"], "storage_backend": "ibm_cos"},
+        "ibm_cos": cos_section(endpoint, job_bucket),
+    }
     cos_chunk = 16 * MiB if not quick else 4 * MiB
     executor = pywren.FunctionExecutor(config=cos_config)
     try:
@@ -277,16 +304,40 @@ def run(ctx: Context) -> dict[str, Any]:
     finally:
         executor.close()
         stop_runners(home / "runner")
-    rows.append([f"S3 (moto), {cos_total / MiB:,.0f} MiB, {objects} objects", f"{cos_chunks} × {cos_chunk // MiB} MiB",
-                 seconds(cos_s), seconds(cos_one_s), "–", f"{cos_one_s / cos_s:.2f}x", "–",
-                 f"{cos_total / MiB / cos_s:,.0f} MiB/s"])
-    data["cos"] = {"bytes": cos_total, "chunks": cos_chunks, "pywren_s": cos_s, "one_process_s": cos_one_s,
-                   "requests": recorded, "planning_lists": planning_lists, "keys": keys}
+    rows.append(
+        [
+            f"S3 (moto), {cos_total / MiB:,.0f} MiB, {objects} objects",
+            f"{cos_chunks} × {cos_chunk // MiB} MiB",
+            seconds(cos_s),
+            seconds(cos_one_s),
+            "–",
+            f"{cos_one_s / cos_s:.2f}x",
+            "–",
+            f"{cos_total / MiB / cos_s:,.0f} MiB/s",
+        ]
+    )
+    data["cos"] = {
+        "bytes": cos_total,
+        "chunks": cos_chunks,
+        "pywren_s": cos_s,
+        "one_process_s": cos_one_s,
+        "requests": recorded,
+        "planning_lists": planning_lists,
+        "keys": keys,
+    }
     load_after = _loadavg()
 
     table = markdown_table(
-        ["data", "chunks", "PyWren map_reduce (median, spread)", "one Python process", "multiprocessing.Pool(2), same chunks",
-         "speed-up vs one process", "vs Pool(2)", "PyWren throughput"],
+        [
+            "data",
+            "chunks",
+            "PyWren map_reduce (median, spread)",
+            "one Python process",
+            "multiprocessing.Pool(2), same chunks",
+            "speed-up vs one process",
+            "vs Pool(2)",
+            "PyWren throughput",
+        ],
         rows,
     )
     data_gets = recorded.get("GET", 0)
@@ -325,9 +376,11 @@ def run(ctx: Context) -> dict[str, Any]:
         plots.append("data_maps_localhost.png")
     except ImportError:
         pass
-    note = (f"Localhost: one {size / MiB:,.0f} MiB object of word lines (deterministic) in the localhost storage's data "
-            f"bucket; `map_reduce(count_chunk, 'bench-data/corpus/', add_counts, chunk_size={chunk // MiB} MiB)`, "
-            "2 workers; results checked equal across contenders. S3: the same count over "
-            f"{objects} objects on moto, in {cos_chunk // MiB} MiB chunks, against one process streaming each "
-            "object with one GET.")
+    note = (
+        f"Localhost: one {size / MiB:,.0f} MiB object of word lines (deterministic) in the localhost storage's data "
+        f"bucket; `map_reduce(count_chunk, 'bench-data/corpus/', add_counts, chunk_size={chunk // MiB} MiB)`, "
+        "2 workers; results checked equal across contenders. S3: the same count over "
+        f"{objects} objects on moto, in {cos_chunk // MiB} MiB chunks, against one process streaming each "
+        "object with one GET."
+    )
     return {"title": TITLE, "table": table, "note": note, "findings": findings, "plots": plots, "data": data}

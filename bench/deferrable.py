@@ -30,7 +30,7 @@ HOLD_S = 15.0
 """How long the triggerer watches all the running jobs before the gate opens."""
 SAMPLE_EVERY_S = 0.25
 
-DAG_SOURCE = '''\
+DAG_SOURCE = """\
 import os
 import time
 
@@ -54,7 +54,7 @@ def bench_deferred_many():
 
 
 bench_deferred_many()
-'''
+"""
 
 
 class Sampler(threading.Thread):
@@ -105,13 +105,17 @@ class Sampler(threading.Thread):
                 except psutil.Error:
                     pass
             try:
-                states = dict(self.deployment.query(
-                    "SELECT COALESCE(state, 'none'), COUNT(*) FROM task_instance WHERE dag_id = ? GROUP BY state",
-                    DAG_ID))
+                states = dict(
+                    self.deployment.query(
+                        "SELECT COALESCE(state, 'none'), COUNT(*) FROM task_instance WHERE dag_id = ? GROUP BY state",
+                        DAG_ID,
+                    )
+                )
             except Exception:  # the database is briefly locked: keep the previous counts
                 states = self.samples[-1]["states"] if self.samples else {}
-            self.samples.append({"time": time.time(), "cpu_s": self.cpu_seconds(), "rss": rss, "threads": threads,
-                                 "states": states})
+            self.samples.append(
+                {"time": time.time(), "cpu_s": self.cpu_seconds(), "rss": rss, "threads": threads, "states": states}
+            )
             self.halt.wait(SAMPLE_EVERY_S)
 
 
@@ -130,14 +134,15 @@ def run(ctx: Context) -> dict[str, Any]:
     home = bench_home()
     tasks = 20 if ctx.quick else TASKS
     gate = home / "gate"
-    config = {"localhost": {"storage_dir": str(home / "storage"), "runner_dir": str(home / "runner"),
-                            "workers": tasks}}
+    config = {"localhost": {"storage_dir": str(home / "storage"), "runner_dir": str(home / "runner"), "workers": tasks}}
     (home / "dags").mkdir()
     (home / "dags" / f"{DAG_ID}.py").write_text(
-        DAG_SOURCE.format(gate=str(gate), dag_id=DAG_ID, task_id=TASK_ID, tasks=tasks))
+        DAG_SOURCE.format(gate=str(gate), dag_id=DAG_ID, task_id=TASK_ID, tasks=tasks)
+    )
     (home / "airflow").mkdir()
-    deployment = AirflowDeployment(home / "airflow", home / "dags",
-                                   {"pywren_default": {"conn_type": "pywren", "extra": {"config": config}}})
+    deployment = AirflowDeployment(
+        home / "airflow", home / "dags", {"pywren_default": {"conn_type": "pywren", "extra": {"config": config}}}
+    )
     try:
         with pywren.FunctionExecutor(config=config) as starter:  # the runner and its pool of `tasks` workers
             starter.get_result(starter.map(_noop, range(2)))
@@ -151,50 +156,96 @@ def run(ctx: Context) -> dict[str, Any]:
         triggered = time.time()
         deployment.wait_for(
             f"SELECT COUNT(*) FROM task_instance WHERE dag_id = '{DAG_ID}' AND state = 'deferred'",
-            lambda rows: rows[0][0] == tasks, PHASE_TIMEOUT_S)
+            lambda rows: rows[0][0] == tasks,
+            PHASE_TIMEOUT_S,
+        )
         all_deferred = time.time()
         cpu_at_deferred = sampler.cpu_seconds()
-        triggers = deployment.query("SELECT COUNT(*), COUNT(DISTINCT triggerer_id) FROM \"trigger\"")[0]
+        triggers = deployment.query('SELECT COUNT(*), COUNT(DISTINCT triggerer_id) FROM "trigger"')[0]
         time.sleep(HOLD_S)
         gate.touch()
         opened = time.time()
-        deployment.wait_for(f"SELECT state FROM dag_run WHERE dag_id = '{DAG_ID}'",
-                            lambda rows: rows and rows[0][0] in ("success", "failed"), PHASE_TIMEOUT_S)
+        deployment.wait_for(
+            f"SELECT state FROM dag_run WHERE dag_id = '{DAG_ID}'",
+            lambda rows: rows and rows[0][0] in ("success", "failed"),
+            PHASE_TIMEOUT_S,
+        )
         finished = time.time()
         cpu_at_end = sampler.cpu_seconds()
         sampler.halt.set()
         sampler.join()
         run_row = deployment.query(f"SELECT run_id, state FROM dag_run WHERE dag_id = '{DAG_ID}'")[0]
         instances = deployment.query(
-            f"SELECT map_index, state, end_date, scheduled_dttm FROM task_instance WHERE dag_id = '{DAG_ID}'")
+            f"SELECT map_index, state, end_date, scheduled_dttm FROM task_instance WHERE dag_id = '{DAG_ID}'"
+        )
         call_ends = _call_ends(config, run_row[0], [row[0] for row in instances])
     finally:
         deployment.stop()
         stop_runners(home / "runner")
-    delays = [_epoch(end) - call_ends[index] for index, state, end, _ in instances
-              if state == "success" and end and call_ends.get(index)]
-    fired = [_epoch(scheduled) - call_ends[index] for index, state, _, scheduled in instances
-             if state == "success" and scheduled and call_ends.get(index)]
+    delays = [
+        _epoch(end) - call_ends[index]
+        for index, state, end, _ in instances
+        if state == "success" and end and call_ends.get(index)
+    ]
+    fired = [
+        _epoch(scheduled) - call_ends[index]
+        for index, state, _, scheduled in instances
+        if state == "success" and scheduled and call_ends.get(index)
+    ]
     succeeded = sum(1 for _, state, _, _ in instances if state == "success")
     peak_threads = max((s["threads"] for s in sampler.samples), default=0)
     watch_s = finished - all_deferred
     watch_cpu = cpu_at_end - cpu_at_deferred
-    rows = [[
-        "`airflow triggerer` (supervisor + trigger runner)", f"{cpu_at_end:.2f} s", f"{watch_cpu:.2f} s",
-        f"{watch_cpu / max(watch_s, 1e-9):.1%}", f"{watch_cpu / tasks * 1000:.1f} ms",
-        f"{sum(sampler.peak_rss.values()) / 2**20:.0f} MiB", peak_threads,
-    ]]
-    table = markdown_table(["process", "CPU time, whole life", "CPU while watching", "of one core while watching",
-                            "CPU per deferred task", "peak RSS (sum of VmHWM)", "peak threads"], rows)
+    rows = [
+        [
+            "`airflow triggerer` (supervisor + trigger runner)",
+            f"{cpu_at_end:.2f} s",
+            f"{watch_cpu:.2f} s",
+            f"{watch_cpu / max(watch_s, 1e-9):.1%}",
+            f"{watch_cpu / tasks * 1000:.1f} ms",
+            f"{sum(sampler.peak_rss.values()) / 2**20:.0f} MiB",
+            peak_threads,
+        ]
+    ]
+    table = markdown_table(
+        [
+            "process",
+            "CPU time, whole life",
+            "CPU while watching",
+            "of one core while watching",
+            "CPU per deferred task",
+            "peak RSS (sum of VmHWM)",
+            "peak threads",
+        ],
+        rows,
+    )
     table += "\n\n" + markdown_table(
-        ["deferred tasks", "triggers at once / triggerers", "task instances succeeded", "DAG run",
-         "all deferred after trigger", "gate to all succeeded", "event recorded after its call ended: median / p95",
-         "task done after its call ended: median", "p95", "max"],
-        [[tasks, f"{triggers[0]} / {triggers[1]}", f"{succeeded} of {len(instances)}", run_row[1],
-          seconds(all_deferred - triggered), seconds(finished - opened),
-          f"{seconds(percentile(fired, 0.5))} / {seconds(percentile(fired, 0.95))}" if fired else "—",
-          seconds(percentile(delays, 0.5)),
-          seconds(percentile(delays, 0.95)), seconds(max(delays) if delays else 0)]],
+        [
+            "deferred tasks",
+            "triggers at once / triggerers",
+            "task instances succeeded",
+            "DAG run",
+            "all deferred after trigger",
+            "gate to all succeeded",
+            "event recorded after its call ended: median / p95",
+            "task done after its call ended: median",
+            "p95",
+            "max",
+        ],
+        [
+            [
+                tasks,
+                f"{triggers[0]} / {triggers[1]}",
+                f"{succeeded} of {len(instances)}",
+                run_row[1],
+                seconds(all_deferred - triggered),
+                seconds(finished - opened),
+                f"{seconds(percentile(fired, 0.5))} / {seconds(percentile(fired, 0.95))}" if fired else "—",
+                seconds(percentile(delays, 0.5)),
+                seconds(percentile(delays, 0.95)),
+                seconds(max(delays) if delays else 0),
+            ]
+        ],
     )
     note = (
         f"A running Airflow: `airflow api-server --apps execution`, `airflow scheduler` (LocalExecutor, parallelism "
@@ -212,11 +263,27 @@ def run(ctx: Context) -> dict[str, Any]:
         "handing the event to the database. Task done = its end date minus the call's end: adds waiting for a "
         "LocalExecutor slot (16 for 100 resumed tasks on 2 cores) and the task resuming."
     )
-    data = {"samples": sampler.samples, "delays": delays, "fired": fired, "instances": instances, "boot_s": boot_s,
-            "triggered": triggered, "all_deferred": all_deferred, "opened": opened, "finished": finished,
-            "cpu_at_deferred": cpu_at_deferred, "cpu_at_end": cpu_at_end, "peak_rss": sampler.peak_rss}
-    return {"title": TITLE, "table": table, "note": note, "data": data,
-            "plots": [_plot(ctx, sampler.samples, triggered, opened, tasks)]}
+    data = {
+        "samples": sampler.samples,
+        "delays": delays,
+        "fired": fired,
+        "instances": instances,
+        "boot_s": boot_s,
+        "triggered": triggered,
+        "all_deferred": all_deferred,
+        "opened": opened,
+        "finished": finished,
+        "cpu_at_deferred": cpu_at_deferred,
+        "cpu_at_end": cpu_at_end,
+        "peak_rss": sampler.peak_rss,
+    }
+    return {
+        "title": TITLE,
+        "table": table,
+        "note": note,
+        "data": data,
+        "plots": [_plot(ctx, sampler.samples, triggered, opened, tasks)],
+    }
 
 
 def _noop(x: int) -> int:
@@ -255,14 +322,16 @@ def _plot(ctx: Context, samples: list[dict[str, Any]], triggered: float, opened:
     times = [s["time"] - triggered for s in samples]
     for state, color in (("deferred", "tab:purple"), ("success", "tab:green")):
         state_axis.plot(times, [s["states"].get(state, 0) for s in samples], color=color, label=state)
-    rate = [0.0] + [(b["cpu_s"] - a["cpu_s"]) / max(b["time"] - a["time"], 1e-9) * 100
-                    for a, b in zip(samples, samples[1:])]
+    rate = [0.0] + [
+        (b["cpu_s"] - a["cpu_s"]) / max(b["time"] - a["time"], 1e-9) * 100 for a, b in zip(samples, samples[1:])
+    ]
     cpu_axis.plot(times, rate, color="tab:blue")
     rss_axis.plot(times, [s["rss"] / 2**20 for s in samples], color="tab:orange")
     for axis in (state_axis, cpu_axis, rss_axis):
         axis.axvline(opened - triggered, color="tab:gray", ls="--", lw=1)
-    state_axis.set(ylabel="task instances", title=f"{tasks} deferred PyWren tasks, one airflow triggerer "
-                                                  "(dashed: gate opened)")
+    state_axis.set(
+        ylabel="task instances", title=f"{tasks} deferred PyWren tasks, one airflow triggerer (dashed: gate opened)"
+    )
     state_axis.legend(fontsize=8)
     cpu_axis.set(ylabel="triggerer CPU (% of a core)")
     rss_axis.set(ylabel="triggerer RSS (MiB)", xlabel="seconds since the DAG run was triggered")
@@ -272,4 +341,3 @@ def _plot(ctx: Context, samples: list[dict[str, Any]], triggered: float, opened:
     figure.savefig(ctx.results_dir / name, dpi=110)
     plt.close(figure)
     return name
-

@@ -87,8 +87,14 @@ def xcom_size(executor: pywren.FunctionExecutor, futures: list[Any]) -> int:
 
 def client_footprint(home: Path, n: int) -> dict[str, float]:
     """Peak RSS and submission time of a fresh client process mapping a no-op over ``n`` items."""
-    done = subprocess.run([sys.executable, "-m", "bench.executor_client", json.dumps(default_config(home)), str(n)],
-                          capture_output=True, text=True, timeout=1800, check=True, cwd=Path(__file__).parents[1])
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.executor_client", json.dumps(default_config(home)), str(n)],
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        check=True,
+        cwd=Path(__file__).parents[1],
+    )
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -119,7 +125,13 @@ def run(ctx: Context | None = None, sizes: tuple[int, ...] | None = None, repeat
                     cost, reference = storage_cost(executor, n), xcom_size(executor, futures)
                 del futures
                 executor.clean()
-            row = {"n": n, "pywren": _summary(pywren_times), "pool": _summary(pool_times), **cost, "xcom_bytes": reference}
+            row = {
+                "n": n,
+                "pywren": _summary(pywren_times),
+                "pool": _summary(pool_times),
+                **cost,
+                "xcom_bytes": reference,
+            }
             row["ratio"] = row["pywren"]["median"] / row["pool"]["median"]
             row.update(client_footprint(home, n))
             data.append(row)
@@ -137,17 +149,55 @@ def run(ctx: Context | None = None, sizes: tuple[int, ...] | None = None, repeat
     finally:
         executor.close()
         stop_runners(home / "runner")
-    rows = [[f"{d['n']:,}", _spread(d["pywren"]), f"{d['pywren']['median'] / d['n'] * 1e6:.0f} µs", _spread(d["pool"]),
-             f"{d['ratio']:.2f}x", f"{d['files_per_call']:.3f}", f"{d['bytes_per_call']:.0f} B / {d['disk_bytes_per_call']:.0f} B",
-             f"{d['peak_rss_mib']:.0f} MiB", seconds(d["submit_s"]), f"{d['xcom_bytes']:,} B"] for d in data]
-    rows.append([f"map_reduce {REDUCE_N:,}", _spread(reduce["pywren"]), "—", _spread(reduce["pool"]),
-                 f"{reduce['ratio']:.2f}x", "", "", "", "", ""])
+    rows = [
+        [
+            f"{d['n']:,}",
+            _spread(d["pywren"]),
+            f"{d['pywren']['median'] / d['n'] * 1e6:.0f} µs",
+            _spread(d["pool"]),
+            f"{d['ratio']:.2f}x",
+            f"{d['files_per_call']:.3f}",
+            f"{d['bytes_per_call']:.0f} B / {d['disk_bytes_per_call']:.0f} B",
+            f"{d['peak_rss_mib']:.0f} MiB",
+            seconds(d["submit_s"]),
+            f"{d['xcom_bytes']:,} B",
+        ]
+        for d in data
+    ]
+    rows.append(
+        [
+            f"map_reduce {REDUCE_N:,}",
+            _spread(reduce["pywren"]),
+            "—",
+            _spread(reduce["pool"]),
+            f"{reduce['ratio']:.2f}x",
+            "",
+            "",
+            "",
+            "",
+            "",
+        ]
+    )
     table = markdown_table(
-        ["N", "PyWren: median (min–max)", "per call", "ProcessPoolExecutor(2) incl. start-up", "ratio",
-         "files per call", "bytes per call (apparent / on disk)", "client peak RSS", "submit", "XCom reference"], rows)
+        [
+            "N",
+            "PyWren: median (min–max)",
+            "per call",
+            "ProcessPoolExecutor(2) incl. start-up",
+            "ratio",
+            "files per call",
+            "bytes per call (apparent / on disk)",
+            "client peak RSS",
+            "submit",
+            "XCom reference",
+        ],
+        rows,
+    )
     verdicts = [f"N={d['n']:,} {d['ratio']:.2f}x ({'met' if d['ratio'] <= TARGET_RATIO else 'MISSED'})" for d in data]
-    verdicts.append(f"map_reduce {reduce['ratio']:.2f}x (≤ {TARGET_REDUCE_RATIO:g}x "
-                    f"{'met' if reduce['ratio'] <= TARGET_REDUCE_RATIO else 'MISSED'})")
+    verdicts.append(
+        f"map_reduce {reduce['ratio']:.2f}x (≤ {TARGET_REDUCE_RATIO:g}x "
+        f"{'met' if reduce['ratio'] <= TARGET_REDUCE_RATIO else 'MISSED'})"
+    )
     largest = data[-1]
     load = os.getloadavg()
     note = (
@@ -162,21 +212,34 @@ def run(ctx: Context | None = None, sizes: tuple[int, ...] | None = None, repeat
         f"divided by N. Load average at the end: {load[0]:.1f}, {load[1]:.1f}, {load[2]:.1f} (2 cores)."
     )
     plots = [_cost_plot(ctx, data), _footprint_plot(ctx, data), *timeline]
-    return {"title": TITLE, "table": table, "note": note, "data": {"sizes": data, "map_reduce": reduce, "cold_s": cold},
-            "plots": plots}
+    return {
+        "title": TITLE,
+        "table": table,
+        "note": note,
+        "data": {"sizes": data, "map_reduce": reduce, "cold_s": cold},
+        "plots": plots,
+    }
 
 
 def _cost_plot(ctx: Context, data: list[dict[str, Any]]) -> str:
     plt = pyplot()
     figure, axis = plt.subplots(figsize=(6.5, 4))
     ns = [d["n"] for d in data]
-    for key, label in (("pywren", "PyWren map (localhost, default config)"), ("pool", "ProcessPoolExecutor(2) incl. start-up")):
+    for key, label in (
+        ("pywren", "PyWren map (localhost, default config)"),
+        ("pool", "ProcessPoolExecutor(2) incl. start-up"),
+    ):
         medians = [d[key]["median"] / d["n"] * 1e6 for d in data]
         low = [m - d[key]["min"] / d["n"] * 1e6 for m, d in zip(medians, data)]
         high = [d[key]["max"] / d["n"] * 1e6 - m for m, d in zip(medians, data)]
         axis.errorbar(ns, medians, yerr=[low, high], marker="o", capsize=3, label=label)
-    axis.set(xscale="log", xlabel="N (calls)", ylabel="µs per call (median, min–max)", title="Per-call cost of a no-op map",
-             ylim=(0, None))
+    axis.set(
+        xscale="log",
+        xlabel="N (calls)",
+        ylabel="µs per call (median, min–max)",
+        title="Per-call cost of a no-op map",
+        ylim=(0, None),
+    )
     axis.legend(fontsize=8)
     figure.tight_layout()
     name = "executor_localhost_per_call.png"

@@ -56,21 +56,44 @@ def run(ctx: Context) -> dict[str, Any]:
                 assert results == [x + 1 for x in range(n)], "wrong results"
                 stats = openwhisk.command("stats")
                 answered_429 = int(stats["answers"].get("429", 0))
-                rows.append([
-                    f"{n:,}", f"{faults} ({answered_429} answered)" if faults else "0", seconds(submit_s),
-                    f"{n / submit_s:,.0f}", seconds(total_s), f"{n / total_s:,.0f}", stats["max_in_flight"],
-                ])
-                data.append({"n": n, "faults": faults, "answered_429": answered_429, "submit_s": submit_s,
-                             "total_s": total_s, "invocations_per_s": n / submit_s, "calls_per_s": n / total_s,
-                             "server": stats})
+                rows.append(
+                    [
+                        f"{n:,}",
+                        f"{faults} ({answered_429} answered)" if faults else "0",
+                        seconds(submit_s),
+                        f"{n / submit_s:,.0f}",
+                        seconds(total_s),
+                        f"{n / total_s:,.0f}",
+                        stats["max_in_flight"],
+                    ]
+                )
+                data.append(
+                    {
+                        "n": n,
+                        "faults": faults,
+                        "answered_429": answered_429,
+                        "submit_s": submit_s,
+                        "total_s": total_s,
+                        "invocations_per_s": n / submit_s,
+                        "calls_per_s": n / total_s,
+                        "server": stats,
+                    }
+                )
                 if n == TIMELINE_N and not faults:
                     plots += [p.name for p in executor.plot(futures, str(ctx.results_dir), f"openwhisk_n{n}")]
                 executor.clean()
     finally:
         executor.close()
     table = markdown_table(
-        ["N", "injected 429s", "submit (all invocations)", "invocations/s", "end to end", "calls/s end to end",
-         "most POSTs in flight"],
+        [
+            "N",
+            "injected 429s",
+            "submit (all invocations)",
+            "invocations/s",
+            "end to end",
+            "calls/s end to end",
+            "most POSTs in flight",
+        ],
         rows,
     )
     note = (

@@ -92,8 +92,12 @@ def _plot(ctx: Context, data: list[dict[str, Any]]) -> str:
         values = sorted(v * 1000 for v in entry["values"])
         fractions = [(i + 1) / len(values) for i in range(len(values))]
         axis.step(values, fractions, where="post", label=entry["series"])
-    axis.set(xlabel="last call end → get_result returned (ms)", ylabel="fraction of jobs",
-             title="Completion latency (ECDF)", xscale="log")
+    axis.set(
+        xlabel="last call end → get_result returned (ms)",
+        ylabel="fraction of jobs",
+        title="Completion latency (ECDF)",
+        xscale="log",
+    )
     axis.legend(fontsize=8)
     figure.tight_layout()
     name = "latency_ecdf.png"

@@ -28,8 +28,13 @@ def machine() -> str:
 
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                                cwd=Path(__file__).parent, check=False).stdout.strip()
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            cwd=Path(__file__).parent,
+            check=False,
+        ).stdout.strip()
     except OSError:
         commit = ""
     try:
@@ -38,9 +43,11 @@ def machine() -> str:
         airflow = version("apache-airflow")
     except Exception:
         airflow = "not installed"
-    return (f"{cpus} CPUs, {platform.machine()}, Linux {platform.release()}, Python {sys.version.split()[0]}, "
-            f"Airflow {airflow}, airflow-pywren {getattr(airflow_pywren, '__version__', '?')}"
-            + (f" (commit {commit})" if commit else ""))
+    return (
+        f"{cpus} CPUs, {platform.machine()}, Linux {platform.release()}, Python {sys.version.split()[0]}, "
+        f"Airflow {airflow}, airflow-pywren {getattr(airflow_pywren, '__version__', '?')}"
+        + (f" (commit {commit})" if commit else "")
+    )
 
 
 def _previous_sections(path: Path) -> dict[str, str]:
@@ -73,8 +80,11 @@ def write_report(order: list[tuple[str, str]], results_dir: Path = RESULTS_DIR) 
             kept = previous.get(title)
             lines += [kept, ""] if kept else ["Not run yet (`python -m bench --only " + name + "`).", ""]
             continue
-        lines += [f"*Run {result.get('finished', '?')} in {result.get('elapsed_s', 0):.0f} s on "
-                  f"{result.get('machine', '?')}.*", ""]
+        lines += [
+            f"*Run {result.get('finished', '?')} in {result.get('elapsed_s', 0):.0f} s on "
+            f"{result.get('machine', '?')}.*",
+            "",
+        ]
         if result.get("error"):
             lines += [f"**Failed:** `{result['error']}`", ""]
         if result.get("table"):

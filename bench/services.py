@@ -40,7 +40,12 @@ class ServiceProcess:
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "bench.services", kind, "--workdir", str(workdir), *args],
-                cwd=REPO_ROOT, env=child_env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True,
+                cwd=REPO_ROOT,
+                env=child_env,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=log,
+                text=True,
             )
         self._lock = threading.Lock()
         line = self._read_line(START_TIMEOUT)
@@ -218,9 +223,12 @@ def _serve_openwhisk(workdir: Path, containers: int) -> None:
         if op == "stats":
             with server.lock:
                 return {
-                    "attempts": sum(server.attempts.values()), "accepted": len(server.invocations),
-                    "answers": {str(k): v for k, v in server.answers.items()}, "max_in_flight": server.max_in_flight,
-                    "connections": len(server.connections), "containers_started": server.pool.started,
+                    "attempts": sum(server.attempts.values()),
+                    "accepted": len(server.invocations),
+                    "answers": {str(k): v for k, v in server.answers.items()},
+                    "max_in_flight": server.max_in_flight,
+                    "connections": len(server.connections),
+                    "containers_started": server.pool.started,
                     "faults_left": len(server.faults),
                 }
         raise ValueError(f"unknown op {op!r}")

@@ -61,18 +61,45 @@ def run(ctx: Context) -> dict[str, Any]:
             submit, wait = _diff(submitted, start), _diff(waited, submitted)
             client_total = {kind: submit[kind] + wait[kind] for kind in KINDS}
             function = {kind: server.get(kind, 0) - client_total[kind] for kind in ("PUT", "GET", "LIST")}
-            rows.append([
-                f"{n:,}", _fmt(submit), _fmt(wait), wait["LIST"], submit["RETRY"] + wait["RETRY"],
-                _fmt(function), f"{(function['PUT'] + function['GET']) / n:.2f}", seconds(submit_s), seconds(wait_s),
-            ])
-            data.append({"n": n, "submit": submit, "wait": wait, "server": dict(server), "function": function,
-                         "submit_s": submit_s, "wait_s": wait_s})
+            rows.append(
+                [
+                    f"{n:,}",
+                    _fmt(submit),
+                    _fmt(wait),
+                    wait["LIST"],
+                    submit["RETRY"] + wait["RETRY"],
+                    _fmt(function),
+                    f"{(function['PUT'] + function['GET']) / n:.2f}",
+                    seconds(submit_s),
+                    seconds(wait_s),
+                ]
+            )
+            data.append(
+                {
+                    "n": n,
+                    "submit": submit,
+                    "wait": wait,
+                    "server": dict(server),
+                    "function": function,
+                    "submit_s": submit_s,
+                    "wait_s": wait_s,
+                }
+            )
     finally:
         executor.close()
         stop_runners(home / "runner")
     table = markdown_table(
-        ["N", "submit PUT / GET / LIST", "wait PUT / GET / LIST", "polls (= LISTs)", "RETRY",
-         "function side PUT / GET / LIST", "function requests per call", "submit time", "wait time"],
+        [
+            "N",
+            "submit PUT / GET / LIST",
+            "wait PUT / GET / LIST",
+            "polls (= LISTs)",
+            "RETRY",
+            "function side PUT / GET / LIST",
+            "function requests per call",
+            "submit time",
+            "wait time",
+        ],
         rows,
     )
     note = (

@@ -14,8 +14,14 @@ import pytest
 
 from airflow_pywren.executor.compute.localhost import stop_runners
 
-pytest_plugins = ["tests.services.s3", "tests.services.openwhisk", "tests.services.rabbitmq", "tests.services.kubernetes",
-                  "tests.services.code_engine", "tests.services.http_files"]
+pytest_plugins = [
+    "tests.services.s3",
+    "tests.services.openwhisk",
+    "tests.services.rabbitmq",
+    "tests.services.kubernetes",
+    "tests.services.code_engine",
+    "tests.services.http_files",
+]
 
 # Backends the executor suite runs against: compute+storage.
 BACKEND_PARAMS = ["localhost", "ibm_cf+localhost", "localhost+ibm_cos", "ibm_cf+ibm_cos"]

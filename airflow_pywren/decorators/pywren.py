@@ -115,15 +115,27 @@ class PyWrenDecoratedOperator(DecoratedOperator, BasePyWrenOperator):
         if self.kind == CALL_ASYNC:
             func, data = self._call_arguments()
             return [executor.call_async(func, resolve_data(data), runtime_memory=memory, **options)]
-        iterdata = resolve_iterdata(self.op_kwargs["iterdata"] if "iterdata" in self.op_kwargs else list(self.op_args)[0])
+        iterdata = resolve_iterdata(
+            self.op_kwargs["iterdata"] if "iterdata" in self.op_kwargs else list(self.op_args)[0]
+        )
         if self.kind == MAP:
-            return executor.map(self.python_callable, iterdata, runtime_memory=memory, **options,
-                                **_chunking(self.chunk_size, self.chunk_n))
+            return executor.map(
+                self.python_callable,
+                iterdata,
+                runtime_memory=memory,
+                **options,
+                **_chunking(self.chunk_size, self.chunk_n),
+            )
         assert self.reduce_function is not None  # the kind is map_reduce only with a reduce_function
         return executor.map_reduce(
-            self.python_callable, iterdata, self.reduce_function, reducer_wait_local=self.reducer_wait_local,
+            self.python_callable,
+            iterdata,
+            self.reduce_function,
+            reducer_wait_local=self.reducer_wait_local,
             **_chunking(self.chunk_size, self.chunk_n, self.reducer_one_per_object),
-            map_runtime_memory=memory, reduce_runtime_memory=_memory(self.reduce_runtime_memory, executor), **options,
+            map_runtime_memory=memory,
+            reduce_runtime_memory=_memory(self.reduce_runtime_memory, executor),
+            **options,
         )
 
     def _call_arguments(self) -> tuple[Callable, Any]:
@@ -145,7 +157,9 @@ class PyWrenDecoratedOperator(DecoratedOperator, BasePyWrenOperator):
         return func, dict(bound.arguments)
 
 
-def pywren_task(python_callable: Callable | None = None, multiple_outputs: bool | None = None, **kwargs: Any) -> TaskDecorator:
+def pywren_task(
+    python_callable: Callable | None = None, multiple_outputs: bool | None = None, **kwargs: Any
+) -> TaskDecorator:
     """Run the decorated function as PyWren calls (``@task.pywren``); see the module docs for the forms.
 
     :param python_callable: the function (when used without parentheses).

@@ -16,7 +16,19 @@ from airflow_pywren.executor.serialization import ResultRef
 from airflow_pywren.executor.wait import ALL_COMPLETED, ALWAYS, ANY_COMPLETED
 
 __all__ = [
-    "ALL_COMPLETED", "ALWAYS", "ANY_COMPLETED", "ActivationMemoryError", "ActivationTimeoutError", "ComputeError",
-    "FunctionError", "FunctionExecutor", "PyWrenConfigError", "PyWrenError", "PyWrenSubmitError", "ResponseFuture",
-    "ResultRef", "StorageError", "ibm_cf_executor",
+    "ALL_COMPLETED",
+    "ALWAYS",
+    "ANY_COMPLETED",
+    "ActivationMemoryError",
+    "ActivationTimeoutError",
+    "ComputeError",
+    "FunctionError",
+    "FunctionExecutor",
+    "PyWrenConfigError",
+    "PyWrenError",
+    "PyWrenSubmitError",
+    "ResponseFuture",
+    "ResultRef",
+    "StorageError",
+    "ibm_cf_executor",
 ]

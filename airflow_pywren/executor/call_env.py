@@ -14,18 +14,52 @@ import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
-ALLOWED_NAMES = frozenset({
-    "PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LANGUAGE", "TZ", "TERM",
-    "TMPDIR", "TEMP", "TMP",
-    "PYTHONPATH", "PYTHONHOME", "PYTHONHASHSEED", "PYTHONUNBUFFERED", "PYTHONDONTWRITEBYTECODE",
-    "PYTHONIOENCODING", "PYTHONUTF8", "VIRTUAL_ENV",
-    "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE",
-    "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy",
-    "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE",
-    # OpenWhisk's activation context (the namespace key, __OW_API_KEY, is not passed on)
-    "__OW_ACTIVATION_ID", "__OW_ACTION_NAME", "__OW_NAMESPACE", "__OW_DEADLINE", "__OW_TRANSACTION_ID",
-    "__OW_API_HOST",
-})
+ALLOWED_NAMES = frozenset(
+    {
+        "PATH",
+        "HOME",
+        "USER",
+        "LOGNAME",
+        "SHELL",
+        "LANG",
+        "LANGUAGE",
+        "TZ",
+        "TERM",
+        "TMPDIR",
+        "TEMP",
+        "TMP",
+        "PYTHONPATH",
+        "PYTHONHOME",
+        "PYTHONHASHSEED",
+        "PYTHONUNBUFFERED",
+        "PYTHONDONTWRITEBYTECODE",
+        "PYTHONIOENCODING",
+        "PYTHONUTF8",
+        "VIRTUAL_ENV",
+        "SSL_CERT_FILE",
+        "SSL_CERT_DIR",
+        "REQUESTS_CA_BUNDLE",
+        "CURL_CA_BUNDLE",
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "NO_PROXY",
+        "http_proxy",
+        "https_proxy",
+        "no_proxy",
+        "OMP_NUM_THREADS",
+        "OPENBLAS_NUM_THREADS",
+        "MKL_NUM_THREADS",
+        "OPENBLAS_CORETYPE",
+        "OPENBLAS_L2_SIZE",
+        # OpenWhisk's activation context (the namespace key, __OW_API_KEY, is not passed on)
+        "__OW_ACTIVATION_ID",
+        "__OW_ACTION_NAME",
+        "__OW_NAMESPACE",
+        "__OW_DEADLINE",
+        "__OW_TRANSACTION_ID",
+        "__OW_API_HOST",
+    }
+)
 """Variables of the host (runner or action container) that calls see; everything else needs ``extra_env``."""
 ALLOWED_PREFIXES = ("LC_",)
 

@@ -323,10 +323,11 @@ def stage_items(
             where = what if what == "data" else f"{what} item {index}"
             call_data = item if isinstance(item, CallData) else bind_call(func, item, extra_args, where)
             try:
-                chunk = (pickle.dumps(call_data, protocol) if _plain_call(call_data)
-                         else serialization.dumps(call_data))
+                chunk = pickle.dumps(call_data, protocol) if _plain_call(call_data) else serialization.dumps(call_data)
             except Exception as exc:
-                raise PyWrenSubmitError(f"{where} ({_short(item)}) cannot be pickled: {type(exc).__name__}: {exc}") from exc
+                raise PyWrenSubmitError(
+                    f"{where} ({_short(item)}) cannot be pickled: {type(exc).__name__}: {exc}"
+                ) from exc
         if signer is not None:
             chunk = signer.sign(chunk)
         chunks.append(chunk)
@@ -337,9 +338,13 @@ def stage_items(
 
 def _plain_call(call_data: CallData) -> bool:
     """True when the standard pickler stores ``call_data`` exactly as cloudpickle would (plain values only)."""
-    return (not call_data.has_unbound and call_data.extra_args is None and call_data.context is None
-            and all(serialization.is_plain(v) for v in call_data.args)
-            and all(serialization.is_plain(v) for v in call_data.kwargs.values()))
+    return (
+        not call_data.has_unbound
+        and call_data.extra_args is None
+        and call_data.context is None
+        and all(serialization.is_plain(v) for v in call_data.args)
+        and all(serialization.is_plain(v) for v in call_data.kwargs.values())
+    )
 
 
 def check_reducer(func: Callable) -> None:
@@ -367,8 +372,11 @@ def injected_settings(func: Callable, config: dict[str, Any], storage: StorageBa
 def _resolve(value: Any, context: CallContext) -> Any:
     if isinstance(value, ResultRef):
         signer = Signer.from_payload(context.payload["signing"])
-        return serialization.loads_signed(call_store_for(context.storage).read_output_key(value.key), signer,
-                                          what=f"the upstream result {value.key!r}")
+        return serialization.loads_signed(
+            call_store_for(context.storage).read_output_key(value.key),
+            signer,
+            what=f"the upstream result {value.key!r}",
+        )
     return value
 
 

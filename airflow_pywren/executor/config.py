@@ -52,20 +52,33 @@ SCHEMA: dict[str, dict[str, Setting]] = {
         "rabbitmq_monitor": Setting((bool,), False, "resolve futures from RabbitMQ messages"),
         "log_level": Setting((str, type(None)), None, "logging level of the executor"),
         "max_workers": Setting((int,), 16, "client threads for storage reads"),
-        "lost_call_grace": Setting((int, float), 30, "seconds past its timeout after which a running call with no status is failed"),
-        "write_retry_seconds": Setting((int, float), 30, "seconds a call retries a status or result write that storage "
-                                       "refused before it gives up (the client then fails the call with the storage error)"),
-        "signing_key": Setting((str, type(None)), None, "secret that signs every pickle in storage (default: the key file)"),
+        "lost_call_grace": Setting(
+            (int, float), 30, "seconds past its timeout after which a running call with no status is failed"
+        ),
+        "write_retry_seconds": Setting(
+            (int, float),
+            30,
+            "seconds a call retries a status or result write that storage "
+            "refused before it gives up (the client then fails the call with the storage error)",
+        ),
+        "signing_key": Setting(
+            (str, type(None)), None, "secret that signs every pickle in storage (default: the key file)"
+        ),
         "previous_signing_keys": Setting((list,), [], "older signing keys still accepted when reading (key rotation)"),
-        "signing_key_file": Setting((str,), "~/.pywren/signing.key", "per-user key file used when signing_key is unset "
-                                    "(created with mode 0600)"),
+        "signing_key_file": Setting(
+            (str,), "~/.pywren/signing.key", "per-user key file used when signing_key is unset (created with mode 0600)"
+        ),
     },
     "localhost": {
         "storage_dir": Setting((str,), "~/.pywren/storage", "directory holding localhost storage"),
         "bucket": Setting((str,), "pywren", "bucket (sub-directory) of localhost storage"),
         "storage_prefix": Setting((str,), "pywren.jobs", "key prefix of job data"),
-        "data_dir": Setting((str, type(None)), None, "directory whose sub-directories are the buckets that "
-                            "'bucket/prefix/' and 'cos://bucket/...' iterdata address (default: storage_dir)"),
+        "data_dir": Setting(
+            (str, type(None)),
+            None,
+            "directory whose sub-directories are the buckets that "
+            "'bucket/prefix/' and 'cos://bucket/...' iterdata address (default: storage_dir)",
+        ),
         "workers": Setting((int,), _cpu_count(), "concurrent calls on this machine"),
         "runner_dir": Setting((str,), "~/.pywren/runner", "directory of the runner's socket, lock and log"),
         "runner_idle_timeout": Setting((int, float), 600, "seconds an idle runner waits before exiting"),
@@ -84,14 +97,20 @@ SCHEMA: dict[str, dict[str, Setting]] = {
         "read_timeout": Setting((int, float), 60, "seconds to read"),
     },
     "ibm_cf": {
-        "endpoint": Setting((str, type(None)), None, "OpenWhisk API host, e.g. https://us-south.functions.cloud.ibm.com"),
+        "endpoint": Setting(
+            (str, type(None)), None, "OpenWhisk API host, e.g. https://us-south.functions.cloud.ibm.com"
+        ),
         "namespace": Setting((str, type(None)), None, "OpenWhisk namespace"),
         "api_key": Setting((str, type(None)), None, "OpenWhisk key 'uuid:key' (basic auth)"),
         "iam_api_key": Setting((str, type(None)), None, "IAM API key for IAM-based namespaces"),
         "iam_endpoint": Setting((str,), "https://iam.cloud.ibm.com/identity/token", "IAM token endpoint"),
         "runtime": Setting((str,), "airflowpywren/runtime:latest", "docker image of the action"),
-        "runtime_memory": Setting((int,), 256, "memory of the action 'pywren runtime deploy' creates, in MB "
-                                  "(jobs use pywren.runtime_memory or their runtime_memory argument)"),
+        "runtime_memory": Setting(
+            (int,),
+            256,
+            "memory of the action 'pywren runtime deploy' creates, in MB "
+            "(jobs use pywren.runtime_memory or their runtime_memory argument)",
+        ),
         "timeout": Setting((int, float), 600, "action timeout in seconds"),
         "max_concurrency": Setting((int,), 64, "invocations in flight at once"),
         "invoke_retries": Setting((int,), 8, "retries of one invocation on 429 and 5xx"),
@@ -99,48 +118,85 @@ SCHEMA: dict[str, dict[str, Setting]] = {
         "remote_invoker": Setting((bool,), False, "let one activation invoke the rest of a large map"),
         "remote_invoker_threshold": Setting((int,), 500, "map size from which the remote invoker is used"),
         "verify_tls": Setting((bool,), True, "verify the endpoint's TLS certificate"),
-        "lost_check_interval": Setting((int, float), 10, "seconds between checks of OpenWhisk's records for calls "
-                                       "whose activation ended without a final status"),
+        "lost_check_interval": Setting(
+            (int, float),
+            10,
+            "seconds between checks of OpenWhisk's records for calls whose activation ended without a final status",
+        ),
     },
     "k8s": {
         "kubeconfig": Setting((str, type(None)), None, "kubeconfig file (default: $KUBECONFIG, else ~/.kube/config)"),
         "context": Setting((str, type(None)), None, "kubeconfig context (default: the current context)"),
-        "kubeconfig_dict": Setting((dict, type(None)), None, "a kubeconfig as a mapping (an Airflow kubernetes connection's)"),
-        "in_cluster": Setting((bool, type(None)), None, "use the pod's service account (default: when in a pod with no kubeconfig)"),
+        "kubeconfig_dict": Setting(
+            (dict, type(None)), None, "a kubeconfig as a mapping (an Airflow kubernetes connection's)"
+        ),
+        "in_cluster": Setting(
+            (bool, type(None)), None, "use the pod's service account (default: when in a pod with no kubeconfig)"
+        ),
         "namespace": Setting((str,), "default", "namespace of the Jobs"),
         "runtime": Setting((str,), "airflowpywren/runtime:latest", "runtime image of the pods"),
-        "image_pull_policy": Setting((str, type(None)), None, "Always, IfNotPresent or Never (default: Kubernetes')",
-                                     ("Always", "IfNotPresent", "Never")),
+        "image_pull_policy": Setting(
+            (str, type(None)),
+            None,
+            "Always, IfNotPresent or Never (default: Kubernetes')",
+            ("Always", "IfNotPresent", "Never"),
+        ),
         "image_pull_secret": Setting((str, type(None)), None, "Secret with the registry credentials of the image"),
-        "service_account": Setting((str, type(None)), None, "service account of the pods (default: none, no API token)"),
+        "service_account": Setting(
+            (str, type(None)), None, "service account of the pods (default: none, no API token)"
+        ),
         "node_selector": Setting((dict, type(None)), None, "node labels the pods must run on"),
         "cpu": Setting((str, int, float), "1", "CPU request of each pod"),
         "calls_per_pod": Setting((int,), 10, "calls each pod runs one after another"),
         "parallelism": Setting((int,), 100, "pods of one job running at once"),
-        "deadline_margin": Setting((int, float), 120, "seconds added to calls_per_pod x timeout for a pod's "
-                                   "activeDeadlineSeconds (start-up, image pull)"),
-        "image_pull_timeout": Setting((int, float), 120, "seconds a pod may fail to pull its image before its calls fail"),
-        "ttl_after_finished": Setting((int, type(None)), 3600, "seconds Kubernetes keeps a finished Job (null: until clean())"),
+        "deadline_margin": Setting(
+            (int, float),
+            120,
+            "seconds added to calls_per_pod x timeout for a pod's activeDeadlineSeconds (start-up, image pull)",
+        ),
+        "image_pull_timeout": Setting(
+            (int, float), 120, "seconds a pod may fail to pull its image before its calls fail"
+        ),
+        "ttl_after_finished": Setting(
+            (int, type(None)), 3600, "seconds Kubernetes keeps a finished Job (null: until clean())"
+        ),
         "job_prefix": Setting((str,), "pywren", "prefix of the Job names"),
-        "lost_check_interval": Setting((int, float), 10, "seconds between checks of the pods of jobs with calls pending"),
+        "lost_check_interval": Setting(
+            (int, float), 10, "seconds between checks of the pods of jobs with calls pending"
+        ),
     },
     "code_engine": {
         "region": Setting((str, type(None)), None, "IBM Cloud region of the project, e.g. us-south"),
         "project_id": Setting((str, type(None)), None, "Code Engine project id (ibmcloud ce project get --name P)"),
-        "endpoint": Setting((str, type(None)), None, "API endpoint (default: https://api.{region}.codeengine.cloud.ibm.com/v2)"),
+        "endpoint": Setting(
+            (str, type(None)), None, "API endpoint (default: https://api.{region}.codeengine.cloud.ibm.com/v2)"
+        ),
         "iam_api_key": Setting((str, type(None)), None, "IBM Cloud API key"),
         "iam_endpoint": Setting((str,), "https://iam.cloud.ibm.com/identity/token", "IAM token endpoint"),
         "runtime": Setting((str,), "airflowpywren/runtime:latest", "runtime image of the job runs"),
         "image_secret": Setting((str, type(None)), None, "registry access secret of the image, in the project"),
-        "cpu": Setting((str, int, float, type(None)), None, "vCPU per instance (default: the smallest that accepts the memory)"),
+        "cpu": Setting(
+            (str, int, float, type(None)), None, "vCPU per instance (default: the smallest that accepts the memory)"
+        ),
         "calls_per_instance": Setting((int,), 10, "calls each instance runs one after another"),
-        "deadline_margin": Setting((int, float), 120, "seconds added to calls_per_instance x timeout for an instance's "
-                                   "scale_max_execution_time"),
-        "service_account": Setting((str,), "none", "service account of the instances (none, reader, writer, manager)",
-                                   ("none", "reader", "writer", "manager")),
-        "image_pull_timeout": Setting((int, float), 120, "seconds an instance may fail to pull its image before its calls fail"),
+        "deadline_margin": Setting(
+            (int, float),
+            120,
+            "seconds added to calls_per_instance x timeout for an instance's scale_max_execution_time",
+        ),
+        "service_account": Setting(
+            (str,),
+            "none",
+            "service account of the instances (none, reader, writer, manager)",
+            ("none", "reader", "writer", "manager"),
+        ),
+        "image_pull_timeout": Setting(
+            (int, float), 120, "seconds an instance may fail to pull its image before its calls fail"
+        ),
         "job_prefix": Setting((str,), "pywren", "prefix of the job run names"),
-        "lost_check_interval": Setting((int, float), 10, "seconds between checks of the job runs of jobs with calls pending"),
+        "lost_check_interval": Setting(
+            (int, float), 10, "seconds between checks of the job runs of jobs with calls pending"
+        ),
         "max_retries": Setting((int,), 5, "retries of one API request on 429 and 5xx"),
         "verify_tls": Setting((bool,), True, "verify the endpoint's TLS certificate"),
     },
@@ -302,20 +358,30 @@ def _check_complete(config: Config) -> None:
             if not cf[key]:
                 raise PyWrenConfigError(f"compute_backend 'ibm_cf' needs 'ibm_cf.{key}'; set it in the config")
         if not (cf["api_key"] or cf["iam_api_key"]):
-            raise PyWrenConfigError("compute_backend 'ibm_cf' needs 'ibm_cf.api_key' ('uuid:key') or 'ibm_cf.iam_api_key'")
+            raise PyWrenConfigError(
+                "compute_backend 'ibm_cf' needs 'ibm_cf.api_key' ('uuid:key') or 'ibm_cf.iam_api_key'"
+            )
         if cf["api_key"] and ":" not in cf["api_key"]:
-            raise PyWrenConfigError("'ibm_cf.api_key' must have the form 'uuid:key' as printed by 'ibmcloud fn property get --auth'")
+            raise PyWrenConfigError(
+                "'ibm_cf.api_key' must have the form 'uuid:key' as printed by 'ibmcloud fn property get --auth'"
+            )
     if pw["compute_backend"] == "code_engine":
         ce = config["code_engine"]
         for key in ("project_id", "iam_api_key"):
             if not ce[key]:
-                raise PyWrenConfigError(f"compute_backend 'code_engine' needs 'code_engine.{key}'; set it in the config")
+                raise PyWrenConfigError(
+                    f"compute_backend 'code_engine' needs 'code_engine.{key}'; set it in the config"
+                )
         if not (ce["region"] or ce["endpoint"]):
             raise PyWrenConfigError("compute_backend 'code_engine' needs 'code_engine.region' (e.g. us-south)")
     if pw["rabbitmq_monitor"] and not config["rabbitmq"]["amqp_url"]:
-        raise PyWrenConfigError("rabbitmq_monitor=True needs 'rabbitmq.amqp_url', e.g. amqp://guest:guest@127.0.0.1:5672/")
+        raise PyWrenConfigError(
+            "rabbitmq_monitor=True needs 'rabbitmq.amqp_url', e.g. amqp://guest:guest@127.0.0.1:5672/"
+        )
     if pw["log_level"] is not None and pw["log_level"].upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
-        raise PyWrenConfigError(f"'pywren.log_level' is {pw['log_level']!r}; use DEBUG, INFO, WARNING, ERROR or CRITICAL")
+        raise PyWrenConfigError(
+            f"'pywren.log_level' is {pw['log_level']!r}; use DEBUG, INFO, WARNING, ERROR or CRITICAL"
+        )
 
 
 def config_file_path() -> Path | None:

@@ -81,8 +81,11 @@ class FunctionExecutor:
         self.signer: signing.Signer = signing.signer_from_config(self.config)
         self.calls: CallStore = call_store_for(self.storage)
         if self.config["pywren"]["compute_backend"] != "localhost" and self.storage.name == "localhost":
-            logger.warning("compute backend %s uses localhost storage: its activations must share this machine's "
-                           "files; use storage_backend 'ibm_cos' for remote compute", self.config["pywren"]["compute_backend"])
+            logger.warning(
+                "compute backend %s uses localhost storage: its activations must share this machine's "
+                "files; use storage_backend 'ibm_cos' for remote compute",
+                self.config["pywren"]["compute_backend"],
+            )
         self.compute: ComputeBackend = create_compute(self.config)
         self.compute.check()
         self.monitor: JobMonitor = create_monitor(self.config, self.storage, self.executor_id)
@@ -110,8 +113,9 @@ class FunctionExecutor:
     ) -> ResponseFuture:
         """Run ``func`` once with ``data`` (the argument rule of :mod:`.calls`); return its future."""
         options = self._submit_options("call_async", extra_args, include_modules, legacy)
-        return self._submit(CALL_ASYNC, func, [data], extra_env, extra_meta, runtime_memory, timeout, exclude_modules,
-                            **options)[0]
+        return self._submit(
+            CALL_ASYNC, func, [data], extra_env, extra_meta, runtime_memory, timeout, exclude_modules, **options
+        )[0]
 
     def map(
         self,
@@ -137,8 +141,9 @@ class FunctionExecutor:
         options = self._submit_options("map", extra_args, include_modules, legacy)
         plan = self._data_plan(func, iterdata, chunk_size, chunk_n, options["extra_args"])
         items = plan.items(func) if plan is not None else _as_list(iterdata, "iterdata")
-        return self._submit(MAP, func, items, extra_env, extra_meta, runtime_memory, timeout, exclude_modules, **options,
-                            data_plan=plan)
+        return self._submit(
+            MAP, func, items, extra_env, extra_meta, runtime_memory, timeout, exclude_modules, **options, data_plan=plan
+        )
 
     def _data_plan(
         self, func: Callable, iterdata: Any, chunk_size: Any, chunk_n: Any, extra_args: Any = None
@@ -156,9 +161,16 @@ class FunctionExecutor:
                 "a map over data passes its data by name: give extra_args as a dict of parameter names, "
                 f"got {type(extra_args).__name__}"
             )
-        return data.plan_data(func, iterdata, self.storage, chunk_size, chunk_n,
-                              local_compute=self.compute.name == "localhost",
-                              max_workers=self.config["pywren"]["max_workers"], extra_args=extra_args)
+        return data.plan_data(
+            func,
+            iterdata,
+            self.storage,
+            chunk_size,
+            chunk_n,
+            local_compute=self.compute.name == "localhost",
+            max_workers=self.config["pywren"]["max_workers"],
+            extra_args=extra_args,
+        )
 
     def map_reduce(
         self,
@@ -199,19 +211,48 @@ class FunctionExecutor:
         items = plan.items(map_func) if plan is not None else _as_list(iterdata, "iterdata")
         arguments.check_reducer(reduce_func)
         reduce_bytes = serialization.serialize_function(reduce_func, exclude_modules, include_modules)
-        _check_call_options(extra_env, extra_meta, *self._call_defaults(reduce_runtime_memory, timeout), exclude_modules)
-        map_futures = self._submit(MAP, map_func, items, extra_env, extra_meta, map_runtime_memory, timeout, exclude_modules,
-                                   **options, data_plan=plan)
+        _check_call_options(
+            extra_env, extra_meta, *self._call_defaults(reduce_runtime_memory, timeout), exclude_modules
+        )
+        map_futures = self._submit(
+            MAP,
+            map_func,
+            items,
+            extra_env,
+            extra_meta,
+            map_runtime_memory,
+            timeout,
+            exclude_modules,
+            **options,
+            data_plan=plan,
+        )
         for future in map_futures:
             future.produce_output = False
         if reducer_wait_local:
             self.wait(map_futures, return_when=ALL_COMPLETED)
-        groups = plan.calls_per_object() if plan is not None and reducer_one_per_object else [list(range(len(map_futures)))]
-        reduces = [{"job_id": map_futures[0].job_id, "call_ids": [map_futures[i].call_id for i in group],
-                    "poll_interval": self.config["pywren"]["monitor_interval"]} for group in groups]
-        reduce_futures = self._submit(REDUCE, reduce_func, [None] * len(reduces), extra_env, extra_meta,
-                                      reduce_runtime_memory, timeout, exclude_modules, reduce=reduces,
-                                      func_bytes=reduce_bytes)
+        groups = (
+            plan.calls_per_object() if plan is not None and reducer_one_per_object else [list(range(len(map_futures)))]
+        )
+        reduces = [
+            {
+                "job_id": map_futures[0].job_id,
+                "call_ids": [map_futures[i].call_id for i in group],
+                "poll_interval": self.config["pywren"]["monitor_interval"],
+            }
+            for group in groups
+        ]
+        reduce_futures = self._submit(
+            REDUCE,
+            reduce_func,
+            [None] * len(reduces),
+            extra_env,
+            extra_meta,
+            reduce_runtime_memory,
+            timeout,
+            exclude_modules,
+            reduce=reduces,
+            func_bytes=reduce_bytes,
+        )
         return [*map_futures, *reduce_futures]
 
     def _submit(
@@ -235,10 +276,13 @@ class FunctionExecutor:
         _check_call_options(extra_env, extra_meta, runtime_memory, timeout, exclude_modules)
         if not items:
             raise PyWrenSubmitError(f"{kind} got no data: iterdata is empty; pass at least one item")
-        func_bytes = self.signer.sign(func_bytes or serialization.serialize_function(func, exclude_modules, include_modules))
+        func_bytes = self.signer.sign(
+            func_bytes or serialization.serialize_function(func, exclude_modules, include_modules)
+        )
         if reduce is None:
-            data_bytes, ranges = arguments.stage_items(func, items, "data" if kind == CALL_ASYNC else "iterdata", extra_args,
-                                                       self.signer)
+            data_bytes, ranges = arguments.stage_items(
+                func, items, "data" if kind == CALL_ASYNC else "iterdata", extra_args, self.signer
+            )
         else:
             data_bytes, ranges = b"", [(0, 0)] * len(items)
         job_id = f"{_JOB_LETTER[kind]}{next(self._job_counter):03d}"
@@ -246,10 +290,16 @@ class FunctionExecutor:
         call_ids = [keys.call_id_of(i) for i in range(len(items))]
         submit_time = time.time()
         manifest = {
-            "executor_id": self.executor_id, "job_id": job_id, "kind": kind,
-            "function": getattr(func, "__qualname__", repr(func)), "call_ids": call_ids,
-            "host_submit_time": submit_time, "extra_meta": extra_meta or {}, "location": self.storage.location(),
-            "reduce_of": reduce and reduce[0]["job_id"], "timeout": timeout,
+            "executor_id": self.executor_id,
+            "job_id": job_id,
+            "kind": kind,
+            "function": getattr(func, "__qualname__", repr(func)),
+            "call_ids": call_ids,
+            "host_submit_time": submit_time,
+            "extra_meta": extra_meta or {},
+            "location": self.storage.location(),
+            "reduce_of": reduce and reduce[0]["job_id"],
+            "timeout": timeout,
         }
         if data_plan is not None:
             manifest["inputs"] = self.job_inputs[job_id] = data_plan.summary()
@@ -257,7 +307,9 @@ class FunctionExecutor:
             self.storage.put(keys.job_key(prefix, self.executor_id, job_id, keys.FUNC_OBJECT), func_bytes)
             if reduce is None:
                 self.storage.put(keys.job_key(prefix, self.executor_id, job_id, keys.DATA_OBJECT), data_bytes)
-            self.storage.put(keys.job_key(prefix, self.executor_id, job_id, keys.JOB_MANIFEST), json.dumps(manifest).encode())
+            self.storage.put(
+                keys.job_key(prefix, self.executor_id, job_id, keys.JOB_MANIFEST), json.dumps(manifest).encode()
+            )
         except OSError as exc:
             raise StorageError(f"could not stage job {job_id} in {self.storage.location()}: {exc}") from exc
         job_payload = {
@@ -277,13 +329,14 @@ class FunctionExecutor:
             "signing": self.signer.payload(),
             "write_retry_seconds": self.config["pywren"]["write_retry_seconds"],
         }
-        calls: list[dict[str, Any]] = [{"call_id": call_id, "data_byte_range": list(byte_range)} for call_id, byte_range in zip(call_ids, ranges)]
+        calls: list[dict[str, Any]] = [
+            {"call_id": call_id, "data_byte_range": list(byte_range)} for call_id, byte_range in zip(call_ids, ranges)
+        ]
         for call, reduce_of_call in zip(calls, reduce or ()):
             call["reduce"] = reduce_of_call
         job_meta = dict(extra_meta or {})
         futures = [
-            ResponseFuture(self, self.executor_id, job_id, call_id, kind, submit_time, job_meta)
-            for call_id in call_ids
+            ResponseFuture(self, self.executor_id, job_id, call_id, kind, submit_time, job_meta) for call_id in call_ids
         ]
         for future in futures:
             future.timeout = timeout
@@ -362,15 +415,22 @@ class FunctionExecutor:
             future.read = True  # reported once: a later get_result() does not raise it again
         if failed:
             if len(failed) > 1:
-                logger.error("%d of %d call(s) failed; raising the first (job %s call %s)",
-                             len(failed), len(wanted), failed[0].job_id, failed[0].call_id)
+                logger.error(
+                    "%d of %d call(s) failed; raising the first (job %s call %s)",
+                    len(failed),
+                    len(wanted),
+                    failed[0].job_id,
+                    failed[0].call_id,
+                )
             failed[0].result()
         missing = [f for f in wanted if not f._has_value]
-        blobs = self.calls.read_outputs([(f.executor_id, f.job_id, f.call_id) for f in missing],
-                                        self.config["pywren"]["max_workers"])
+        blobs = self.calls.read_outputs(
+            [(f.executor_id, f.job_id, f.call_id) for f in missing], self.config["pywren"]["max_workers"]
+        )
         for future, blob in zip(missing, blobs):
-            future._value = serialization.loads_signed(blob, self.signer, f"the output of call {future.call_id} of job "
-                                                                           f"{future.job_id} ({future.output_key})")
+            future._value = serialization.loads_signed(
+                blob, self.signer, f"the output of call {future.call_id} of job {future.job_id} ({future.output_key})"
+            )
             future._has_value = True
         results = [f.result() for f in wanted]
         if single or (len(wanted) == 1 and wanted[0].kind in (CALL_ASYNC, REDUCE)):
@@ -383,7 +443,9 @@ class FunctionExecutor:
         executor_id = validation.check_executor_id(self.executor_id if executor_id is None else executor_id)
         validation.check_job_id(job_id)
         try:
-            manifest = json.loads(self.storage.get(keys.job_key(self.storage.prefix, executor_id, job_id, keys.JOB_MANIFEST)))
+            manifest = json.loads(
+                self.storage.get(keys.job_key(self.storage.prefix, executor_id, job_id, keys.JOB_MANIFEST))
+            )
         except StorageKeyNotFound:
             raise PyWrenError(
                 f"no job {job_id} of executor {executor_id} in {self.storage.location()}; "
@@ -404,9 +466,14 @@ class FunctionExecutor:
 
     def job_ids(self, executor_id: str | None = None) -> list[str]:
         """Ids of the jobs stored under an executor (default: this one), in submission order."""
-        prefix = keys.executor_prefix(self.storage.prefix, validation.check_executor_id(
-            self.executor_id if executor_id is None else executor_id))
-        found = {key[len(prefix):].split("/")[0] for key in self.storage.list_keys(prefix) if key.endswith("/" + keys.JOB_MANIFEST)}
+        prefix = keys.executor_prefix(
+            self.storage.prefix, validation.check_executor_id(self.executor_id if executor_id is None else executor_id)
+        )
+        found = {
+            key[len(prefix) :].split("/")[0]
+            for key in self.storage.list_keys(prefix)
+            if key.endswith("/" + keys.JOB_MANIFEST)
+        }
         return sorted(found, key=lambda job_id: int(job_id[1:]))
 
     def _first_free_job_number(self) -> int:
@@ -430,7 +497,9 @@ class FunctionExecutor:
         logger.info("removed %d object(s) of executor %s from %s", removed, executor_id, self.storage.location())
         return removed
 
-    def plot(self, futures: Sequence[ResponseFuture] | None = None, dst_dir: str = ".", dst_file_prefix: str | None = None) -> list:
+    def plot(
+        self, futures: Sequence[ResponseFuture] | None = None, dst_dir: str = ".", dst_file_prefix: str | None = None
+    ) -> list:
         """Write timeline plots (PNG) of finished calls; see :func:`plots.create_timeline_plots`."""
         from airflow_pywren.executor.plots import create_timeline_plots
 
@@ -450,7 +519,9 @@ class FunctionExecutor:
         self.close()
 
     # ---------------------------------------------------------------- helpers
-    def _submit_options(self, method: str, extra_args: Any, include_modules: Any, given: dict[str, Any]) -> dict[str, Any]:
+    def _submit_options(
+        self, method: str, extra_args: Any, include_modules: Any, given: dict[str, Any]
+    ) -> dict[str, Any]:
         """The submit keywords, with those of the original API (``extra_params``, ...) taken in."""
         honoured = legacy.take(method, given, legacy.SUBMIT)
         return {"extra_args": legacy.extra_args_of(extra_args, honoured), "include_modules": include_modules}
@@ -458,8 +529,10 @@ class FunctionExecutor:
     def _call_defaults(self, runtime_memory: int | None, timeout: float | None) -> tuple[Any, Any]:
         """Per-call memory and timeout, defaulting to ``pywren.runtime_memory`` / ``pywren.runtime_timeout``."""
         pw = self.config["pywren"]
-        return (pw["runtime_memory"] if runtime_memory is None else runtime_memory,
-                pw["runtime_timeout"] if timeout is None else timeout)
+        return (
+            pw["runtime_memory"] if runtime_memory is None else runtime_memory,
+            pw["runtime_timeout"] if timeout is None else timeout,
+        )
 
     def _future_list(self, futures: ResponseFuture | Sequence[ResponseFuture] | None) -> list[ResponseFuture]:
         if futures is None:
@@ -477,9 +550,13 @@ class FunctionExecutor:
         for future in futures:
             jobs.setdefault(future.job_id, []).append(future)
         for job_id, job_futures in jobs.items():
-            progress = JobProgress(job_futures[0].kind, [job_id], len(job_futures),
-                                   done=sum(f.finished for f in job_futures),
-                                   failed=sum(f.status == CallStatus.ERROR for f in job_futures))
+            progress = JobProgress(
+                job_futures[0].kind,
+                [job_id],
+                len(job_futures),
+                done=sum(f.finished for f in job_futures),
+                failed=sum(f.status == CallStatus.ERROR for f in job_futures),
+            )
             progress_log = self._progress_logs.setdefault(job_id, ProgressLog(PROGRESS_LOG_SECONDS, quiet=float("inf")))
             if progress_log.due(progress):
                 logger.info("%s", progress.line())
@@ -503,17 +580,23 @@ def _check_call_options(
             raise PyWrenSubmitError(f"extra_env must be a dict of variable names to values, got {extra_env!r:.80}")
         bad = [k for k, v in extra_env.items() if not isinstance(v, (str, int, float, bool))]
         if bad:
-            raise PyWrenSubmitError(f"extra_env values must be strings (or numbers); {bad[0]!r} is {type(extra_env[bad[0]]).__name__}")
+            raise PyWrenSubmitError(
+                f"extra_env values must be strings (or numbers); {bad[0]!r} is {type(extra_env[bad[0]]).__name__}"
+            )
     if extra_meta is not None:
         if not isinstance(extra_meta, dict):
             raise PyWrenSubmitError(f"extra_meta must be a dict, got {type(extra_meta).__name__}")
         try:
             json.dumps(extra_meta)
         except (TypeError, ValueError) as exc:
-            raise PyWrenSubmitError(f"extra_meta must be JSON-serializable (it is stored with each call's status): {exc}") from None
+            raise PyWrenSubmitError(
+                f"extra_meta must be JSON-serializable (it is stored with each call's status): {exc}"
+            ) from None
     if isinstance(runtime_memory, bool) or not isinstance(runtime_memory, int) or runtime_memory < 1:
         raise PyWrenSubmitError(f"runtime_memory must be a positive number of MB, got {runtime_memory!r}")
-    validation.check_number(runtime_memory, "runtime_memory", 1, validation.MAX_RUNTIME_MEMORY, integer=True, unit=" MB")
+    validation.check_number(
+        runtime_memory, "runtime_memory", 1, validation.MAX_RUNTIME_MEMORY, integer=True, unit=" MB"
+    )
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
         raise PyWrenSubmitError(f"timeout must be a positive number of seconds, got {timeout!r}")
     validation.check_number(timeout, "timeout", 0.001, validation.MAX_TIMEOUT, unit=" seconds")
@@ -538,5 +621,10 @@ def ibm_cf_executor(
     With no configuration at all, calls run on this machine and data lives in
     ``~/.pywren/storage``.
     """
-    return FunctionExecutor(config=config, runtime=runtime, runtime_memory=runtime_memory,
-                            log_level=log_level, rabbitmq_monitor=rabbitmq_monitor)
+    return FunctionExecutor(
+        config=config,
+        runtime=runtime,
+        runtime_memory=runtime_memory,
+        log_level=log_level,
+        rabbitmq_monitor=rabbitmq_monitor,
+    )

@@ -21,8 +21,23 @@ class ResponseFuture:
     """One call of a job. ``status`` moves pending → running → success | error."""
 
     # a map keeps one future per call in memory: slots keep each a few hundred bytes
-    __slots__ = ("_executor", "executor_id", "job_id", "call_id", "kind", "produce_output", "status", "extra_meta",
-                 "error", "stats", "timeout", "read", "_has_value", "_value", "__weakref__")
+    __slots__ = (
+        "_executor",
+        "executor_id",
+        "job_id",
+        "call_id",
+        "kind",
+        "produce_output",
+        "status",
+        "extra_meta",
+        "error",
+        "stats",
+        "timeout",
+        "read",
+        "_has_value",
+        "_value",
+        "__weakref__",
+    )
 
     def __init__(
         self,
@@ -55,7 +70,9 @@ class ResponseFuture:
     @property
     def output_key(self) -> str:
         """Where the call's result is stored."""
-        return keys.call_key(self._executor.storage.prefix, self.executor_id, self.job_id, self.call_id, keys.OUTPUT_OBJECT)
+        return keys.call_key(
+            self._executor.storage.prefix, self.executor_id, self.job_id, self.call_id, keys.OUTPUT_OBJECT
+        )
 
     @property
     def finished(self) -> bool:
@@ -104,8 +121,10 @@ class ResponseFuture:
             raise self._exception_object()
         if not self._has_value:
             self._value = serialization.loads_signed(
-                self._executor.calls.read_output(self.executor_id, self.job_id, self.call_id), self._executor.signer,
-                what=f"the output of call {self.call_id} of job {self.job_id}")
+                self._executor.calls.read_output(self.executor_id, self.job_id, self.call_id),
+                self._executor.signer,
+                what=f"the output of call {self.call_id} of job {self.job_id}",
+            )
             self._has_value = True
         self.read = True
         return self._value
@@ -129,8 +148,10 @@ class ResponseFuture:
         exc: BaseException | None = None
         try:
             exc = serialization.loads_signed(
-                self._executor.calls.read_output(self.executor_id, self.job_id, self.call_id), self._executor.signer,
-                what=f"the exception of call {self.call_id} of job {self.job_id}")
+                self._executor.calls.read_output(self.executor_id, self.job_id, self.call_id),
+                self._executor.signer,
+                what=f"the exception of call {self.call_id} of job {self.job_id}",
+            )
         except SignatureError:
             raise
         except Exception:  # missing (StorageKeyNotFound) or not unpicklable here

@@ -36,8 +36,9 @@ class StorageHandle:
     def _in(self, bucket: str | None) -> StorageBackend:
         bucket = bucket or self.bucket
         if bucket not in self._buckets:
-            self._buckets[bucket] = create_storage(self.backend.name,
-                                                   {**self.backend.settings, "bucket": bucket}).whole_bucket()
+            self._buckets[bucket] = create_storage(
+                self.backend.name, {**self.backend.settings, "bucket": bucket}
+            ).whole_bucket()
         return self._buckets[bucket]
 
     # --- the job's bucket ------------------------------------------------------

@@ -132,13 +132,12 @@ class JobWatcher:
         self.executor = executor
         ref = JobRef.parse(job_ref)
         self.futures = [
-            future
-            for job_id in ref.job_ids
-            for future in executor.job_futures(job_id, executor_id=ref.executor_id)
+            future for job_id in ref.job_ids for future in executor.job_futures(job_id, executor_id=ref.executor_id)
         ]
         if not ref.knows_results:  # a compact old-style reference: the keys follow from the manifests
-            ref = ref.with_results(ref.result_job_id,
-                                   [f.output_key for f in self.futures if f.job_id == ref.result_job_id])
+            ref = ref.with_results(
+                ref.result_job_id, [f.output_key for f in self.futures if f.job_id == ref.result_job_id]
+            )
         self.job_ref: JobRef = ref
 
     def poll(self) -> JobProgress:
@@ -158,7 +157,9 @@ class JobWatcher:
             done=sum(f.finished for f in self.futures),
             failed=len(failed),
             running=sum(f.status == RUNNING for f in self.futures),
-            errors=[{"job_id": f.job_id, "call_id": f.call_id, **(f.error or {})} for f in failed[:MAX_ERRORS_REPORTED]],
+            errors=[
+                {"job_id": f.job_id, "call_id": f.call_id, **(f.error or {})} for f in failed[:MAX_ERRORS_REPORTED]
+            ],
         )
 
     def wait(self, timeout: float | None = None) -> JobProgress:

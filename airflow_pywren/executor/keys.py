@@ -95,7 +95,7 @@ def output_key_pattern(prefix: str, executor_id: str, job_id: str) -> str:
 
 def parse_status_key(key: str, status_prefix_: str) -> tuple[str, str] | None:
     """``(call_id, START_OBJECT | STATUS_OBJECT)`` of a key listed under ``status_prefix_``."""
-    name = key[len(status_prefix_):]
+    name = key[len(status_prefix_) :]
     if name.endswith(_START_SUFFIX):
         return name[: -len(_START_SUFFIX)], START_OBJECT
     if name.endswith(_STATUS_SUFFIX):
@@ -107,7 +107,7 @@ def parse_output_key(key: str, prefix: str) -> tuple[str, str, str] | None:
     """``(executor_id, job_id, call_id)`` of a call's output key under ``prefix``; None for any other key."""
     if not key.startswith(prefix + "/") or not key.endswith(_OUTPUT_SUFFIX):
         return None
-    parts = key[len(prefix) + 1:].split("/")
+    parts = key[len(prefix) + 1 :].split("/")
     if len(parts) != 4 or parts[2] + "/" != OUTPUT_DIR:
         return None
     return parts[0], parts[1], parts[3][: -len(_OUTPUT_SUFFIX)]

@@ -37,8 +37,9 @@ CHECK_SHARE = 0.05
 class LostCalls:
     """Records activation ids at submit, and fails the calls whose activation was lost."""
 
-    def __init__(self, storage: StorageBackend, compute: ComputeBackend, grace: float,
-                 signer: Signer | None = None) -> None:
+    def __init__(
+        self, storage: StorageBackend, compute: ComputeBackend, grace: float, signer: Signer | None = None
+    ) -> None:
         self.storage = storage
         self.signer = signer
         self.compute = compute
@@ -114,29 +115,50 @@ class LostCalls:
         now = time.time()
         pending = [f for f in futures if not f.finished]
         calls = [
-            PendingCall(f.executor_id, f.job_id, f.call_id, f.activation_id, f.host_submit_time, f.status == RUNNING,
-                        f.stats.get("worker_pid"), read_start=functools.partial(self.read_start, f))
+            PendingCall(
+                f.executor_id,
+                f.job_id,
+                f.call_id,
+                f.activation_id,
+                f.host_submit_time,
+                f.status == RUNNING,
+                f.stats.get("worker_pid"),
+                read_start=functools.partial(self.read_start, f),
+            )
             for f in pending
         ]
         invoked_by: dict[str, list[ResponseFuture]] = {}  # remote invoker activation -> its calls without an id
         for future in pending:
             if future.stats.get("invoker_id") and not future.activation_id:
                 invoked_by.setdefault(future.stats["invoker_id"], []).append(future)
-        invokers = [PendingCall(waiting[0].executor_id, waiting[0].job_id, "", invoker, waiting[0].host_submit_time, False)
-                    for invoker, waiting in invoked_by.items()]
+        invokers = [
+            PendingCall(waiting[0].executor_id, waiting[0].job_id, "", invoker, waiting[0].host_submit_time, False)
+            for invoker, waiting in invoked_by.items()
+        ]
         reasons = self.compute.lost_activations(calls + invokers) if calls else {}
         lost: list[tuple[ResponseFuture, str]] = []
         for future, call in zip(pending, calls):
             reason = reasons.get(call.activation_id) if call.activation_id else None
             if reason is not None:
                 future.stats["activation_id"] = call.activation_id
-                lost.append((future, f"call {future.call_id} of job {future.job_id} wrote no final status: its "
-                                     f"activation was lost. Activation {call.activation_id}: {reason}"))
+                lost.append(
+                    (
+                        future,
+                        f"call {future.call_id} of job {future.job_id} wrote no final status: its "
+                        f"activation was lost. Activation {call.activation_id}: {reason}",
+                    )
+                )
             elif self._overdue(future, now, grace):
-                lost.append((future, (
-                    f"call {future.call_id} of job {future.job_id} wrote no final status within its timeout "
-                    f"({future.timeout:g} s) plus {grace:g} s: its activation was lost (killed by the platform, "
-                    "out of memory, or its runner died)")))
+                lost.append(
+                    (
+                        future,
+                        (
+                            f"call {future.call_id} of job {future.job_id} wrote no final status within its timeout "
+                            f"({future.timeout:g} s) plus {grace:g} s: its activation was lost (killed by the platform, "
+                            "out of memory, or its runner died)"
+                        ),
+                    )
+                )
         for invoker, waiting in invoked_by.items():
             if invoker in reasons:
                 counted = {id(f) for f, _ in lost}
@@ -146,22 +168,35 @@ class LostCalls:
         for future, message in lost:
             if call_store_for(self.storage).read_status(future.executor_id, future.job_id, future.call_id) is not None:
                 continue  # it finished after all: the next refresh reads its status
-            payload = {"storage": storage_spec(self.storage), "prefix": self.storage.prefix,
-                       "executor_id": future.executor_id, "job_id": future.job_id, "call_id": future.call_id,
-                       "activation_id": future.activation_id, "host_submit_time": future.host_submit_time,
-                       "extra_meta": future.extra_meta, "signing": self.signer.payload() if self.signer else None}
+            payload = {
+                "storage": storage_spec(self.storage),
+                "prefix": self.storage.prefix,
+                "executor_id": future.executor_id,
+                "job_id": future.job_id,
+                "call_id": future.call_id,
+                "activation_id": future.activation_id,
+                "host_submit_time": future.host_submit_time,
+                "extra_meta": future.extra_meta,
+                "signing": self.signer.payload() if self.signer else None,
+            }
             try:
-                future._set_final(handler.record_failure(payload, ActivationLostError(message),
-                                                         start_time=future.stats.get("start_time")))
+                future._set_final(
+                    handler.record_failure(
+                        payload, ActivationLostError(message), start_time=future.stats.get("start_time")
+                    )
+                )
             except (OSError, StorageError) as exc:  # storage is down: the next check records it
-                logger.warning("could not record lost call %s of job %s yet (%s); will retry", future.call_id,
-                               future.job_id, exc)
+                logger.warning(
+                    "could not record lost call %s of job %s yet (%s); will retry", future.call_id, future.job_id, exc
+                )
         recorded = [f for f, _ in lost if f.finished]
         if recorded:
             logger.error("%d call(s) lost: recorded as failed", len(recorded))
         return len(recorded)
 
-    def _never_invoked(self, invoker: str, reason: str, waiting: list[ResponseFuture]) -> list[tuple[ResponseFuture, str]]:
+    def _never_invoked(
+        self, invoker: str, reason: str, waiting: list[ResponseFuture]
+    ) -> list[tuple[ResponseFuture, str]]:
         """Once the remote invoker's activation has ended: give its calls the activation ids it
         stored, and return those it never invoked (not listed, not started) with why."""
         executor_id, job_id = waiting[0].executor_id, waiting[0].job_id
@@ -180,15 +215,27 @@ class LostCalls:
                 continue
             if self.read_start(future) is not None:
                 continue  # it started, so it was invoked: its start status gave its activation id
-            how = ("did not list it among the calls it invoked" if listed is not None else
-                   "ended without recording the calls it invoked, and this call has not started")
-            never.append((future, f"call {future.call_id} of job {job_id} was never invoked: the remote invoker "
-                                  f"activation {invoker} {how}. Activation {invoker}: {reason}"))
+            how = (
+                "did not list it among the calls it invoked"
+                if listed is not None
+                else "ended without recording the calls it invoked, and this call has not started"
+            )
+            never.append(
+                (
+                    future,
+                    f"call {future.call_id} of job {job_id} was never invoked: the remote invoker "
+                    f"activation {invoker} {how}. Activation {invoker}: {reason}",
+                )
+            )
         return never
 
     def _overdue(self, future: ResponseFuture, now: float, grace: float) -> bool:
         """True when a running call started more than its timeout plus ``grace`` seconds ago."""
-        if future.status != RUNNING or not future.timeout or now - (future.host_submit_time or now) <= future.timeout + grace:
+        if (
+            future.status != RUNNING
+            or not future.timeout
+            or now - (future.host_submit_time or now) <= future.timeout + grace
+        ):
             return False
         start_time = (self.read_start(future) or {}).get("start_time")
         return start_time is not None and now - start_time > future.timeout + grace
@@ -200,6 +247,7 @@ class LostCalls:
             if start is None:
                 return None
             future._set_running(start)
-            future.stats.update({k: start[k] for k in ("start_time", "worker_host", "worker_pid", "activation_id")
-                                 if start.get(k)})
+            future.stats.update(
+                {k: start[k] for k in ("start_time", "worker_host", "worker_pid", "activation_id") if start.get(k)}
+            )
         return future.stats

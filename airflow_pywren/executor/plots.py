@@ -29,7 +29,9 @@ def call_timeline(futures: Sequence[ResponseFuture]) -> list[tuple[float, float,
     if not finished:
         return []
     origin = min(f.host_submit_time or f.start_time for f in finished)
-    return [((f.host_submit_time or f.start_time) - origin, f.start_time - origin, f.end_time - origin) for f in finished]
+    return [
+        ((f.host_submit_time or f.start_time) - origin, f.start_time - origin, f.end_time - origin) for f in finished
+    ]
 
 
 def create_timeline_plots(
@@ -46,8 +48,14 @@ def create_timeline_plots(
 
     figure, axis = plt.subplots(figsize=(8, 4.5))
     rows = range(len(timeline))
-    axis.hlines(rows, [start for _, start, _ in timeline], [end for _, _, end in timeline], color="tab:blue", lw=1,
-                label="running")
+    axis.hlines(
+        rows,
+        [start for _, start, _ in timeline],
+        [end for _, _, end in timeline],
+        color="tab:blue",
+        lw=1,
+        label="running",
+    )
     axis.scatter([submit for submit, _, _ in timeline], rows, s=2, color="tab:gray", label="submitted")
     axis.scatter([end for _, _, end in timeline], rows, s=2, color="tab:green", label="ended")
     axis.set(xlabel="seconds since submit", ylabel="call", title=f"Timeline: {label}")

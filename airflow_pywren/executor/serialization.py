@@ -88,8 +88,13 @@ def loads_signed(blob: bytes, signer: Signer, what: str) -> Any:
     return pickle.loads(signer.verify(blob, what))
 
 
-def read_signed(storage: StorageBackend, key: str, signer: Signer, byte_range: tuple[int, int] | None = None,
-                what: str | None = None) -> Any:
+def read_signed(
+    storage: StorageBackend,
+    key: str,
+    signer: Signer,
+    byte_range: tuple[int, int] | None = None,
+    what: str | None = None,
+) -> Any:
     """Read, verify and unpickle the object at ``key``: the one way pickles come back from storage."""
     return loads_signed(storage.get(key, byte_range), signer, what or f"the object at {key!r}")
 
@@ -169,7 +174,9 @@ def _referenced_modules(root: Any) -> set[types.ModuleType]:
             pending.extend(cell.cell_contents for cell in (obj.__closure__ or ()) if _cell_filled(cell))
             pending.extend(obj.__defaults__ or ())
         elif isinstance(obj, type) and module is not None and _is_local(module):
-            pending.extend(v for v in vars(obj).values() if isinstance(v, (types.FunctionType, classmethod, staticmethod)))
+            pending.extend(
+                v for v in vars(obj).values() if isinstance(v, (types.FunctionType, classmethod, staticmethod))
+            )
         elif isinstance(obj, (classmethod, staticmethod)):
             pending.append(obj.__func__)
     return found

@@ -73,8 +73,8 @@ class Signer:
                 f"{what} is not signed, so it is not unpickled: objects in storage must be signed with "
                 f"{self.describe()}; it was written by another program or tampered with"
             )
-        mark = blob[len(MAGIC):len(MAGIC) + _FINGERPRINT_SIZE]
-        digest = blob[len(MAGIC) + _FINGERPRINT_SIZE:HEADER_SIZE]
+        mark = blob[len(MAGIC) : len(MAGIC) + _FINGERPRINT_SIZE]
+        digest = blob[len(MAGIC) + _FINGERPRINT_SIZE : HEADER_SIZE]
         data = blob[HEADER_SIZE:]
         key = self._by_fingerprint.get(mark)
         if key is None:
@@ -96,8 +96,11 @@ class Signer:
 
     @classmethod
     def from_payload(cls, settings: dict[str, Any]) -> Signer:
-        return cls(bytes.fromhex(settings["key"]), tuple(bytes.fromhex(k) for k in settings.get("previous") or ()),
-                   settings.get("source") or "pywren.signing_key")
+        return cls(
+            bytes.fromhex(settings["key"]),
+            tuple(bytes.fromhex(k) for k in settings.get("previous") or ()),
+            settings.get("source") or "pywren.signing_key",
+        )
 
 
 def _key_bytes(value: str, setting: str) -> bytes:
@@ -134,7 +137,9 @@ def load_key_file(path: Path) -> bytes:
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
     except OSError as exc:
-        raise PyWrenConfigError(f"cannot read the signing key file {path}: {exc}; fix it or set pywren.signing_key") from exc
+        raise PyWrenConfigError(
+            f"cannot read the signing key file {path}: {exc}; fix it or set pywren.signing_key"
+        ) from exc
     with os.fdopen(fd) as file:
         info = os.fstat(file.fileno())
         if info.st_uid != os.geteuid() or stat.S_IMODE(info.st_mode) & 0o077:
@@ -144,4 +149,3 @@ def load_key_file(path: Path) -> bytes:
             )
         text = file.read().strip()
     return _key_bytes(text, f"the signing key file {path}")
-

@@ -66,26 +66,46 @@ def confine_key(prefix: str, key: Any, location: str, is_prefix: bool = False) -
     root = f"{prefix}/" if prefix else ""
     if not isinstance(key, str) or not key.startswith(root) or "\\" in key or "\0" in key or key.startswith("/"):
         raise StorageError(f"storage key {key!r} is outside {location}: every key must start with {root!r}")
-    parts = key[len(root):].split("/")
+    parts = key[len(root) :].split("/")
     if is_prefix:
         parts = parts[:-1]  # the last part of a listing prefix may be empty or partial
     if _bad_parts(parts):
-        raise StorageError(f"storage key {key!r} refused: keys never contain '..', '.' or empty components ({location})")
+        raise StorageError(
+            f"storage key {key!r} refused: keys never contain '..', '.' or empty components ({location})"
+        )
     return key
 
 
 def check_prefix(prefix: Any, setting: str) -> str:
     """A storage prefix: non-empty components, none ``.`` or ``..``."""
-    if not isinstance(prefix, str) or not prefix.strip("/") or _bad_parts(prefix.strip("/").split("/")) or "\\" in prefix:
-        raise PyWrenConfigError(f"'{setting}' is {prefix!r}: use a non-empty path such as 'pywren.jobs' without '.' or '..' parts")
+    if (
+        not isinstance(prefix, str)
+        or not prefix.strip("/")
+        or _bad_parts(prefix.strip("/").split("/"))
+        or "\\" in prefix
+    ):
+        raise PyWrenConfigError(
+            f"'{setting}' is {prefix!r}: use a non-empty path such as 'pywren.jobs' without '.' or '..' parts"
+        )
     return prefix.strip("/")
 
 
-def check_number(value: Any, what: str, minimum: float, maximum: float, integer: bool = False,
-                 error: type[Exception] = PyWrenSubmitError, unit: str = "") -> Any:
+def check_number(
+    value: Any,
+    what: str,
+    minimum: float,
+    maximum: float,
+    integer: bool = False,
+    error: type[Exception] = PyWrenSubmitError,
+    unit: str = "",
+) -> Any:
     """Return ``value`` if it is a finite number in ``[minimum, maximum]`` (an int if ``integer``), else raise."""
     kinds: tuple[type, ...] = (int,) if integer else (int, float)
-    number = float(value) if isinstance(value, (int, float)) and isinstance(value, kinds) and not isinstance(value, bool) else math.nan
+    number = (
+        float(value)
+        if isinstance(value, (int, float)) and isinstance(value, kinds) and not isinstance(value, bool)
+        else math.nan
+    )
     if not math.isfinite(number) or not minimum <= number <= maximum:
         kind = "an integer" if integer else "a finite number"
         raise error(f"{what} must be {kind} from {minimum:g} to {maximum:g}{unit}, got {value!r}")

@@ -46,50 +46,143 @@ class Field:
 
 
 FIELDS: tuple[Field, ...] = (
-    Field("compute_backend", "pywren", "compute_backend", "Compute backend",
-          "localhost (calls run on the Airflow worker's machine), ibm_cf (OpenWhisk / IBM Cloud Functions), "
-          "k8s (Kubernetes Jobs) or code_engine (IBM Cloud Code Engine)",
-          choices=COMPUTE_BACKENDS),
-    Field("storage_backend", "pywren", "storage_backend", "Storage backend",
-          "localhost (a local directory) or ibm_cos (IBM COS or another S3-compatible store)", choices=STORAGE_BACKENDS),
-    Field("runtime", "pywren", "runtime", "Runtime", "Docker image that runs the calls (OpenWhisk action, pods, job runs)"),
-    Field("rabbitmq_monitor", "pywren", "rabbitmq_monitor", "Monitor with RabbitMQ",
-          "follow calls through RabbitMQ notices instead of polling storage (needs the RabbitMQ URL)", kind="boolean"),
-    Field("cos_endpoint", "ibm_cos", "endpoint", "COS endpoint", "e.g. https://s3.us-south.cloud-object-storage.appdomain.cloud"),
+    Field(
+        "compute_backend",
+        "pywren",
+        "compute_backend",
+        "Compute backend",
+        "localhost (calls run on the Airflow worker's machine), ibm_cf (OpenWhisk / IBM Cloud Functions), "
+        "k8s (Kubernetes Jobs) or code_engine (IBM Cloud Code Engine)",
+        choices=COMPUTE_BACKENDS,
+    ),
+    Field(
+        "storage_backend",
+        "pywren",
+        "storage_backend",
+        "Storage backend",
+        "localhost (a local directory) or ibm_cos (IBM COS or another S3-compatible store)",
+        choices=STORAGE_BACKENDS,
+    ),
+    Field(
+        "runtime", "pywren", "runtime", "Runtime", "Docker image that runs the calls (OpenWhisk action, pods, job runs)"
+    ),
+    Field(
+        "rabbitmq_monitor",
+        "pywren",
+        "rabbitmq_monitor",
+        "Monitor with RabbitMQ",
+        "follow calls through RabbitMQ notices instead of polling storage (needs the RabbitMQ URL)",
+        kind="boolean",
+    ),
+    Field(
+        "cos_endpoint",
+        "ibm_cos",
+        "endpoint",
+        "COS endpoint",
+        "e.g. https://s3.us-south.cloud-object-storage.appdomain.cloud",
+    ),
     Field("cos_bucket", "ibm_cos", "bucket", "COS bucket", "bucket holding job data and results"),
     Field("cos_region", "ibm_cos", "region", "COS region", "region used to sign requests (default us-east-1)"),
     Field("cos_access_key_id", "ibm_cos", "access_key_id", "COS HMAC access key id", "HMAC credentials: key id"),
-    Field("cos_secret_access_key", "ibm_cos", "secret_access_key", "COS HMAC secret access key",
-          "HMAC credentials: secret", sensitive=True),
-    Field("cos_api_key", "ibm_cos", "api_key", "COS IAM API key", "IAM API key (instead of HMAC credentials)",
-          sensitive=True),
-    Field("cf_iam_api_key", "ibm_cf", "iam_api_key", "OpenWhisk IAM API key",
-          "for IAM-based namespaces, instead of the password's 'uuid:key'", sensitive=True),
-    Field("kubernetes_conn_id", "airflow", "kubernetes_conn_id", "Kubernetes connection",
-          "k8s: an Airflow connection of type kubernetes (cncf.kubernetes provider) whose credentials to use"),
+    Field(
+        "cos_secret_access_key",
+        "ibm_cos",
+        "secret_access_key",
+        "COS HMAC secret access key",
+        "HMAC credentials: secret",
+        sensitive=True,
+    ),
+    Field(
+        "cos_api_key",
+        "ibm_cos",
+        "api_key",
+        "COS IAM API key",
+        "IAM API key (instead of HMAC credentials)",
+        sensitive=True,
+    ),
+    Field(
+        "cf_iam_api_key",
+        "ibm_cf",
+        "iam_api_key",
+        "OpenWhisk IAM API key",
+        "for IAM-based namespaces, instead of the password's 'uuid:key'",
+        sensitive=True,
+    ),
+    Field(
+        "kubernetes_conn_id",
+        "airflow",
+        "kubernetes_conn_id",
+        "Kubernetes connection",
+        "k8s: an Airflow connection of type kubernetes (cncf.kubernetes provider) whose credentials to use",
+    ),
     Field("k8s_namespace", "k8s", "namespace", "Kubernetes namespace", "k8s: namespace of the Jobs (default: default)"),
     Field("k8s_kubeconfig", "k8s", "kubeconfig", "Kubeconfig file", "k8s: path of a kubeconfig file on the workers"),
     Field("k8s_context", "k8s", "context", "Kubeconfig context", "k8s: context of the kubeconfig (default: current)"),
-    Field("k8s_in_cluster", "k8s", "in_cluster", "In-cluster credentials",
-          "k8s: use the service account of the pod Airflow runs in", kind="boolean"),
-    Field("k8s_service_account", "k8s", "service_account", "Pod service account",
-          "k8s: service account of the pods that run calls (default: none)"),
-    Field("k8s_image_pull_secret", "k8s", "image_pull_secret", "Image pull secret",
-          "k8s: Secret with the registry credentials of the runtime image"),
-    Field("ce_region", "code_engine", "region", "Code Engine region", "code_engine: region of the project, e.g. us-south"),
+    Field(
+        "k8s_in_cluster",
+        "k8s",
+        "in_cluster",
+        "In-cluster credentials",
+        "k8s: use the service account of the pod Airflow runs in",
+        kind="boolean",
+    ),
+    Field(
+        "k8s_service_account",
+        "k8s",
+        "service_account",
+        "Pod service account",
+        "k8s: service account of the pods that run calls (default: none)",
+    ),
+    Field(
+        "k8s_image_pull_secret",
+        "k8s",
+        "image_pull_secret",
+        "Image pull secret",
+        "k8s: Secret with the registry credentials of the runtime image",
+    ),
+    Field(
+        "ce_region", "code_engine", "region", "Code Engine region", "code_engine: region of the project, e.g. us-south"
+    ),
     Field("ce_project_id", "code_engine", "project_id", "Code Engine project id", "code_engine: the project's id"),
-    Field("ce_api_key", "code_engine", "iam_api_key", "Code Engine IAM API key", "code_engine: IBM Cloud API key",
-          sensitive=True),
-    Field("ce_image_secret", "code_engine", "image_secret", "Code Engine registry secret",
-          "code_engine: registry access secret of the runtime image"),
+    Field(
+        "ce_api_key",
+        "code_engine",
+        "iam_api_key",
+        "Code Engine IAM API key",
+        "code_engine: IBM Cloud API key",
+        sensitive=True,
+    ),
+    Field(
+        "ce_image_secret",
+        "code_engine",
+        "image_secret",
+        "Code Engine registry secret",
+        "code_engine: registry access secret of the runtime image",
+    ),
     Field("amqp_url", "rabbitmq", "amqp_url", "RabbitMQ URL", "amqp://user:password@host:5672/vhost", sensitive=True),
-    Field("signing_key", "pywren", "signing_key", "Signing key",
-          "secret that signs the pickles in storage; every process that reads this storage needs the same key",
-          sensitive=True),
-    Field("localhost_storage_dir", "localhost", "storage_dir", "Local storage directory",
-          "where localhost storage keeps jobs and results (default ~/.pywren/storage)"),
-    Field("localhost_workers", "localhost", "workers", "Local workers",
-          "worker processes of the localhost compute backend (default: the CPU count)", kind="integer"),
+    Field(
+        "signing_key",
+        "pywren",
+        "signing_key",
+        "Signing key",
+        "secret that signs the pickles in storage; every process that reads this storage needs the same key",
+        sensitive=True,
+    ),
+    Field(
+        "localhost_storage_dir",
+        "localhost",
+        "storage_dir",
+        "Local storage directory",
+        "where localhost storage keeps jobs and results (default ~/.pywren/storage)",
+    ),
+    Field(
+        "localhost_workers",
+        "localhost",
+        "workers",
+        "Local workers",
+        "worker processes of the localhost compute backend (default: the CPU count)",
+        kind="integer",
+    ),
 )
 FIELDS_BY_NAME = {f.name: f for f in FIELDS}
 
@@ -97,11 +190,18 @@ FIELDS_BY_NAME = {f.name: f for f in FIELDS}
 HOST_KEY, LOGIN_KEY, PASSWORD_KEY = ("ibm_cf", "endpoint"), ("ibm_cf", "namespace"), ("ibm_cf", "api_key")
 
 # Config keys whose values are secrets, wherever they come from.
-SENSITIVE_KEYS = frozenset({
-    ("ibm_cos", "secret_access_key"), ("ibm_cos", "api_key"), ("ibm_cf", "api_key"), ("ibm_cf", "iam_api_key"),
-    ("rabbitmq", "amqp_url"), ("code_engine", "iam_api_key"), ("pywren", "signing_key"),
-    ("pywren", "previous_signing_keys"),
-})
+SENSITIVE_KEYS = frozenset(
+    {
+        ("ibm_cos", "secret_access_key"),
+        ("ibm_cos", "api_key"),
+        ("ibm_cf", "api_key"),
+        ("ibm_cf", "iam_api_key"),
+        ("rabbitmq", "amqp_url"),
+        ("code_engine", "iam_api_key"),
+        ("pywren", "signing_key"),
+        ("pywren", "previous_signing_keys"),
+    }
+)
 LINKED_CONNECTION_FIELDS = frozenset({"kubernetes_conn_id"})
 """Fields naming another Airflow connection: the hook reads them, they are not executor config."""
 
@@ -118,7 +218,7 @@ PLACEHOLDERS = {
 def _field_name(raw: str) -> str:
     """Extra keys may carry the legacy form prefix ``extra__pywren__``."""
     prefix = f"extra__{CONN_TYPE}__"
-    return raw[len(prefix):] if raw.startswith(prefix) else raw
+    return raw[len(prefix) :] if raw.startswith(prefix) else raw
 
 
 def _empty(value: Any) -> bool:
@@ -170,7 +270,9 @@ def parse_extra(extra: str | dict[str, Any] | None, conn_id: str) -> dict[str, A
             '{"storage_backend": "ibm_cos"} or empty it'
         ) from None
     if not isinstance(parsed, dict):
-        raise PyWrenConfigError(f"the extra of connection {conn_id!r} must be a JSON object, got {type(parsed).__name__}")
+        raise PyWrenConfigError(
+            f"the extra of connection {conn_id!r} must be a JSON object, got {type(parsed).__name__}"
+        )
     return parsed
 
 
@@ -205,7 +307,9 @@ def config_from_connection(
         field = FIELDS_BY_NAME.get(name)
         if field is None:
             close = difflib.get_close_matches(name, list(FIELDS_BY_NAME) + [CONFIG_FIELD], n=1)
-            hint = f"did you mean '{close[0]}'?" if close else f"valid keys: {', '.join([CONFIG_FIELD, *FIELDS_BY_NAME])}"
+            hint = (
+                f"did you mean '{close[0]}'?" if close else f"valid keys: {', '.join([CONFIG_FIELD, *FIELDS_BY_NAME])}"
+            )
             raise PyWrenConfigError(f"unknown key '{raw_name}' in the extra of a pywren connection; {hint}")
         if _empty(value) or name in LINKED_CONNECTION_FIELDS:
             continue
@@ -225,8 +329,10 @@ def kubernetes_settings(conn_type: str | None, extra: dict[str, Any] | None) -> 
     ``in_cluster``, ``kube_config_path``, ``kube_config`` (JSON or YAML text), ``cluster_context``,
     ``namespace``; with or without the ``extra__kubernetes__`` prefix)."""
     if conn_type and conn_type != "kubernetes":
-        raise PyWrenConfigError(f"'kubernetes_conn_id' names a connection of type {conn_type!r}; it must be of type "
-                                "'kubernetes' (the cncf.kubernetes provider's)")
+        raise PyWrenConfigError(
+            f"'kubernetes_conn_id' names a connection of type {conn_type!r}; it must be of type "
+            "'kubernetes' (the cncf.kubernetes provider's)"
+        )
     fields = {}
     for raw, value in (extra or {}).items():
         fields[raw.removeprefix("extra__kubernetes__")] = value
@@ -289,11 +395,13 @@ def conn_fields() -> dict[str, dict[str, Any]]:
 
 
 _LABELS = {f"{field.section}.{field.key}": field for field in FIELDS}
-_LABELS.update({
-    f"{HOST_KEY[0]}.{HOST_KEY[1]}": Field("host", *HOST_KEY, RELABELING["host"], ""),
-    f"{LOGIN_KEY[0]}.{LOGIN_KEY[1]}": Field("login", *LOGIN_KEY, RELABELING["login"], ""),
-    f"{PASSWORD_KEY[0]}.{PASSWORD_KEY[1]}": Field("password", *PASSWORD_KEY, RELABELING["password"], ""),
-})
+_LABELS.update(
+    {
+        f"{HOST_KEY[0]}.{HOST_KEY[1]}": Field("host", *HOST_KEY, RELABELING["host"], ""),
+        f"{LOGIN_KEY[0]}.{LOGIN_KEY[1]}": Field("login", *LOGIN_KEY, RELABELING["login"], ""),
+        f"{PASSWORD_KEY[0]}.{PASSWORD_KEY[1]}": Field("password", *PASSWORD_KEY, RELABELING["password"], ""),
+    }
+)
 
 
 def with_form_labels(message: str) -> str:

@@ -90,15 +90,22 @@ class PyWrenHook(BaseHook):
             kubernetes_conn_id = extra.get("kubernetes_conn_id")
             if kubernetes_conn_id:  # the k8s backend takes its credentials from a kubernetes connection
                 kube = self.get_connection(kubernetes_conn_id)
-                config["k8s"] = {**conn_layout.kubernetes_settings(kube.conn_type, kube.extra_dejson), **config.get("k8s", {})}
+                config["k8s"] = {
+                    **conn_layout.kubernetes_settings(kube.conn_type, kube.extra_dejson),
+                    **config.get("k8s", {}),
+                }
             for secret in conn_layout.secret_values(config):
                 mask_secret(secret)
             pw = load_config(config)["pywren"]  # fails here, naming the key, rather than at submit
         except PyWrenConfigError as exc:
-            raise PyWrenConfigError(f"connection {self.pywren_conn_id!r}: {conn_layout.with_form_labels(str(exc))}") from None
+            raise PyWrenConfigError(
+                f"connection {self.pywren_conn_id!r}: {conn_layout.with_form_labels(str(exc))}"
+            ) from None
         self.log.info(
             "connection %r: compute %s, storage %s, monitor %s",
-            self.pywren_conn_id, pw["compute_backend"], pw["storage_backend"],
+            self.pywren_conn_id,
+            pw["compute_backend"],
+            pw["storage_backend"],
             "rabbitmq" if pw["rabbitmq_monitor"] else "storage",
         )
         return config
@@ -125,9 +132,7 @@ class PyWrenHook(BaseHook):
         config = self.get_config()
         if rabbitmq_monitor is not None:
             config.setdefault("pywren", {})["rabbitmq_monitor"] = bool(rabbitmq_monitor)
-        return FunctionExecutor(
-            config=config, runtime=runtime, runtime_memory=runtime_memory, executor_id=executor_id
-        )
+        return FunctionExecutor(config=config, runtime=runtime, runtime_memory=runtime_memory, executor_id=executor_id)
 
     def watch(self, job_ref: dict[str, Any] | JobRef, rabbitmq_monitor: bool | None = None) -> JobWatcher:
         """A JobWatcher following a referenced job (close ``watcher.executor`` when done)."""

@@ -42,7 +42,9 @@ def job_view_url(dag_id: str, run_id: str, task_id: str, map_index: int = -1, ba
     return f"{base_url or api_base_url()}{path}/plugin/{JOB_VIEW_ROUTE}"
 
 
-def job_record(job_ref: dict[str, Any] | JobRef, conn_id: str, status: str, done: int = 0, failed: int = 0) -> dict[str, Any]:
+def job_record(
+    job_ref: dict[str, Any] | JobRef, conn_id: str, status: str, done: int = 0, failed: int = 0
+) -> dict[str, Any]:
     """The small JSON the job view reads: the reference (never per-call lists), its connection, status and counts."""
     ref = JobRef.parse(job_ref).with_conn_id(conn_id).with_progress(JobStatus(status), done, failed)
     record = {key: value for key, value in ref.to_xcom().items() if key not in ("result_keys", "results")}

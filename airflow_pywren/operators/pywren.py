@@ -120,7 +120,9 @@ class BasePyWrenOperator(BaseOperator):
                 "with wait_for_completion=False follow the job with PyWrenJobSensor instead"
             )
         if isinstance(poll_interval, bool) or not isinstance(poll_interval, (int, float)) or poll_interval <= 0:
-            raise ValueError(f"task {self.task_id}: poll_interval must be a positive number of seconds, got {poll_interval!r}")
+            raise ValueError(
+                f"task {self.task_id}: poll_interval must be a positive number of seconds, got {poll_interval!r}"
+            )
         self.extra_env = extra_env
         self.extra_meta = extra_meta
         self.runtime = runtime
@@ -156,7 +158,12 @@ class BasePyWrenOperator(BaseOperator):
                 ref = reference_of(executor, self.kind, futures)
                 self.log.info(
                     "submitted %s job %s: %d call(s) on %s, executor %s, results in %s",
-                    self.kind, ref.name, ref.total, executor.compute.name, executor_id, ref.location,
+                    self.kind,
+                    ref.name,
+                    ref.total,
+                    executor.compute.name,
+                    executor_id,
+                    ref.location,
                 )
             ref = ref.with_conn_id(self.pywren_conn_id)
             self._job_ref = ref
@@ -180,7 +187,9 @@ class BasePyWrenOperator(BaseOperator):
         self.log.info("deferring: the triggerer follows %s job %s by %s", self.kind, ref.name, monitor)
         self.defer(
             trigger=PyWrenJobTrigger(
-                job_ref=compact_reference(ref), pywren_conn_id=self.pywren_conn_id, monitor=monitor,
+                job_ref=compact_reference(ref),
+                pywren_conn_id=self.pywren_conn_id,
+                monitor=monitor,
                 poll_interval=self.poll_interval,
             ),
             method_name="execute_complete",
@@ -223,8 +232,7 @@ class BasePyWrenOperator(BaseOperator):
             cancelled = sum(executor.compute.cancel(ref.executor_id, job_id) for job_id in ref.job_ids)
         finally:
             executor.close()
-        self.log.warning("task killed: cancelled %d pending activation(s) of %s job %s",
-                         cancelled, self.kind, ref.name)
+        self.log.warning("task killed: cancelled %d pending activation(s) of %s job %s", cancelled, self.kind, ref.name)
 
     # ------------------------------------------------------------- re-attach
     def _reattach(self, executor: FunctionExecutor) -> tuple[JobRef | None, JobProgress | None]:
@@ -234,8 +242,12 @@ class BasePyWrenOperator(BaseOperator):
             return None, None
         attempt = self._last_attempt(executor, job_ids)
         if attempt is None:
-            self.log.warning("executor %s holds jobs %s but no complete %s submission; submitting anew",
-                             executor.executor_id, ", ".join(job_ids), self.kind)
+            self.log.warning(
+                "executor %s holds jobs %s but no complete %s submission; submitting anew",
+                executor.executor_id,
+                ", ".join(job_ids),
+                self.kind,
+            )
             return None, None
         futures = [future for job_id in attempt for future in executor.job_futures(job_id)]
         if self.kind == MAP_REDUCE:
@@ -245,7 +257,9 @@ class BasePyWrenOperator(BaseOperator):
         if done_marker is not None:
             self.log.info(
                 "%s job %s of executor %s already served a successful try (%s); this run submits a new job",
-                self.kind, "+".join(attempt), executor.executor_id,
+                self.kind,
+                "+".join(attempt),
+                executor.executor_id,
                 ", ".join(f"{k} {done_marker[k]}" for k in ("try_number", "finished_at") if k in done_marker),
             )
             return None, None
@@ -254,12 +268,19 @@ class BasePyWrenOperator(BaseOperator):
         if progress.finished and progress.failed:
             self.log.warning(
                 "an earlier try's %s job %s finished with %d failed call(s) of %d: running all %d call(s) again as a new job",
-                self.kind, "+".join(attempt), progress.failed, progress.total, progress.total,
+                self.kind,
+                "+".join(attempt),
+                progress.failed,
+                progress.total,
+                progress.total,
             )
             return None, None
         self.log.info(
             "re-attached to %s job %s of executor %s submitted by an earlier try (%s); nothing is invoked again",
-            self.kind, "+".join(attempt), executor.executor_id, progress.line(),
+            self.kind,
+            "+".join(attempt),
+            executor.executor_id,
+            progress.line(),
         )
         return ref, progress
 
@@ -272,16 +293,24 @@ class BasePyWrenOperator(BaseOperator):
         except StorageKeyNotFound:
             return None
 
-    def _mark_done(self, executor: FunctionExecutor, ref: JobRef, context: Context,
-                   result: dict[str, Any]) -> dict[str, Any]:
+    def _mark_done(
+        self, executor: FunctionExecutor, ref: JobRef, context: Context, result: dict[str, Any]
+    ) -> dict[str, Any]:
         """Record next to the job that this try succeeded with it (a later run submits anew); return ``result``."""
         self._lineage = lineage.job_lineage(executor, ref, self.outputs)
         ti = context["ti"]
-        marker = {"dag_id": ti.dag_id, "run_id": ti.run_id, "task_id": ti.task_id, "map_index": ti.map_index,
-                  "try_number": ti.try_number, "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        marker = {
+            "dag_id": ti.dag_id,
+            "run_id": ti.run_id,
+            "task_id": ti.task_id,
+            "map_index": ti.map_index,
+            "try_number": ti.try_number,
+            "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
         storage = executor.storage
-        storage.put(keys.job_key(storage.prefix, ref.executor_id, ref.job_ids[-1], keys.TASK_DONE),
-                    json.dumps(marker).encode())
+        storage.put(
+            keys.job_key(storage.prefix, ref.executor_id, ref.job_ids[-1], keys.TASK_DONE), json.dumps(marker).encode()
+        )
         return result
 
     def _last_attempt(self, executor: FunctionExecutor, job_ids: list[str]) -> list[str] | None:
@@ -298,8 +327,12 @@ class BasePyWrenOperator(BaseOperator):
         """Block until every call finished, logging a progress line every few seconds."""
         monitor = watcher.executor.monitor
         by_storage = isinstance(monitor, StorageMonitor)
-        self.log.info("waiting for %s job %s, following it by %s", self.kind, watcher.job_ref.name,
-                      "storage" if by_storage else "rabbitmq")
+        self.log.info(
+            "waiting for %s job %s, following it by %s",
+            self.kind,
+            watcher.job_ref.name,
+            "storage" if by_storage else "rabbitmq",
+        )
         progress_log = ProgressLog(self.progress_log_seconds, self.quiet_log_seconds)
         backoff = PollBackoff(watcher.executor.config["pywren"]["monitor_interval"], self.poll_interval)
         while True:
@@ -329,8 +362,9 @@ class BasePyWrenOperator(BaseOperator):
                     "leave return_results off and read them with PyWrenHook().get_results(reference)"
                 ) from None
             result["results"] = values
-        self.log.info("%s job %s succeeded: %d call(s); results under %s", self.kind, ref.name,
-                      progress.total, ref.location)
+        self.log.info(
+            "%s job %s succeeded: %d call(s); results under %s", self.kind, ref.name, progress.total, ref.location
+        )
         return result
 
     def _raise_failure(self, watcher: JobWatcher, progress: JobProgress) -> None:
@@ -339,12 +373,19 @@ class BasePyWrenOperator(BaseOperator):
         self.log.error("%d of %d call(s) of %s job %s failed", len(failed), progress.total, self.kind, ref.name)
         for future in failed[:MAX_ERRORS_LOGGED]:
             error = future.error or {}
-            self.log.error("job %s call %s failed: %s: %s", future.job_id, future.call_id,
-                           error.get("type", "Exception"), error.get("message", ""))
+            self.log.error(
+                "job %s call %s failed: %s: %s",
+                future.job_id,
+                future.call_id,
+                error.get("type", "Exception"),
+                error.get("message", ""),
+            )
         first = failed[0]
         traceback_text = (first.error or {}).get("traceback")
         if traceback_text:
-            self.log.error("remote traceback of job %s call %s:\n%s", first.job_id, first.call_id, traceback_text.rstrip())
+            self.log.error(
+                "remote traceback of job %s call %s:\n%s", first.job_id, first.call_id, traceback_text.rstrip()
+            )
         raise first.exception() or PyWrenError(f"call {first.call_id} of job {first.job_id} failed")
 
     # ------------------------------------------------------------ lineage
@@ -414,8 +455,12 @@ class PyWrenCallAsyncOperator(BasePyWrenOperator):
         self.runtime_memory = runtime_memory
 
     def submit(self, executor: FunctionExecutor, context: Context) -> list[ResponseFuture]:
-        future = executor.call_async(self.func, resolve_data(self.data), runtime_memory=_memory(self.runtime_memory, executor),
-                                     **self._call_options(executor))
+        future = executor.call_async(
+            self.func,
+            resolve_data(self.data),
+            runtime_memory=_memory(self.runtime_memory, executor),
+            **self._call_options(executor),
+        )
         return [future]
 
 
@@ -441,8 +486,16 @@ class PyWrenMapOperator(BasePyWrenOperator):
     template_fields: Sequence[str] = (*BasePyWrenOperator.template_fields, "iterdata", "chunk_size", "chunk_n")
     kind = MAP
 
-    def __init__(self, *, map_function: Callable, iterdata: Any, runtime_memory: int | None = None,
-                 chunk_size: int | None = None, chunk_n: int | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        map_function: Callable,
+        iterdata: Any,
+        runtime_memory: int | None = None,
+        chunk_size: int | None = None,
+        chunk_n: int | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.map_function = map_function
         self.iterdata = iterdata
@@ -451,9 +504,13 @@ class PyWrenMapOperator(BasePyWrenOperator):
         self.chunk_n = chunk_n
 
     def submit(self, executor: FunctionExecutor, context: Context) -> list[ResponseFuture]:
-        return executor.map(self.map_function, resolve_iterdata(self.iterdata),
-                            runtime_memory=_memory(self.runtime_memory, executor), **self._call_options(executor),
-                            **_chunking(self.chunk_size, self.chunk_n))
+        return executor.map(
+            self.map_function,
+            resolve_iterdata(self.iterdata),
+            runtime_memory=_memory(self.runtime_memory, executor),
+            **self._call_options(executor),
+            **_chunking(self.chunk_size, self.chunk_n),
+        )
 
 
 class PyWrenMapReduceOperator(BasePyWrenOperator):
@@ -507,9 +564,12 @@ class PyWrenMapReduceOperator(BasePyWrenOperator):
 
     def submit(self, executor: FunctionExecutor, context: Context) -> list[ResponseFuture]:
         return executor.map_reduce(
-            self.map_function, resolve_iterdata(self.iterdata), self.reduce_function,
+            self.map_function,
+            resolve_iterdata(self.iterdata),
+            self.reduce_function,
             reducer_wait_local=self.reducer_wait_local,
             map_runtime_memory=_memory(self.map_runtime_memory, executor),
             reduce_runtime_memory=_memory(self.reduce_runtime_memory, executor),
-            **self._call_options(executor), **_chunking(self.chunk_size, self.chunk_n, self.reducer_one_per_object),
+            **self._call_options(executor),
+            **_chunking(self.chunk_size, self.chunk_n, self.reducer_one_per_object),
         )

@@ -126,7 +126,9 @@ class PyWrenJobSensor(BaseSensorOperator):
         progress = event.get("progress") or {}
         if status == ERROR and progress.get("failed"):
             raise AirflowFailException(event.get("message"))
-        raise AirflowException(event.get("message") or f"PyWrenJobTrigger sent an event this sensor cannot read: {event!r:.200}")
+        raise AirflowException(
+            event.get("message") or f"PyWrenJobTrigger sent an event this sensor cannot read: {event!r:.200}"
+        )
 
     def on_kill(self) -> None:
         self._close()

@@ -114,7 +114,9 @@ class PyWrenJobTrigger(BaseTrigger):
             raise ValueError(f"monitor must be one of {', '.join(MONITORS)}, got {monitor!r}")
         if isinstance(poll_interval, bool) or not isinstance(poll_interval, (int, float)) or not poll_interval > 0:
             raise ValueError(f"poll_interval must be a positive number of seconds, got {poll_interval!r}")
-        if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0):
+        if timeout is not None and (
+            isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0
+        ):
             raise ValueError(f"timeout must be a positive number of seconds or None, got {timeout!r}")
         self.pywren_conn_id = pywren_conn_id
         self.monitor = monitor
@@ -192,13 +194,20 @@ class PyWrenJobTrigger(BaseTrigger):
         """Poll (and wait) until the job finished or the deadline passed; return the event payload."""
         self.log.info(
             "following %s job %s of executor %s by %s every %.3g s%s",
-            self._ref.kind, self._ref.name, self._ref.executor_id, self.monitor,
-            self.poll_interval, "" if self.end_time is None else f", for at most {max(self._remaining(), 0):.0f} s",
+            self._ref.kind,
+            self._ref.name,
+            self._ref.executor_id,
+            self.monitor,
+            self.poll_interval,
+            "" if self.end_time is None else f", for at most {max(self._remaining(), 0):.0f} s",
         )
         broker = watcher.executor.monitor if self.monitor == RABBITMQ else None
         if broker is not None and not hasattr(broker, "connected"):
-            self.log.warning("the connection's executor has no RabbitMQ monitor (no 'rabbitmq.amqp_url'?); "
-                             "polling storage for %s instead", self._name())
+            self.log.warning(
+                "the connection's executor has no RabbitMQ monitor (no 'rabbitmq.amqp_url'?); "
+                "polling storage for %s instead",
+                self._name(),
+            )
             broker = None
         progress_log, failures = ProgressLog(PROGRESS_LOG_SECONDS, QUIET_LOG_SECONDS), 0
         backoff = PollBackoff(watcher.executor.config["pywren"]["monitor_interval"], self.poll_interval)
@@ -210,8 +219,12 @@ class PyWrenJobTrigger(BaseTrigger):
             except Exception as exc:
                 failures = self._poll_failed(exc, failures)
                 if failures >= MAX_POLL_FAILURES:
-                    return self._event(ERROR, progress, f"{self._name()}: {failures} polls in a row failed, last: "
-                                                         f"{self._last_failure}; {progress.line()}")
+                    return self._event(
+                        ERROR,
+                        progress,
+                        f"{self._name()}: {failures} polls in a row failed, last: "
+                        f"{self._last_failure}; {progress.line()}",
+                    )
             if progress_log.due(progress):
                 self.log.info("%s", progress.line())
             if progress.finished:
@@ -230,7 +243,9 @@ class PyWrenJobTrigger(BaseTrigger):
     def _poll_failed(self, exc: BaseException, failures: int) -> int:
         self._last_failure = f"{type(exc).__name__}: {exc}"
         failures += 1
-        self.log.warning("%s: attempt %d of %d failed: %s", self._name(), failures, MAX_POLL_FAILURES, self._last_failure)
+        self.log.warning(
+            "%s: attempt %d of %d failed: %s", self._name(), failures, MAX_POLL_FAILURES, self._last_failure
+        )
         return failures
 
     def _name(self) -> str:
@@ -240,7 +255,8 @@ class PyWrenJobTrigger(BaseTrigger):
         state = f"; {progress.line()}" if progress is not None else ""
         limit = f"the trigger timeout of {self.timeout:g} s" if self.timeout is not None else "the trigger's end_time"
         return self._event(
-            TIMEOUT, progress,
+            TIMEOUT,
+            progress,
             f"{self._name()} did not finish within {limit}{state}. "
             "Its calls keep running; raise the timeout, or follow the job again to wait longer.",
         )
@@ -250,5 +266,9 @@ class PyWrenJobTrigger(BaseTrigger):
             ref = self._ref
             progress = JobProgress(kind=ref.kind, job_ids=list(ref.job_ids), total=ref.total or 0)
         state = progress.as_dict()
-        return {"status": str(status), "job_ref": updated_job_ref(self.job_ref, state), "progress": state,
-                "message": message}
+        return {
+            "status": str(status),
+            "job_ref": updated_job_ref(self.job_ref, state),
+            "progress": state,
+            "message": message,
+        }

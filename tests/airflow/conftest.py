@@ -25,7 +25,9 @@ from typing import Any
 import pytest
 
 if "airflow" in sys.modules:  # pragma: no cover - guards against a wrong import order
-    raise RuntimeError("Airflow was imported before tests/airflow/conftest.py set AIRFLOW_HOME; do not import it earlier")
+    raise RuntimeError(
+        "Airflow was imported before tests/airflow/conftest.py set AIRFLOW_HOME; do not import it earlier"
+    )
 
 _ROOT = Path(tempfile.mkdtemp(prefix="pywren-airflow-"))
 atexit.register(shutil.rmtree, _ROOT, ignore_errors=True)  # also when no test used the home
@@ -37,8 +39,9 @@ AIRFLOW_ENV = {
     "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{_ROOT / 'home' / 'airflow.db'}",
     "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
     # OpenLineage (when its provider is installed) writes events to a file that tests can read
-    "AIRFLOW__OPENLINEAGE__TRANSPORT": json.dumps({"type": "file", "log_file_path": str(_ROOT / "openlineage.jsonl"),
-                                                   "append": True}),
+    "AIRFLOW__OPENLINEAGE__TRANSPORT": json.dumps(
+        {"type": "file", "log_file_path": str(_ROOT / "openlineage.jsonl"), "append": True}
+    ),
 }
 OPENLINEAGE_EVENTS = _ROOT / "openlineage.jsonl"
 os.environ.update(AIRFLOW_ENV)
@@ -147,7 +150,9 @@ class AirflowHome:
             try_numbers={key(ti): ti.try_number for ti in tis},
         )
 
-    def write_and_run(self, dag_id: str, source: str, conf: dict[str, Any] | None = None, header: bool = False) -> DagResult:
+    def write_and_run(
+        self, dag_id: str, source: str, conf: dict[str, Any] | None = None, header: bool = False
+    ) -> DagResult:
         """Write a DAG file (after ``DAG_HEADER`` if ``header``) and run it once."""
         return self.run_dag(self.write_dag(dag_id, source, header), dag_id, conf)
 

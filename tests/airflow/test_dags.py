@@ -17,8 +17,14 @@ from tests.airflow.conftest import REPO_ROOT, AirflowHome
 pytestmark = pytest.mark.airflow
 
 EXAMPLES = REPO_ROOT / "dags"
-EXAMPLE_DAG_IDS = {"pywren_word_count", "pywren_chain", "pywren_hello", "pywren_submit_and_sense", "pywren_web_logs",
-                   "pywren_ui_tour"}
+EXAMPLE_DAG_IDS = {
+    "pywren_word_count",
+    "pywren_chain",
+    "pywren_hello",
+    "pywren_submit_and_sense",
+    "pywren_web_logs",
+    "pywren_ui_tour",
+}
 
 
 def _json_output(stdout: str) -> Any:
@@ -37,9 +43,12 @@ def test_example_dags_have_no_import_errors(airflow_home: AirflowHome, tmp_path:
     # the same check reports a broken DAG file
     broken = tmp_path / "dags"
     shutil.copytree(EXAMPLES, broken)
-    (broken / "broken.py").write_text("from airflow.sdk import dag\nfrom airflow_pywren.operators.pywren import NoSuchOperator\n")
-    errors = airflow_home.cli("dags", "list-import-errors", "--local", "-o", "json",
-                              env={"AIRFLOW__CORE__DAGS_FOLDER": str(broken)})
+    (broken / "broken.py").write_text(
+        "from airflow.sdk import dag\nfrom airflow_pywren.operators.pywren import NoSuchOperator\n"
+    )
+    errors = airflow_home.cli(
+        "dags", "list-import-errors", "--local", "-o", "json", env={"AIRFLOW__CORE__DAGS_FOLDER": str(broken)}
+    )
     reported = _json_output(errors.stdout)
     assert [Path(row["filepath"]).name for row in reported] == ["broken.py"]
     assert "NoSuchOperator" in reported[0]["error"]
@@ -60,13 +69,17 @@ def test_word_count_runs_with_airflow_dags_test(airflow_home: AirflowHome, pywre
     assert "state=success" in output
 
     stop = _stop_words()
-    words = [w for path in sorted((EXAMPLES / "data").glob("*.txt"))
-             for w in re.findall(r"[a-z']+", path.read_text(encoding="utf-8").lower()) if w not in stop]
+    words = [
+        w
+        for path in sorted((EXAMPLES / "data").glob("*.txt"))
+        for w in re.findall(r"[a-z']+", path.read_text(encoding="utf-8").lower())
+        if w not in stop
+    ]
     expected = Counter(words)
     header = re.search(r"^(\d+) words, (\d+) distinct; top 10:$", run.stdout, re.MULTILINE)
     assert header, output[-3000:]
     assert (int(header[1]), int(header[2])) == (len(words), len(expected))
-    lines = run.stdout[header.end():].splitlines()[1:11]
+    lines = run.stdout[header.end() :].splitlines()[1:11]
     printed = [(m[1], int(m[2])) for m in (re.fullmatch(r"  (\S+)\s+(\d+)", line) for line in lines) if m]
     assert len(printed) == 10, lines
     assert all(expected[word] == count for word, count in printed)
@@ -113,7 +126,9 @@ def test_submit_and_sense_example(
     assert result.xcom("report") == sum(x**3 for x in range(1, 7))
 
 
-def test_word_count_example_in_process(airflow_home: AirflowHome, example_dags: Path, pywren_conn: dict[str, Any]) -> None:
+def test_word_count_example_in_process(
+    airflow_home: AirflowHome, example_dags: Path, pywren_conn: dict[str, Any]
+) -> None:
     result = airflow_home.run_dag(example_dags / "pywren_word_count.py", "pywren_word_count")
     assert result.state == "success"
     ref = result.xcom("count_words")

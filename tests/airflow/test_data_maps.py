@@ -44,7 +44,10 @@ def check_day(result: Any, capfd: pytest.CaptureFixture, store_get, bucket: str)
     aggregated = result.xcom("aggregate")
     inputs = aggregated["inputs"]
     keys = sorted(f"logs/{result.xcom('plan_day')[0]['day']}/access-{i:03d}.log" for i in range(3))
-    assert (inputs["objects"], inputs["locations"]) == (3, [f"cos://{bucket}/logs/{result.xcom('plan_day')[0]['day']}/"])
+    assert (inputs["objects"], inputs["locations"]) == (
+        3,
+        [f"cos://{bucket}/logs/{result.xcom('plan_day')[0]['day']}/"],
+    )
     assert inputs["chunks"] == aggregated["total"] - 1 > 3  # several chunks per object, then the reducer
     assert len(json.dumps(inputs)) < 600  # the reference stays small
     expected = read_day(store_get, bucket, keys)
@@ -67,8 +70,13 @@ def test_web_logs_example_on_the_embedded_default(
 
 
 def test_web_logs_example_on_cos(
-    airflow_home: AirflowHome, web_logs_dag: Path, localhost_config: dict[str, Any], cos_config: dict[str, Any],
-    s3_server: str, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture,
+    airflow_home: AirflowHome,
+    web_logs_dag: Path,
+    localhost_config: dict[str, Any],
+    cos_config: dict[str, Any],
+    s3_server: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture,
 ) -> None:
     monkeypatch.setenv(CONN_ENV, connection_json(merge_config(localhost_config, cos_config)))
     bucket = new_bucket(s3_server, "weblogs")
@@ -118,7 +126,10 @@ forms()
 
 
 def test_iterdata_forms_from_dags_and_lineage(
-    airflow_home: AirflowHome, pywren_conn: dict[str, Any], monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+    airflow_home: AirflowHome,
+    pywren_conn: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
     capfd: pytest.CaptureFixture,
 ) -> None:
     root = Path(pywren_conn["localhost"]["storage_dir"])
@@ -132,8 +143,10 @@ def test_iterdata_forms_from_dags_and_lineage(
     out = capfd.readouterr().out
     assert result.state == "success", out[-3000:]
     assert result.xcom("collect") == {"templated": [100, 50], "paths": [100]}
-    assert result.xcom("upstream_keys")["results"] == [[f"{bucket}/logs/2024-01-01/b.log", 50],
-                                                       [f"{bucket}/logs/2024-01-01/a.log", 100]]
+    assert result.xcom("upstream_keys")["results"] == [
+        [f"{bucket}/logs/2024-01-01/b.log", 50],
+        [f"{bucket}/logs/2024-01-01/a.log", 100],
+    ]
     decorated = result.xcom("decorated")
     assert decorated["inputs"]["chunks"] == 4  # 400 bytes in 100-byte chunks
     templated = result.xcom("templated")
@@ -142,7 +155,11 @@ def test_iterdata_forms_from_dags_and_lineage(
     # the OpenLineage provider reported the input datasets of the PyWren tasks
     assert events.exists(), "no OpenLineage events were written"
     complete = [json.loads(line) for line in events.read_text().splitlines() if '"COMPLETE"' in line]
-    inputs = {event["job"]["name"].rsplit(".", 1)[-1]: event.get("inputs", []) for event in complete
-              if event["job"]["name"].startswith(dag_id + ".")}
+    inputs = {
+        event["job"]["name"].rsplit(".", 1)[-1]: event.get("inputs", [])
+        for event in complete
+        if event["job"]["name"].startswith(dag_id + ".")
+    }
     assert {"namespace": "file", "name": f"{root}/{bucket}/logs/2024-01-01/"} in [
-        {"namespace": d["namespace"], "name": d["name"]} for d in inputs["templated"]]
+        {"namespace": d["namespace"], "name": d["name"]} for d in inputs["templated"]
+    ]

@@ -20,7 +20,7 @@ from tests.services.airflow import AirflowDeployment
 pytestmark = [pytest.mark.airflow, pytest.mark.timeout(420)]
 
 DAG_ID = "deployed_deferrable"
-DAG_SOURCE = '''
+DAG_SOURCE = """
 import os
 import time
 
@@ -60,12 +60,13 @@ def deployed_deferrable():
 
 
 deployed_deferrable()
-'''
+"""
 
 
 def _xcom(deployment: AirflowDeployment, task_id: str) -> Any:
-    rows = deployment.query("SELECT value FROM xcom WHERE dag_id = ? AND task_id = ? AND key = 'return_value'",
-                            DAG_ID, task_id)
+    rows = deployment.query(
+        "SELECT value FROM xcom WHERE dag_id = ? AND task_id = ? AND key = 'return_value'", DAG_ID, task_id
+    )
     assert rows, f"no XCom from {task_id}"
     value = rows[0][0]
     return json.loads(value) if isinstance(value, (str, bytes)) else value
@@ -90,22 +91,29 @@ def test_deferred_tasks_resume_after_the_triggerer_fires(
     (tmp_path / "dags" / f"{DAG_ID}.py").write_text(source.replace("{rabbitmq}", str(monitor == "rabbitmq")))
     (tmp_path / "airflow").mkdir()
     connection = {"conn_type": "pywren", "extra": {"config": config}}
-    with AirflowDeployment(tmp_path / "airflow", tmp_path / "dags", {"pywren_default": connection},
-                           parallelism=4) as deployment:
+    with AirflowDeployment(
+        tmp_path / "airflow", tmp_path / "dags", {"pywren_default": connection}, parallelism=4
+    ) as deployment:
         deployment.start()
         deployment.cli("dags", "unpause", DAG_ID)
         deployment.cli("dags", "trigger", DAG_ID)
-        deployment.wait_for(f"SELECT state FROM task_instance WHERE dag_id = '{DAG_ID}' AND task_id = 'sense'",
-                            lambda rows: rows and rows[0][0] == "deferred", timeout=300)
+        deployment.wait_for(
+            f"SELECT state FROM task_instance WHERE dag_id = '{DAG_ID}' AND task_id = 'sense'",
+            lambda rows: rows and rows[0][0] == "deferred",
+            timeout=300,
+        )
         gate.touch()
-        deployment.wait_for(f"SELECT state FROM dag_run WHERE dag_id = '{DAG_ID}'",
-                            lambda rows: rows and rows[0][0] in ("success", "failed"), timeout=300)
+        deployment.wait_for(
+            f"SELECT state FROM dag_run WHERE dag_id = '{DAG_ID}'",
+            lambda rows: rows and rows[0][0] in ("success", "failed"),
+            timeout=300,
+        )
         states = dict(deployment.query("SELECT task_id, state FROM task_instance WHERE dag_id = ?", DAG_ID))
         assert states == {"squares": "success", "total": "success", "submit": "success", "sense": "success"}
         assert _xcom(deployment, "total") == 1 + 4 + 9 + 16
         squares = _xcom(deployment, "squares")
         assert (squares["status"], squares["done"], squares["failed"]) == ("success", 4, 0)
-        assert deployment.query("SELECT COUNT(*) FROM \"trigger\"") == [(0,)]  # every trigger fired and was removed
+        assert deployment.query('SELECT COUNT(*) FROM "trigger"') == [(0,)]  # every trigger fired and was removed
     root = tmp_path / "airflow"
     for task_id, job in (("squares", "map job M000"), ("sense", "call_async job A000")):
         log = _trigger_logs(root, task_id)

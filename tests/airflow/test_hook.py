@@ -30,7 +30,10 @@ def test_connection_fields_map_to_config_sections() -> None:
         login="my_namespace",
         password="uuid:key",
         extra={
-            "config": {"pywren": {"runtime_memory": 512}, "ibm_cos": {"bucket": "from-config", "storage_prefix": "jobs"}},
+            "config": {
+                "pywren": {"runtime_memory": 512},
+                "ibm_cos": {"bucket": "from-config", "storage_prefix": "jobs"},
+            },
             "compute_backend": "ibm_cf",
             "storage_backend": "ibm_cos",
             "cos_bucket": "from-field",  # a form field wins over extra.config
@@ -42,12 +45,28 @@ def test_connection_fields_map_to_config_sections() -> None:
         },
     )
     assert config == {
-        "pywren": {"runtime_memory": 512, "compute_backend": "ibm_cf", "storage_backend": "ibm_cos", "rabbitmq_monitor": True},
-        "ibm_cos": {"bucket": "from-field", "storage_prefix": "jobs", "endpoint": "http://127.0.0.1:9000",
-                    "access_key_id": "AKID", "secret_access_key": "secret"},
-        "ibm_cf": {"endpoint": "https://us-south.functions.cloud.ibm.com", "namespace": "my_namespace", "api_key": "uuid:key"},
+        "pywren": {
+            "runtime_memory": 512,
+            "compute_backend": "ibm_cf",
+            "storage_backend": "ibm_cos",
+            "rabbitmq_monitor": True,
+        },
+        "ibm_cos": {
+            "bucket": "from-field",
+            "storage_prefix": "jobs",
+            "endpoint": "http://127.0.0.1:9000",
+            "access_key_id": "AKID",
+            "secret_access_key": "secret",
+        },
+        "ibm_cf": {
+            "endpoint": "https://us-south.functions.cloud.ibm.com",
+            "namespace": "my_namespace",
+            "api_key": "uuid:key",
+        },
     }
-    assert config_from_connection("http://127.0.0.1:3233", None, None, {})["ibm_cf"]["endpoint"] == "http://127.0.0.1:3233"
+    assert (
+        config_from_connection("http://127.0.0.1:3233", None, None, {})["ibm_cf"]["endpoint"] == "http://127.0.0.1:3233"
+    )
     assert config_from_connection(None, None, None, {"config": json.dumps({"pywren": {"runtime": "img"}})}) == {
         "pywren": {"runtime": "img"}
     }
@@ -56,23 +75,32 @@ def test_connection_fields_map_to_config_sections() -> None:
 def test_localhost_form_fields_and_errors_named_by_form_labels() -> None:
     from airflow_pywren.hooks.connection import with_form_labels
 
-    assert config_from_connection(None, None, None, {"localhost_storage_dir": "/data/pywren", "localhost_workers": "6"}) == {
-        "localhost": {"storage_dir": "/data/pywren", "workers": 6}}
+    assert config_from_connection(
+        None, None, None, {"localhost_storage_dir": "/data/pywren", "localhost_workers": "6"}
+    ) == {"localhost": {"storage_dir": "/data/pywren", "workers": 6}}
     assert with_form_labels("compute_backend 'ibm_cf' needs 'ibm_cf.api_key' ('uuid:key') or 'ibm_cf.iam_api_key'") == (
         "Compute backend 'ibm_cf' needs 'OpenWhisk API key (uuid:key)' (ibm_cf.api_key) ('uuid:key') or "
-        "'OpenWhisk IAM API key' (ibm_cf.iam_api_key)")
+        "'OpenWhisk IAM API key' (ibm_cf.iam_api_key)"
+    )
     assert with_form_labels("'localhost.workers' must be 1 or more, got 0") == (
-        "'Local workers' (localhost.workers) must be 1 or more, got 0")
+        "'Local workers' (localhost.workers) must be 1 or more, got 0"
+    )
 
 
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
         ({"cos_buckt": "b"}, "unknown key 'cos_buckt' in the extra of a pywren connection; did you mean 'cos_bucket'?"),
-        ({"config": {"ibm_coss": {}}}, "unknown section 'ibm_coss' in connection extra 'config'; did you mean 'ibm_cos'?"),
+        (
+            {"config": {"ibm_coss": {}}},
+            "unknown section 'ibm_coss' in connection extra 'config'; did you mean 'ibm_cos'?",
+        ),
         ({"config": ["pywren"]}, "connection extra 'config' must be an object of sections"),
         ({"config": "{broken"}, "connection extra 'config' is not valid JSON"),
-        ({"rabbitmq_monitor": "maybe"}, "'Monitor with RabbitMQ' (rabbitmq_monitor) must be true or false, got 'maybe'"),
+        (
+            {"rabbitmq_monitor": "maybe"},
+            "'Monitor with RabbitMQ' (rabbitmq_monitor) must be true or false, got 'maybe'",
+        ),
         ({"localhost_workers": "four"}, "'Local workers' (localhost_workers) must be a whole number, got 'four'"),
     ],
 )
@@ -88,11 +116,15 @@ def test_config_from_env_connection_and_executors(
 
     hook = PyWrenHook()
     assert hook.get_config() == pywren_conn
-    assert "connection 'pywren_default': compute localhost, storage localhost, monitor storage" in capfd.readouterr().out
+    assert (
+        "connection 'pywren_default': compute localhost, storage localhost, monitor storage" in capfd.readouterr().out
+    )
     with hook.get_conn(executor_id="afixedid") as executor:
         assert isinstance(executor, FunctionExecutor)
         assert executor.executor_id == "afixedid"
-        assert executor.storage.location() == f"file://{Path(pywren_conn['localhost']['storage_dir'])}/pywren/pywren.jobs"
+        assert (
+            executor.storage.location() == f"file://{Path(pywren_conn['localhost']['storage_dir'])}/pywren/pywren.jobs"
+        )
         assert executor.config["pywren"]["rabbitmq_monitor"] is False
     with hook.get_conn(runtime="my-image", runtime_memory=1024) as executor:
         assert (executor.config["pywren"]["runtime"], executor.config["pywren"]["runtime_memory"]) == ("my-image", 1024)
@@ -109,7 +141,10 @@ def test_missing_connection_uses_the_embedded_default(
     monkeypatch.delenv(CONN_ENV, raising=False)
     hook = PyWrenHook(pywren_conn_id="pywren_not_defined")
     assert hook.get_config() == {}
-    assert "connection 'pywren_not_defined' is not defined: using the embedded default configuration" in capfd.readouterr().out
+    assert (
+        "connection 'pywren_not_defined' is not defined: using the embedded default configuration"
+        in capfd.readouterr().out
+    )
     with hook.get_conn() as executor:  # HOME is the test's tmp dir
         assert executor.storage.location() == f"file://{tmp_path / 'home' / '.pywren' / 'storage'}/pywren/pywren.jobs"
         assert executor.compute.name == "localhost"
@@ -124,11 +159,16 @@ def test_wrong_connection_type_or_config_key_fails_before_any_executor(
     with pytest.raises(PyWrenConfigError, match="has type 'http'; PyWren needs a connection of type 'pywren'"):
         PyWrenHook("pywren_http").get_config()
     monkeypatch.setenv("AIRFLOW_CONN_PYWREN_TYPO", connection_json({"pywren": {"storage_backnd": "localhost"}}))
-    with pytest.raises(PyWrenConfigError, match="unknown key 'storage_backnd' in section 'pywren'.*did you mean 'storage_backend'"):
+    with pytest.raises(
+        PyWrenConfigError, match="unknown key 'storage_backnd' in section 'pywren'.*did you mean 'storage_backend'"
+    ):
         PyWrenHook("pywren_typo").get_config()
     monkeypatch.setenv("AIRFLOW_CONN_PYWREN_COS", connection_json(None, storage_backend="ibm_cos"))
-    with pytest.raises(PyWrenConfigError, match=r"connection 'pywren_cos': Storage backend 'ibm_cos' needs "
-                                                r"'COS endpoint' \(ibm_cos.endpoint\)"):
+    with pytest.raises(
+        PyWrenConfigError,
+        match=r"connection 'pywren_cos': Storage backend 'ibm_cos' needs "
+        r"'COS endpoint' \(ibm_cos.endpoint\)",
+    ):
         PyWrenHook("pywren_cos").get_config()
 
 
@@ -145,7 +185,9 @@ def test_test_connection_checks_storage(
 
     blocker = tmp_path / "a-file"
     blocker.write_text("not a directory")
-    monkeypatch.setenv("AIRFLOW_CONN_PYWREN_BROKEN", connection_json({"localhost": {"storage_dir": str(blocker / "sub")}}))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_PYWREN_BROKEN", connection_json({"localhost": {"storage_dir": str(blocker / "sub")}})
+    )
     ok, message = PyWrenHook("pywren_broken").test_connection()
     assert not ok
     assert str(blocker) in message
@@ -173,7 +215,9 @@ def test_watch_and_get_results_read_jobs_by_reference(
         hook.watch({"executor_id": "x"})
     # a reference can only be read with the storage it was written to
     other = {**ref, "location": f"file://{tmp_path}/elsewhere/pywren.jobs"}
-    with pytest.raises(PyWrenConfigError, match=r"lives in file://.*elsewhere.*read it with the connection that submitted it"):
+    with pytest.raises(
+        PyWrenConfigError, match=r"lives in file://.*elsewhere.*read it with the connection that submitted it"
+    ):
         hook.watch(other)
 
 
@@ -207,16 +251,33 @@ def _inverse(x: float) -> float:
 
 
 def test_secrets_are_masked_in_task_logs(
-    airflow_home: AirflowHome, pywren_conn: dict[str, Any], monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture
+    airflow_home: AirflowHome,
+    pywren_conn: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture,
 ) -> None:
-    secrets = {"password": "uuid:Pw-5ecret-0ne", "cos_secret_access_key": "Cos-5ecret-Tw0",
-               "broker": "Amqp-5ecret-Thr33"}
-    monkeypatch.setenv(CONN_ENV, json.dumps({
-        "conn_type": "pywren", "password": secrets["password"],
-        "extra": {"config": pywren_conn, "cos_secret_access_key": secrets["cos_secret_access_key"],
-                  "amqp_url": f"amqp://user:{secrets['broker']}@127.0.0.1:5672/"},
-    }))
-    result = airflow_home.write_and_run("hook_masking", f"""
+    secrets = {
+        "password": "uuid:Pw-5ecret-0ne",
+        "cos_secret_access_key": "Cos-5ecret-Tw0",
+        "broker": "Amqp-5ecret-Thr33",
+    }
+    monkeypatch.setenv(
+        CONN_ENV,
+        json.dumps(
+            {
+                "conn_type": "pywren",
+                "password": secrets["password"],
+                "extra": {
+                    "config": pywren_conn,
+                    "cos_secret_access_key": secrets["cos_secret_access_key"],
+                    "amqp_url": f"amqp://user:{secrets['broker']}@127.0.0.1:5672/",
+                },
+            }
+        ),
+    )
+    result = airflow_home.write_and_run(
+        "hook_masking",
+        f"""
         import logging
 
         @dag(dag_id="hook_masking", schedule=None, start_date=START, catchup=False)
@@ -227,12 +288,14 @@ def test_secrets_are_masked_in_task_logs(
                 log = logging.getLogger("airflow.task")
                 log.info("api key %s", config["ibm_cf"]["api_key"])
                 log.info("cos secret %s", config["ibm_cos"]["secret_access_key"])
-                log.info("broker password %s", {secrets['broker']!r})
+                log.info("broker password %s", {secrets["broker"]!r})
 
             leak()
 
         masking()
-    """, header=True)
+    """,
+        header=True,
+    )
     out = capfd.readouterr().out
     assert result.state == "success", out[-3000:]
     assert "api key ***" in out and "cos secret ***" in out and "broker password ***" in out

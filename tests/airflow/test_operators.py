@@ -19,8 +19,21 @@ from tests.airflow.conftest import AirflowHome, runner_stats
 pytestmark = pytest.mark.airflow
 
 REF_KEYS = {
-    "executor_id", "kind", "job_ids", "result_job_id", "storage_backend", "bucket", "storage_prefix", "location",
-    "result_count", "result_key_pattern", "total", "status", "done", "failed", "pywren_conn_id",
+    "executor_id",
+    "kind",
+    "job_ids",
+    "result_job_id",
+    "storage_backend",
+    "bucket",
+    "storage_prefix",
+    "location",
+    "result_count",
+    "result_key_pattern",
+    "total",
+    "status",
+    "done",
+    "failed",
+    "pywren_conn_id",
 }
 
 CHAIN_DAG = """
@@ -75,7 +88,12 @@ def test_three_operators_chain_through_job_references(
     assert set(square) == REF_KEYS | {"results"}
     assert set(total) == set(described) == REF_KEYS
     assert (square["kind"], square["job_ids"], square["total"]) == ("map", ["M000"], 4)
-    assert (total["kind"], total["job_ids"], total["total"], total["result_job_id"]) == ("map_reduce", ["M000", "R001"], 5, "R001")
+    assert (total["kind"], total["job_ids"], total["total"], total["result_job_id"]) == (
+        "map_reduce",
+        ["M000", "R001"],
+        5,
+        "R001",
+    )
     assert (described["kind"], described["job_ids"], described["total"]) == ("call_async", ["A000"], 1)
     for task_id, ref in (("square", square), ("total", total), ("describe", described)):
         assert ref["executor_id"] == executor_id_for(dag_id, result.run_id, task_id, -1)
@@ -84,13 +102,17 @@ def test_three_operators_chain_through_job_references(
         assert ref["storage_backend"] == "localhost"
         for key in JobRef.parse(ref).result_keys:
             assert key.startswith(f"{ref['storage_prefix']}/{ref['executor_id']}/{ref['result_job_id']}/")
-            assert (Path(ref["location"][len("file://"):]).parent / key).is_file()
+            assert (Path(ref["location"][len("file://") :]).parent / key).is_file()
         # the extra link opens the job view of the task instance; the job record is what that view reads
         assert result.xcom(task_id, key="_link_PyWrenJobLink") == job_view_url(dag_id, result.run_id, task_id)
         assert result.xcom(task_id, key="_link_PyWrenJobLink").startswith("http://localhost:8080/dags/")
         record = result.xcom(task_id, key="pywren_job")
         assert (record["executor_id"], record["job_ids"], record["status"], record["done"]) == (
-            ref["executor_id"], ref["job_ids"], "success", ref["total"])
+            ref["executor_id"],
+            ref["job_ids"],
+            "success",
+            ref["total"],
+        )
         assert "result_keys" not in record
     assert (square["result_count"], total["result_count"], described["result_count"]) == (4, 1, 1)
     # values only where asked for (return_results=True)
@@ -168,7 +190,9 @@ def test_wait_for_completion_false_returns_after_submit(
     airflow_home: AirflowHome, pywren_conn: dict[str, Any], capfd: pytest.CaptureFixture, tmp_path: Path
 ) -> None:
     gate = tmp_path / "gate"
-    result = airflow_home.write_and_run("ops_no_wait", f"""
+    result = airflow_home.write_and_run(
+        "ops_no_wait",
+        f"""
         import os, time
 
         def gated(x):
@@ -181,7 +205,9 @@ def test_wait_for_completion_false_returns_after_submit(
             PyWrenMapOperator(task_id="submit", map_function=gated, iterdata=[1, 2, 3], wait_for_completion=False)
 
         no_wait()
-    """, header=True)
+    """,
+        header=True,
+    )
     out = capfd.readouterr().out
     try:
         assert result.state == "success", out[-3000:]
@@ -199,7 +225,9 @@ def test_wait_for_completion_false_returns_after_submit(
 def test_templates_literals_and_xcom_refs_as_data(
     airflow_home: AirflowHome, pywren_conn: dict[str, Any], capfd: pytest.CaptureFixture
 ) -> None:
-    result = airflow_home.write_and_run("ops_templates", """
+    result = airflow_home.write_and_run(
+        "ops_templates",
+        """
         import os
 
         def env_and_item(x):
@@ -238,7 +266,9 @@ def test_templates_literals_and_xcom_refs_as_data(
             collect(templated.output, pulled.output, kwargs.output)
 
         templates()
-    """, header=True)
+    """,
+        header=True,
+    )
     out = capfd.readouterr().out
     assert result.state == "success", out[-3000:]
     collected = result.xcom("collect")
@@ -254,7 +284,9 @@ def test_bad_input_fails_before_anything_is_invoked(
     airflow_home: AirflowHome, pywren_conn: dict[str, Any], capfd: pytest.CaptureFixture
 ) -> None:
     before = runner_stats(pywren_conn).get("invoked", 0)
-    result = airflow_home.write_and_run("ops_bad_input", """
+    result = airflow_home.write_and_run(
+        "ops_bad_input",
+        """
         def ident(x):
             return x
 
@@ -270,9 +302,16 @@ def test_bad_input_fails_before_anything_is_invoked(
             PyWrenMapOperator(task_id="wrong_arity", map_function=two, iterdata=[{"a": 1}])
 
         bad_input()
-    """, header=True)
+    """,
+        header=True,
+    )
     out = capfd.readouterr().out
-    assert result.task_states == {"up": "success", "many_refs": "failed", "not_a_list": "failed", "wrong_arity": "failed"}
+    assert result.task_states == {
+        "up": "success",
+        "many_refs": "failed",
+        "not_a_list": "failed",
+        "wrong_arity": "failed",
+    }
     assert runner_stats(pywren_conn)["invoked"] - before == 3  # only the upstream map ran
     assert "data is the reference of map job M000 with 3 results, but one value is expected here" in out
     assert "iterdata must be a list (or other iterable) of items, one per call; got int" in out
@@ -282,7 +321,9 @@ def test_bad_input_fails_before_anything_is_invoked(
 def test_mapped_operator_gets_one_executor_per_map_index(
     airflow_home: AirflowHome, pywren_conn: dict[str, Any], capfd: pytest.CaptureFixture
 ) -> None:
-    result = airflow_home.write_and_run("ops_expand", """
+    result = airflow_home.write_and_run(
+        "ops_expand",
+        """
         def triple(x):
             return 3 * x
 
@@ -291,11 +332,15 @@ def test_mapped_operator_gets_one_executor_per_map_index(
             PyWrenCallAsyncOperator.partial(task_id="triple", func=triple, return_results=True).expand(data=[1, 2, 3])
 
         expand()
-    """, header=True)
+    """,
+        header=True,
+    )
     assert result.state == "success", capfd.readouterr().out[-3000:]
     refs = [result.xcom("triple", map_index=i) for i in range(3)]
     assert [ref["results"] for ref in refs] == [[3], [6], [9]]
-    assert [ref["executor_id"] for ref in refs] == [executor_id_for("ops_expand", result.run_id, "triple", i) for i in range(3)]
+    assert [ref["executor_id"] for ref in refs] == [
+        executor_id_for("ops_expand", result.run_id, "triple", i) for i in range(3)
+    ]
     assert len({ref["executor_id"] for ref in refs}) == 3
 
 
@@ -303,7 +348,9 @@ def test_execution_timeout_kills_the_task_and_cancels_its_activations(
     airflow_home: AirflowHome, pywren_conn: dict[str, Any], capfd: pytest.CaptureFixture
 ) -> None:
     before = runner_stats(pywren_conn)
-    result = airflow_home.write_and_run("ops_on_kill", """
+    result = airflow_home.write_and_run(
+        "ops_on_kill",
+        """
         import datetime, time
 
         def nap(x):
@@ -316,7 +363,9 @@ def test_execution_timeout_kills_the_task_and_cancels_its_activations(
                               execution_timeout=datetime.timedelta(seconds=2))
 
         on_kill()
-    """, header=True)
+    """,
+        header=True,
+    )
     out = capfd.readouterr().out
     after = runner_stats(pywren_conn)
     assert result.task_states == {"naps": "failed"}
@@ -328,8 +377,14 @@ def test_execution_timeout_kills_the_task_and_cancels_its_activations(
     # every call of the job has its final (error) status in storage
     storage_root = Path(pywren_conn["localhost"]["storage_dir"]) / "pywren"
     executor_id = executor_id_for("ops_on_kill", result.run_id, "naps", -1)
-    statuses = [json.loads((storage_root / keys.call_key("pywren.jobs", executor_id, "M000", f"{i:05d}", keys.STATUS_OBJECT)).read_text())
-                for i in range(4)]
+    statuses = [
+        json.loads(
+            (
+                storage_root / keys.call_key("pywren.jobs", executor_id, "M000", f"{i:05d}", keys.STATUS_OBJECT)
+            ).read_text()
+        )
+        for i in range(4)
+    ]
     assert [s["status"] for s in statuses] == ["error"] * 4
     assert all("was cancelled" in s["error"]["message"] for s in statuses)
 
@@ -359,14 +414,19 @@ def test_constructor_checks_arguments_and_does_no_io(tmp_path: Path, monkeypatch
 
 
 def test_timeout_and_exclude_modules_reach_the_calls(
-    airflow_home: AirflowHome, pywren_conn: dict[str, Any], capfd: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+    airflow_home: AirflowHome,
+    pywren_conn: dict[str, Any],
+    capfd: pytest.CaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # Helper modules in the dags folder, unique to this test: workers keep modules shipped to them.
     shipped, excluded = (f"pywren_helper_{uuid.uuid4().hex[:8]}" for _ in range(2))
     for helper in (shipped, excluded):
         (airflow_home.dags_folder / f"{helper}.py").write_text("def shout(text):\n    return text.upper()\n")
     monkeypatch.syspath_prepend(str(airflow_home.dags_folder))  # as Airflow puts the dags folder on sys.path
-    options = airflow_home.write_and_run("ops_call_options", f"""
+    options = airflow_home.write_and_run(
+        "ops_call_options",
+        f"""
         import time
         import {shipped}
 
@@ -384,8 +444,12 @@ def test_timeout_and_exclude_modules_reach_the_calls(
             PyWrenCallAsyncOperator(task_id="too_slow", func=sleepy, data=1, timeout=1)
 
         call_options()
-    """, header=True)
-    without = airflow_home.write_and_run("ops_exclude_modules", f"""
+    """,
+        header=True,
+    )
+    without = airflow_home.write_and_run(
+        "ops_exclude_modules",
+        f"""
         import {excluded}
 
         def use_helper(text):
@@ -396,7 +460,9 @@ def test_timeout_and_exclude_modules_reach_the_calls(
             PyWrenMapOperator(task_id="excluded", map_function=use_helper, iterdata=["a"], exclude_modules=[{excluded!r}])
 
         exclude_modules()
-    """, header=True)
+    """,
+        header=True,
+    )
     out = capfd.readouterr().out
     assert options.task_states == {"shipped": "success", "too_slow": "failed"}, out[-3000:]
     assert options.xcom("shipped")["results"] == ["A", "B"]

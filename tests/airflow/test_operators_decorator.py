@@ -84,8 +84,14 @@ def test_taskflow_forms_run_as_pywren_calls(
     assert runner_stats(pywren_conn)["invoked"] - before == 13
 
     kinds = {t: result.xcom(t)["kind"] for t in ("hello", "greet", "root", "plus_one", "square", "total")}
-    assert kinds == {"hello": "call_async", "greet": "call_async", "root": "map", "plus_one": "map",
-                     "square": "map_reduce", "total": "call_async"}
+    assert kinds == {
+        "hello": "call_async",
+        "greet": "call_async",
+        "root": "map",
+        "plus_one": "map",
+        "square": "map_reduce",
+        "total": "call_async",
+    }
     assert result.xcom("square")["job_ids"] == ["M000", "R001"]
     assert "deferring: the triggerer follows map job M000" in out
 
@@ -93,7 +99,9 @@ def test_taskflow_forms_run_as_pywren_calls(
 def test_taskflow_rejects_what_it_cannot_run(
     airflow_home: AirflowHome, pywren_conn: dict[str, Any], capfd: pytest.CaptureFixture
 ) -> None:
-    result = airflow_home.write_and_run("deco_errors", """
+    result = airflow_home.write_and_run(
+        "deco_errors",
+        """
         @dag(dag_id="deco_errors", schedule=None, start_date=START, catchup=False)
         def errors():
             @task.pywren
@@ -108,7 +116,9 @@ def test_taskflow_rejects_what_it_cannot_run(
             fails([7])
 
         errors()
-    """, header=True)
+    """,
+        header=True,
+    )
     out = capfd.readouterr().out
     assert result.task_states == {"star_args": "failed", "fails": "failed"}
     assert "parameter 'values' is not supported; use named parameters" in out

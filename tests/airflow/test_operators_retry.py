@@ -68,7 +68,9 @@ def test_retry_after_lost_worker_reattaches_without_invoking_again(
     before = runner_stats(pywren_conn).get("invoked", 0)
 
     result = airflow_home.write_and_run(
-        dag_id, LOST_WORKER_DAG.format(dag_id=dag_id, operator=operator, arguments=arguments, reattach=True), header=True
+        dag_id,
+        LOST_WORKER_DAG.format(dag_id=dag_id, operator=operator, arguments=arguments, reattach=True),
+        header=True,
     )
     out = capfd.readouterr().out
 
@@ -91,7 +93,9 @@ def test_deferrable_retry_after_lost_worker_reattaches(
     """The first try dies between submitting and deferring; the second re-attaches and defers to the trigger."""
     gate = tmp_path / "gate"
     before = runner_stats(pywren_conn).get("invoked", 0)
-    result = airflow_home.write_and_run("retry_lost_deferrable", f"""
+    result = airflow_home.write_and_run(
+        "retry_lost_deferrable",
+        f"""
         import datetime, os, time
 
         class WorkerLost(Exception):
@@ -120,7 +124,9 @@ def test_deferrable_retry_after_lost_worker_reattaches(
                                        return_results=True, poll_interval=0.05)
 
         lost_deferrable()
-    """, header=True)
+    """,
+        header=True,
+    )
     gate.touch()
     out = capfd.readouterr().out
     assert result.state == "success", out[-3000:]
@@ -176,18 +182,25 @@ def test_retry_after_failed_calls_runs_every_call_again_as_a_new_job(
     airflow_home: AirflowHome, pywren_conn: dict[str, Any], capfd: pytest.CaptureFixture, tmp_path: Path, kind: str
 ) -> None:
     dag_id = f"retry_flaky_{kind}"
-    operator, extra = ("PyWrenMapOperator", "") if kind == "map" else ("PyWrenMapReduceOperator", "reduce_function=sum,")
+    operator, extra = (
+        ("PyWrenMapOperator", "") if kind == "map" else ("PyWrenMapReduceOperator", "reduce_function=sum,")
+    )
     before = runner_stats(pywren_conn).get("invoked", 0)
 
-    result = airflow_home.write_and_run(dag_id, FLAKY_DAG.format(
-        dag_id=dag_id, marker=str(tmp_path / "failed-once"), operator=operator, extra=extra), header=True)
+    result = airflow_home.write_and_run(
+        dag_id,
+        FLAKY_DAG.format(dag_id=dag_id, marker=str(tmp_path / "failed-once"), operator=operator, extra=extra),
+        header=True,
+    )
     out = capfd.readouterr().out
 
     assert result.state == "success", out[-3000:]
     assert result.try_numbers == {"work": 2}
     assert "RuntimeError: transient failure of item 3" in out  # the first try failed with the call's error
     calls = 4 if kind == "map" else 5
-    assert f"finished with {1 if kind == 'map' else 2} failed call(s) of {calls}: running all {calls} call(s) again" in out
+    assert (
+        f"finished with {1 if kind == 'map' else 2} failed call(s) of {calls}: running all {calls} call(s) again" in out
+    )
     assert runner_stats(pywren_conn)["invoked"] - before == 2 * calls
     ref = result.xcom("work")
     assert ref["job_ids"] == (["M001"] if kind == "map" else ["M002", "R003"])
@@ -234,8 +247,13 @@ def test_killed_task_process_is_rerun_and_reattaches(
     before = runner_stats(config).get("invoked", 0)
     env = {**AIRFLOW_ENV, "PYTHONPATH": str(REPO_ROOT)}
     jobs_root = Path(config["localhost"]["storage_dir"]) / "pywren" / prefix
-    first = subprocess.Popen([AIRFLOW_BIN, "dags", "test", "retry_killed"], env={**os.environ, **env},
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    first = subprocess.Popen(
+        [AIRFLOW_BIN, "dags", "test", "retry_killed"],
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 120
         while not list(jobs_root.glob("*/R001/job.json")) and first.poll() is None and time.monotonic() < deadline:

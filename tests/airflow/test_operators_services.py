@@ -43,23 +43,41 @@ EXPECTED = [[1, 8, 27], [1 + 512 + 19683], [-(1 + 512 + 19683)]]
 
 @pytest.mark.s3
 def test_operators_with_cos_storage_from_connection_form_fields(
-    airflow_home: AirflowHome, localhost_config: dict[str, Any], cos_config: dict[str, Any],
-    monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture,
+    airflow_home: AirflowHome,
+    localhost_config: dict[str, Any],
+    cos_config: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture,
 ) -> None:
     cos = cos_config["ibm_cos"]
     # the COS settings come from the connection's form fields, the rest from extra.config
-    monkeypatch.setenv(CONN_ENV, json.dumps({"conn_type": "pywren", "extra": {
-        "config": localhost_config, "storage_backend": "ibm_cos", "cos_endpoint": cos["endpoint"],
-        "cos_bucket": cos["bucket"], "cos_region": cos["region"], "cos_access_key_id": cos["access_key_id"],
-        "cos_secret_access_key": cos["secret_access_key"],
-    }}))
-    result = airflow_home.write_and_run("services_cos", SERVICE_DAG.format(dag_id="services_cos", options=""), header=True)
+    monkeypatch.setenv(
+        CONN_ENV,
+        json.dumps(
+            {
+                "conn_type": "pywren",
+                "extra": {
+                    "config": localhost_config,
+                    "storage_backend": "ibm_cos",
+                    "cos_endpoint": cos["endpoint"],
+                    "cos_bucket": cos["bucket"],
+                    "cos_region": cos["region"],
+                    "cos_access_key_id": cos["access_key_id"],
+                    "cos_secret_access_key": cos["secret_access_key"],
+                },
+            }
+        ),
+    )
+    result = airflow_home.write_and_run(
+        "services_cos", SERVICE_DAG.format(dag_id="services_cos", options=""), header=True
+    )
     out = capfd.readouterr().out
     assert result.state == "success", out[-3000:]
     assert result.xcom("collect") == EXPECTED
     refs = [result.xcom(t) for t in ("cubes", "summed", "negated")]
     assert {(r["storage_backend"], r["bucket"], r["location"]) for r in refs} == {
-        ("ibm_cos", cos["bucket"], f"cos://{cos['bucket']}/pywren.jobs")}
+        ("ibm_cos", cos["bucket"], f"cos://{cos['bucket']}/pywren.jobs")
+    }
     stored = {obj["Key"] for obj in s3_client(cos["endpoint"]).list_objects_v2(Bucket=cos["bucket"])["Contents"]}
     assert all(key in stored for ref in refs for key in JobRef.parse(ref).result_keys)
     assert result.xcom("cubes", key="_link_PyWrenJobLink").endswith("/tasks/cubes/plugin/pywren-job")
@@ -69,8 +87,12 @@ def test_operators_with_cos_storage_from_connection_form_fields(
 @pytest.mark.rabbitmq
 @pytest.mark.parametrize("where", ["connection", "operator"])
 def test_operators_with_rabbitmq_monitoring(
-    airflow_home: AirflowHome, localhost_config: dict[str, Any], rabbitmq_config: dict[str, Any],
-    monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture, where: str,
+    airflow_home: AirflowHome,
+    localhost_config: dict[str, Any],
+    rabbitmq_config: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture,
+    where: str,
 ) -> None:
     """RabbitMQ monitoring chosen by the connection, or by the operators' ``rabbitmq_monitor=True``."""
     config = merge_config(localhost_config, rabbitmq_config)
@@ -95,23 +117,38 @@ def test_operators_with_rabbitmq_monitoring(
 
 @pytest.mark.s3
 def test_operators_on_openwhisk_compute_with_cos_storage(
-    airflow_home: AirflowHome, openwhisk_config: dict[str, Any], cos_config: dict[str, Any],
-    monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture,
+    airflow_home: AirflowHome,
+    openwhisk_config: dict[str, Any],
+    cos_config: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture,
 ) -> None:
     """host / login / password carry the OpenWhisk endpoint, namespace and key; the link is the activations URL."""
     cf = openwhisk_config["ibm_cf"]
-    monkeypatch.setenv(CONN_ENV, json.dumps({
-        "conn_type": "pywren", "host": cf["endpoint"], "login": cf["namespace"], "password": cf["api_key"],
-        "extra": {"compute_backend": "ibm_cf", "runtime": cf["runtime"],
-                  "config": {"ibm_cf": {"max_concurrency": cf["max_concurrency"]}, **cos_config}},
-    }))
+    monkeypatch.setenv(
+        CONN_ENV,
+        json.dumps(
+            {
+                "conn_type": "pywren",
+                "host": cf["endpoint"],
+                "login": cf["namespace"],
+                "password": cf["api_key"],
+                "extra": {
+                    "compute_backend": "ibm_cf",
+                    "runtime": cf["runtime"],
+                    "config": {"ibm_cf": {"max_concurrency": cf["max_concurrency"]}, **cos_config},
+                },
+            }
+        ),
+    )
     from airflow_pywren.hooks.pywren import PyWrenHook
 
     ok, message = PyWrenHook().test_connection()
     assert ok and "compute backend ibm_cf accepted the configuration" in message, message
 
-    result = airflow_home.write_and_run("services_openwhisk", SERVICE_DAG.format(dag_id="services_openwhisk", options=""),
-                                        header=True)
+    result = airflow_home.write_and_run(
+        "services_openwhisk", SERVICE_DAG.format(dag_id="services_openwhisk", options=""), header=True
+    )
     out = capfd.readouterr().out
     assert result.state == "success", out[-3000:]
     assert result.xcom("collect") == EXPECTED
@@ -120,9 +157,17 @@ def test_operators_on_openwhisk_compute_with_cos_storage(
     assert cf["api_key"].split(":")[1] not in out
 
     # a wrong key is reported by the connection test, naming the setting
-    monkeypatch.setenv(CONN_ENV, json.dumps({
-        "conn_type": "pywren", "host": cf["endpoint"], "login": cf["namespace"], "password": "uuid:wrong",
-        "extra": {"compute_backend": "ibm_cf", "config": cos_config},
-    }))
+    monkeypatch.setenv(
+        CONN_ENV,
+        json.dumps(
+            {
+                "conn_type": "pywren",
+                "host": cf["endpoint"],
+                "login": cf["namespace"],
+                "password": "uuid:wrong",
+                "extra": {"compute_backend": "ibm_cf", "config": cos_config},
+            }
+        ),
+    )
     ok, message = PyWrenHook().test_connection()
     assert not ok and "rejected 'ibm_cf.api_key'" in message, message

@@ -26,18 +26,40 @@ def test_entry_point_returns_schema_valid_metadata(airflow_home: AirflowHome) ->
     schema = json.loads((Path(airflow.__file__).parent / "provider_info.schema.json").read_text())
     jsonschema.validate(info, schema)
     assert (info["package-name"], info["versions"]) == ("airflow-pywren", [__version__])
-    assert {"name", "description", "connection-types", "task-decorators", "extra-links", "hooks", "operators",
-            "sensors", "triggers"} <= set(info)
+    assert {
+        "name",
+        "description",
+        "connection-types",
+        "task-decorators",
+        "extra-links",
+        "hooks",
+        "operators",
+        "sensors",
+        "triggers",
+    } <= set(info)
 
 
 def test_listed_modules_and_classes_import(airflow_home: AirflowHome) -> None:
     info = get_provider_info()
-    modules = [m for kind in ("hooks", "operators", "sensors", "triggers") for entry in info[kind] for m in entry["python-modules"]]
-    assert modules == ["airflow_pywren.hooks.pywren", "airflow_pywren.operators.pywren", "airflow_pywren.sensors.pywren",
-                       "airflow_pywren.triggers.pywren"]
+    modules = [
+        m
+        for kind in ("hooks", "operators", "sensors", "triggers")
+        for entry in info[kind]
+        for m in entry["python-modules"]
+    ]
+    assert modules == [
+        "airflow_pywren.hooks.pywren",
+        "airflow_pywren.operators.pywren",
+        "airflow_pywren.sensors.pywren",
+        "airflow_pywren.triggers.pywren",
+    ]
     for module in modules:
         importlib.import_module(module)
-    paths = [info["connection-types"][0]["hook-class-name"], *info["extra-links"], info["task-decorators"][0]["class-name"]]
+    paths = [
+        info["connection-types"][0]["hook-class-name"],
+        *info["extra-links"],
+        info["task-decorators"][0]["class-name"],
+    ]
     for path in paths:
         module, _, name = path.rpartition(".")
         assert callable(getattr(importlib.import_module(module), name)), path
@@ -54,24 +76,62 @@ def test_provider_manager_registers_connection_type_form_link_and_decorator(airf
     assert manager.providers["airflow-pywren"].version == __version__
     hook_info = runtime.hooks["pywren"]
     assert (hook_info.hook_class_name, hook_info.connection_id_attribute_name, hook_info.hook_name) == (
-        "airflow_pywren.hooks.pywren.PyWrenHook", "pywren_conn_id", "PyWren")
+        "airflow_pywren.hooks.pywren.PyWrenHook",
+        "pywren_conn_id",
+        "PyWren",
+    )
     assert (PyWrenHook.conn_type, PyWrenHook.default_conn_name) == ("pywren", "pywren_default")
 
     widgets = manager.connection_form_widgets
-    fields = {name[len("extra__pywren__"):]: w for name, w in widgets.items() if name.startswith("extra__pywren__")}
-    assert set(fields) == {"compute_backend", "storage_backend", "runtime", "rabbitmq_monitor", "cos_endpoint",
-                           "cos_bucket", "cos_region", "cos_access_key_id", "cos_secret_access_key", "cos_api_key",
-                           "cf_iam_api_key", "amqp_url", "kubernetes_conn_id", "k8s_namespace", "k8s_kubeconfig",
-                           "k8s_context", "k8s_in_cluster", "k8s_service_account", "k8s_image_pull_secret", "ce_region",
-                           "ce_project_id", "ce_api_key", "ce_image_secret", "signing_key", "localhost_storage_dir",
-                           "localhost_workers"}
-    assert {n for n, w in fields.items() if w.is_sensitive} == {"cos_secret_access_key", "cos_api_key", "cf_iam_api_key",
-                                                                "amqp_url", "ce_api_key", "signing_key"}
+    fields = {name[len("extra__pywren__") :]: w for name, w in widgets.items() if name.startswith("extra__pywren__")}
+    assert set(fields) == {
+        "compute_backend",
+        "storage_backend",
+        "runtime",
+        "rabbitmq_monitor",
+        "cos_endpoint",
+        "cos_bucket",
+        "cos_region",
+        "cos_access_key_id",
+        "cos_secret_access_key",
+        "cos_api_key",
+        "cf_iam_api_key",
+        "amqp_url",
+        "kubernetes_conn_id",
+        "k8s_namespace",
+        "k8s_kubeconfig",
+        "k8s_context",
+        "k8s_in_cluster",
+        "k8s_service_account",
+        "k8s_image_pull_secret",
+        "ce_region",
+        "ce_project_id",
+        "ce_api_key",
+        "ce_image_secret",
+        "signing_key",
+        "localhost_storage_dir",
+        "localhost_workers",
+    }
+    assert {n for n, w in fields.items() if w.is_sensitive} == {
+        "cos_secret_access_key",
+        "cos_api_key",
+        "cf_iam_api_key",
+        "amqp_url",
+        "ce_api_key",
+        "signing_key",
+    }
     assert fields["compute_backend"].field["schema"]["enum"] == ["localhost", "ibm_cf", "k8s", "code_engine"]
     assert {k: v for k, v in fields["storage_backend"].field["schema"].items() if k != "title"} == {
-        "type": "string", "enum": ["localhost", "ibm_cos"], "default": "localhost"}
+        "type": "string",
+        "enum": ["localhost", "ibm_cos"],
+        "default": "localhost",
+    }
     assert fields["localhost_workers"].field["schema"]["type"] == "integer"
-    assert not [name for name, w in fields.items() if "null" in str(w.field["schema"]) or None in w.field["schema"].get("enum", [])]
+    assert not [
+        name
+        for name, w in fields.items()
+        if "null" in str(w.field["schema"]) or None in w.field["schema"].get("enum", [])
+    ]
 
     behaviour = manager.field_behaviours["pywren"]
     assert behaviour["hidden_fields"] == ["schema", "port"]

@@ -24,7 +24,14 @@ from tests.conftest import merge_config
 
 pytestmark = pytest.mark.airflow
 
-REF = {"executor_id": "e1", "kind": "map", "job_ids": ["M000"], "result_job_id": "M000", "result_keys": ["k"], "total": 1}
+REF = {
+    "executor_id": "e1",
+    "kind": "map",
+    "job_ids": ["M000"],
+    "result_job_id": "M000",
+    "result_keys": ["k"],
+    "total": 1,
+}
 
 
 # ------------------------------------------------------------------ arguments
@@ -58,13 +65,22 @@ def test_execute_complete_turns_events_into_results_or_failures() -> None:
     sensor = PyWrenJobSensor(task_id="s", job_ref=REF)
     progress = {"kind": "map", "job_ids": ["M000"], "total": 1, "done": 1, "failed": 0, "status": "success"}
     done = {**REF, "status": "success", "done": 1, "failed": 0}
-    assert sensor.execute_complete({}, {"status": "success", "job_ref": done, "progress": progress, "message": "ok"}) == done
+    assert (
+        sensor.execute_complete({}, {"status": "success", "job_ref": done, "progress": progress, "message": "ok"})
+        == done
+    )
     with pytest.raises(AirflowSensorTimeout, match="did not finish"):
-        sensor.execute_complete({}, {"status": "timeout", "job_ref": REF, "progress": {"failed": 0}, "message": "did not finish"})
+        sensor.execute_complete(
+            {}, {"status": "timeout", "job_ref": REF, "progress": {"failed": 0}, "message": "did not finish"}
+        )
     with pytest.raises(AirflowFailException, match="1 of 1 call"):  # failed calls: a retry cannot help
-        sensor.execute_complete({}, {"status": "error", "job_ref": REF, "progress": {"failed": 1}, "message": "1 of 1 call"})
+        sensor.execute_complete(
+            {}, {"status": "error", "job_ref": REF, "progress": {"failed": 1}, "message": "1 of 1 call"}
+        )
     with pytest.raises(AirflowException, match="cannot follow") as info:  # e.g. storage unreachable: retries may help
-        sensor.execute_complete({}, {"status": "error", "job_ref": REF, "progress": {"failed": 0}, "message": "cannot follow"})
+        sensor.execute_complete(
+            {}, {"status": "error", "job_ref": REF, "progress": {"failed": 0}, "message": "cannot follow"}
+        )
     assert not isinstance(info.value, AirflowFailException)
 
 
@@ -137,12 +153,14 @@ class PollLog:
 
         def poll(watcher: JobWatcher) -> Any:
             progress = original(watcher)
-            log.polls.append({
-                "thread": threading.current_thread().name,
-                "monitor": type(watcher.executor.monitor).__name__,
-                "done": progress.done,
-                "finished": progress.finished,
-            })
+            log.polls.append(
+                {
+                    "thread": threading.current_thread().name,
+                    "monitor": type(watcher.executor.monitor).__name__,
+                    "done": progress.done,
+                    "finished": progress.finished,
+                }
+            )
             if not progress.finished:
                 log.gate.touch()
             return progress
@@ -177,8 +195,16 @@ def run_sensor_dag(
 ) -> DagResult:
     job_ref = "\"{{ ti.xcom_pull(task_ids='submit') }}\"" if templated else "ref"
     source = DAG_TEMPLATE.format(
-        config=json.dumps(config), gate=str(gate), fail=list(fail), dag_id=dag_id, calls=calls, job_ref=job_ref,
-        conn_id=conn_id, monitor=monitor, mode=mode, deferrable=deferrable,
+        config=json.dumps(config),
+        gate=str(gate),
+        fail=list(fail),
+        dag_id=dag_id,
+        calls=calls,
+        job_ref=job_ref,
+        conn_id=conn_id,
+        monitor=monitor,
+        mode=mode,
+        deferrable=deferrable,
     )
     return airflow_home.write_and_run(dag_id, source)
 
@@ -250,7 +276,10 @@ def test_deferrable_mode_waits_in_the_trigger(
 
 @pytest.mark.parametrize("deferrable", [False, True], ids=["poke", "deferrable"])
 def test_failed_calls_fail_the_sensor_with_type_message_traceback_and_count(
-    airflow_home: AirflowHome, pywren_conn: dict[str, Any], poll_log: PollLog, capfd: pytest.CaptureFixture[str],
+    airflow_home: AirflowHome,
+    pywren_conn: dict[str, Any],
+    poll_log: PollLog,
+    capfd: pytest.CaptureFixture[str],
     deferrable: bool,
 ) -> None:
     dag_id = f"sensor_fails_{'deferrable' if deferrable else 'poke'}"
@@ -276,14 +305,25 @@ def rabbit_conn(monkeypatch: pytest.MonkeyPatch, pywren_conn: dict[str, Any], ra
 
 
 @pytest.mark.rabbitmq
-@pytest.mark.parametrize(("mode", "deferrable"), [("poke", False), ("reschedule", False), ("poke", True)],
-                         ids=["poke", "reschedule", "deferrable"])
+@pytest.mark.parametrize(
+    ("mode", "deferrable"),
+    [("poke", False), ("reschedule", False), ("poke", True)],
+    ids=["poke", "reschedule", "deferrable"],
+)
 def test_rabbitmq_monitoring_in_every_mode(
     airflow_home: AirflowHome, rabbit_conn: dict[str, Any], poll_log: PollLog, mode: str, deferrable: bool
 ) -> None:
     dag_id = f"sensor_rabbitmq_{mode}_{'deferrable' if deferrable else 'sync'}"
-    result = run_sensor_dag(airflow_home, dag_id, rabbit_conn, poll_log.gate, mode=mode, deferrable=deferrable,
-                            monitor="rabbitmq", conn_id="pywren_rabbitmq")
+    result = run_sensor_dag(
+        airflow_home,
+        dag_id,
+        rabbit_conn,
+        poll_log.gate,
+        mode=mode,
+        deferrable=deferrable,
+        monitor="rabbitmq",
+        conn_id="pywren_rabbitmq",
+    )
     assert_waited_and_succeeded(result, poll_log)
     assert {p["monitor"] for p in poll_log.polls} == {"RabbitMQMonitor"}
     assert bool(poll_log.in_trigger()) is deferrable
@@ -292,9 +332,8 @@ def test_rabbitmq_monitoring_in_every_mode(
     assert lingering_threads("pywren-rabbitmq", "pywren-trigger") == []  # every broker connection was closed
 
 
-
 # ------------------------------------------------------- upstream PyWren operator
-OPERATOR_DAG = '''
+OPERATOR_DAG = """
 import os
 import time
 from datetime import datetime
@@ -331,7 +370,7 @@ def operator_dag():
 
 
 operator_dag()
-'''
+"""
 
 
 def test_sensor_follows_a_map_operator_that_does_not_wait(

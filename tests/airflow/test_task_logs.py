@@ -25,7 +25,9 @@ task_logs()
 
 
 def test_embedded_default_is_announced_once_per_try_and_progress_names_the_job(
-    airflow_home: AirflowHome, localhost_config: dict[str, Any], monkeypatch: pytest.MonkeyPatch,
+    airflow_home: AirflowHome,
+    localhost_config: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
     capfd: pytest.CaptureFixture,
 ) -> None:
     monkeypatch.delenv(CONN_ENV, raising=False)  # no connection: the embedded default, in this test's directories

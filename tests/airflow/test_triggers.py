@@ -309,7 +309,9 @@ def test_unknown_job_gives_an_error_event_naming_it(jobs: Jobs) -> None:
     assert event["progress"]["done"] == 0 and event["progress"]["failed"] == 0
 
 
-def test_connection_to_other_storage_gives_an_error_event(jobs: Jobs, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_connection_to_other_storage_gives_an_error_event(
+    jobs: Jobs, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     _, _, ref = jobs.map(divide, [1])
     elsewhere = merge_config(jobs.config, {"localhost": {"storage_dir": str(tmp_path / "elsewhere")}})
     monkeypatch.setenv("AIRFLOW_CONN_PYWREN_OTHER", connection_json(elsewhere))
@@ -350,8 +352,10 @@ def test_polls_failing_in_a_row_give_an_error_event(jobs: Jobs, monkeypatch: pyt
     FlakyStatusListing(monkeypatch, failures=1000)
     event = run_trigger(trigger_for(ref))
     assert event["status"] == "error"
-    assert event["message"].startswith(f"map job M000 of executor {ref['executor_id']}: 3 polls in a row failed, last: "
-                                       "StorageError: storage unreachable while listing ")
+    assert event["message"].startswith(
+        f"map job M000 of executor {ref['executor_id']}: 3 polls in a row failed, last: "
+        "StorageError: storage unreachable while listing "
+    )
     assert event["progress"]["done"] == 0 and event["progress"]["failed"] == 0
 
 
@@ -423,8 +427,9 @@ def test_rabbitmq_monitor_success_and_loop_keeps_running_while_waiting(
     before = set(threading.enumerate())  # the submitting executor's own broker thread
 
     async def scenario() -> list[dict[str, Any]]:
-        task = asyncio.create_task(probe.run(trigger_for(ref, pywren_conn_id="pywren_rabbitmq", monitor="rabbitmq",
-                                                         poll_interval=0.5)))
+        task = asyncio.create_task(
+            probe.run(trigger_for(ref, pywren_conn_id="pywren_rabbitmq", monitor="rabbitmq", poll_interval=0.5))
+        )
         while "RabbitMQMonitor.pause" not in probe.called() and not task.done():  # the trigger waits on the broker
             await asyncio.sleep(0.01)
         assert "RabbitMQMonitor.pause" in probe.called(), "the trigger never waited on the broker"

@@ -198,7 +198,7 @@ def test_job_is_staged_as_one_function_and_one_data_object(pw):
     pw.wait(futures)
     job_prefix = keys.job_prefix(pw.storage.prefix, pw.executor_id, futures[0].job_id)
     listed = pw.storage.list_keys(job_prefix)
-    job_level = sorted(k[len(job_prefix):] for k in listed if "/" not in k[len(job_prefix):])
+    job_level = sorted(k[len(job_prefix) :] for k in listed if "/" not in k[len(job_prefix) :])
     assert job_level == ["activations.json", "data.pickle", "func.pickle", "job.json"]
     status_prefix = keys.status_prefix(pw.storage.prefix, pw.executor_id, futures[0].job_id)
     if pw.calls.layout == "objects":  # one object per start, status and output

@@ -83,12 +83,18 @@ def test_reducer_must_take_one_argument(pw, nothing_invoked):
 @pytest.mark.parametrize(
     ("config", "message"),
     [
-        ({"pywren": {"runtime_memroy": 512}}, "unknown key 'runtime_memroy' in section 'pywren'.*did you mean 'runtime_memory'"),
+        (
+            {"pywren": {"runtime_memroy": 512}},
+            "unknown key 'runtime_memroy' in section 'pywren'.*did you mean 'runtime_memory'",
+        ),
         ({"pywrn": {}}, "unknown section 'pywrn'.*did you mean 'pywren'"),
         ({"pywren": {"storage_backend": "s3"}}, "'pywren.storage_backend'.*choose one of localhost, ibm_cos"),
         ({"localhost": {"workers": "four"}}, "'localhost.workers'.*must be int, got str"),
         ({"pywren": {"storage_backend": "ibm_cos"}}, "needs 'ibm_cos.endpoint'"),
-        ({"pywren": {"storage_backend": "ibm_cos"}, "ibm_cos": {"endpoint": "http://x", "bucket": "b"}}, "needs credentials"),
+        (
+            {"pywren": {"storage_backend": "ibm_cos"}, "ibm_cos": {"endpoint": "http://x", "bucket": "b"}},
+            "needs credentials",
+        ),
         ({"pywren": {"compute_backend": "ibm_cf"}}, "needs 'ibm_cf.endpoint'"),
         ({"pywren": {"rabbitmq_monitor": True}}, "needs 'rabbitmq.amqp_url'"),
         ({"pywren": {"log_level": "LOUD"}}, "log_level"),

@@ -28,8 +28,15 @@ def _start(call_id: str) -> dict:
 
 def _final(call_id: str, status: str = "success") -> dict:
     now = time.time()
-    return {"call_id": call_id, "status": status, "start_time": now, "end_time": now, "duration": 0.0,
-            "error": None if status == "success" else {"type": "ValueError", "message": "bad"}, "extra_meta": {}}
+    return {
+        "call_id": call_id,
+        "status": status,
+        "start_time": now,
+        "end_time": now,
+        "duration": 0.0,
+        "error": None if status == "success" else {"type": "ValueError", "message": "bad"},
+        "extra_meta": {},
+    }
 
 
 def _segments(storage: LocalhostStorage, job: str = "J1") -> list[Path]:

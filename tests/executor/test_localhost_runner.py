@@ -67,7 +67,8 @@ def test_a_crashed_worker_is_reported_not_hung(pw):
 
 def test_runner_survives_the_submitting_process(localhost_config, tmp_path):
     script = tmp_path / "submit.py"
-    script.write_text(textwrap.dedent(f"""
+    script.write_text(
+        textwrap.dedent(f"""
         import json, time
         import airflow_pywren as pywren
 
@@ -78,7 +79,10 @@ def test_runner_survives_the_submitting_process(localhost_config, tmp_path):
         pw = pywren.FunctionExecutor(config={json.dumps(localhost_config)!s})
         futures = pw.map(slow_square, [1, 2, 3])
         print(json.dumps({{"executor_id": pw.executor_id, "job_id": futures[0].job_id}}))
-    """).replace("true", "True").replace("false", "False"))
+    """)
+        .replace("true", "True")
+        .replace("false", "False")
+    )
     submitted = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
     assert submitted.returncode == 0, submitted.stderr
     ids = json.loads(submitted.stdout.strip().splitlines()[-1])

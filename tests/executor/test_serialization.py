@@ -31,7 +31,8 @@ def _load_under_mangled_name(path, name):
 
 def test_function_from_a_mangled_module_runs_remotely(pw, tmp_path):
     dag_file = tmp_path / "my_dag.py"
-    dag_file.write_text(textwrap.dedent("""
+    dag_file.write_text(
+        textwrap.dedent("""
         FACTOR = 7
 
         def helper(x):
@@ -42,7 +43,8 @@ def test_function_from_a_mangled_module_runs_remotely(pw, tmp_path):
 
         def broken(x):
             raise ValueError(x)
-    """))
+    """)
+    )
     module = _load_under_mangled_name(dag_file, f"unusual_prefix_{uuid.uuid4().hex}_my_dag")
     assert pw.get_result(pw.map(module.task_function, [1, 2])) == [8, 15]
     with pytest.raises(ValueError) as info:
@@ -60,7 +62,9 @@ def test_local_package_is_shipped_with_its_submodules(pw, tmp_path, monkeypatch)
     module = __import__(package)
     shipped = serialization.loads(serialization.serialize_function(lambda x: module.double(x)))["modules"]
     assert sorted(k for k in shipped if k.startswith(package)) == [
-        f"{package}/__init__.py", f"{package}/sub/__init__.py", f"{package}/sub/core.py"
+        f"{package}/__init__.py",
+        f"{package}/sub/__init__.py",
+        f"{package}/sub/core.py",
     ]
     assert pw.get_result(pw.call_async(lambda x: module.double(x), 21)) == 42
 

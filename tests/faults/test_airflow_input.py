@@ -30,8 +30,17 @@ def double(x):
     return 2 * x
 
 
-@pytest.mark.parametrize(("field", "bad"), [("executor_id", "."), ("executor_id", ".."), ("executor_id", "a/b"),
-                                            ("job_ids", ["../M000"]), ("job_ids", ["M000/.."]), ("job_ids", "M000")])
+@pytest.mark.parametrize(
+    ("field", "bad"),
+    [
+        ("executor_id", "."),
+        ("executor_id", ".."),
+        ("executor_id", "a/b"),
+        ("job_ids", ["../M000"]),
+        ("job_ids", ["M000/.."]),
+        ("job_ids", "M000"),
+    ],
+)
 def test_job_reference_with_bad_ids_is_refused(airflow_home, pywren_conn: dict[str, Any], field: str, bad: Any) -> None:
     from airflow_pywren.hooks.pywren import PyWrenHook
 

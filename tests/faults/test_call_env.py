@@ -77,8 +77,9 @@ def test_openwhisk_calls_see_only_the_allow_list_and_extra_env(openwhisk_server,
     for name, value in SECRETS.items():
         monkeypatch.setenv(name, value)  # a new action container (fresh namespace) inherits these from the host
     namespace, _ = openwhisk_server.add_namespace()
-    config = merge_config(localhost_config, {"pywren": {"compute_backend": "ibm_cf"},
-                                             "ibm_cf": openwhisk_server.settings(namespace)})
+    config = merge_config(
+        localhost_config, {"pywren": {"compute_backend": "ibm_cf"}, "ibm_cf": openwhisk_server.settings(namespace)}
+    )
     with pywren.FunctionExecutor(config=config) as executor:
         env = executor.get_result(executor.call_async(environment, None, extra_env={"WANTED": "yes"}))
         executor.clean()

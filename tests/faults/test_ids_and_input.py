@@ -66,8 +66,17 @@ def test_cli_clean_refuses_bad_executor_ids(two_executors, localhost_config, mon
     assert first.job_ids() == [] and second.job_ids() == ["M000"]
 
 
-OUTSIDE_KEYS = ["../escape", "other-prefix/x", "pywren.jobs/../escape", "pywren.jobs/a/../../escape",
-                "pywren.jobs//x", "pywren.jobs/./x", "/etc/passwd", "pywren.jobs/a\\..\\x", "pywren.jobs"]
+OUTSIDE_KEYS = [
+    "../escape",
+    "other-prefix/x",
+    "pywren.jobs/../escape",
+    "pywren.jobs/a/../../escape",
+    "pywren.jobs//x",
+    "pywren.jobs/./x",
+    "/etc/passwd",
+    "pywren.jobs/a\\..\\x",
+    "pywren.jobs",
+]
 
 
 @pytest.fixture(params=["localhost", "ibm_cos"])

@@ -28,8 +28,10 @@ def mode(path: Path) -> int:
 @pytest.fixture
 def own_runner(tmp_path: Path, localhost_config: dict[str, Any]):
     """A config with its own storage and runner directories (a runner of its own, stopped after)."""
-    config = merge_config(localhost_config, {"localhost": {"storage_dir": str(tmp_path / "storage"),
-                                                           "runner_dir": str(tmp_path / "runner"), "workers": 1}})
+    config = merge_config(
+        localhost_config,
+        {"localhost": {"storage_dir": str(tmp_path / "storage"), "runner_dir": str(tmp_path / "runner"), "workers": 1}},
+    )
     yield config
     stop_runners(tmp_path / "runner")
 
@@ -132,7 +134,9 @@ def test_client_refuses_a_runner_socket_of_another_user(own_runner, tmp_path: Pa
     _squat(compute.socket_path, received, ready)
     assert ready.wait(20)
     with pytest.raises(ComputeError, match=f"served by process .* of uid {NOBODY}, not by this user"):
-        compute.request({"op": "invoke", "job": {"storage": {"settings": {"secret_access_key": "s3cr3t"}}}, "calls": []})
+        compute.request(
+            {"op": "invoke", "job": {"storage": {"settings": {"secret_access_key": "s3cr3t"}}}, "calls": []}
+        )
     for _ in range(100):
         if received:
             break
@@ -174,4 +178,3 @@ def test_storage_dir_of_another_user_is_refused(localhost_config, tmp_path: Path
     config = merge_config(localhost_config, {"localhost": {"storage_dir": str(foreign)}})
     with pytest.raises(pywren.PyWrenError, match=f"belongs to uid {NOBODY}"):
         pywren.FunctionExecutor(config=config)
-

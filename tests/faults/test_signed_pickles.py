@@ -165,16 +165,19 @@ def test_another_key_cannot_read_and_rotation_keeps_old_results(localhost_config
         job_id, executor_id = futures[0].job_id, first.executor_id
         other = merge_config(localhost_config, {"pywren": {"signing_key": KEY_B}})
         with pywren.FunctionExecutor(config=other, executor_id=executor_id) as second:
-            with pytest.raises(SignatureError, match="signed with another key .* not with the signing key "
-                                                     "pywren.signing_key .*previous_signing_keys"):
+            with pytest.raises(
+                SignatureError,
+                match="signed with another key .* not with the signing key pywren.signing_key .*previous_signing_keys",
+            ):
                 second.get_result(second.job_futures(job_id))
         rotated = merge_config(localhost_config, {"pywren": {"signing_key": KEY_B, "previous_signing_keys": [KEY_A]}})
         with pywren.FunctionExecutor(config=rotated, executor_id=executor_id) as third:
             assert third.get_result(third.job_futures(job_id)) == [1, 4]
             new = third.map(square, [3])
             assert third.get_result(new) == [9]
-        with pywren.FunctionExecutor(config=merge_config(localhost_config, {"pywren": {"signing_key": KEY_A}}),
-                                     executor_id=executor_id) as old_key_only:
+        with pywren.FunctionExecutor(
+            config=merge_config(localhost_config, {"pywren": {"signing_key": KEY_A}}), executor_id=executor_id
+        ) as old_key_only:
             with pytest.raises(SignatureError, match="signed with another key"):
                 old_key_only.get_result(old_key_only.job_futures(new[0].job_id))
         first.clean()

@@ -39,21 +39,32 @@ def fault_proxy(s3_server: str) -> Iterator[FaultProxy]:
     proxy.stop()
 
 
-def proxied_cos(localhost_config, cos_config, proxy: FaultProxy, compute: str, openwhisk_server=None,
-                **pywren_settings: Any) -> dict[str, Any]:
-    config = merge_config(localhost_config, cos_config, {
-        "ibm_cos": {"endpoint": proxy.url, "max_attempts": 2},
-        "pywren": {"monitor_interval": 0.05, **pywren_settings},
-    })
+def proxied_cos(
+    localhost_config, cos_config, proxy: FaultProxy, compute: str, openwhisk_server=None, **pywren_settings: Any
+) -> dict[str, Any]:
+    config = merge_config(
+        localhost_config,
+        cos_config,
+        {
+            "ibm_cos": {"endpoint": proxy.url, "max_attempts": 2},
+            "pywren": {"monitor_interval": 0.05, **pywren_settings},
+        },
+    )
     if compute == "ibm_cf":
-        config = merge_config(config, {"pywren": {"compute_backend": "ibm_cf"},
-                                       "ibm_cf": {**openwhisk_server.settings(), "lost_check_interval": 0}})
+        config = merge_config(
+            config,
+            {
+                "pywren": {"compute_backend": "ibm_cf"},
+                "ibm_cf": {**openwhisk_server.settings(), "lost_check_interval": 0},
+            },
+        )
     return config
 
 
 @pytest.mark.parametrize("compute", ["localhost", "ibm_cf"])
 def test_writes_are_retried_through_an_outage_longer_than_the_sdk_retries(
-        request, localhost_config, cos_config, fault_proxy, compute: str) -> None:
+    request, localhost_config, cos_config, fault_proxy, compute: str
+) -> None:
     server = request.getfixturevalue("openwhisk_server") if compute == "ibm_cf" else None
     config = proxied_cos(localhost_config, cos_config, fault_proxy, compute, server, write_retry_seconds=60)
     with pywren.FunctionExecutor(config=config) as executor:
@@ -66,7 +77,8 @@ def test_writes_are_retried_through_an_outage_longer_than_the_sdk_retries(
 
 @pytest.mark.parametrize("compute", ["localhost", "ibm_cf"])
 def test_a_call_that_cannot_record_its_status_is_failed_with_the_storage_error(
-        request, localhost_config, cos_config, fault_proxy, compute: str) -> None:
+    request, localhost_config, cos_config, fault_proxy, compute: str
+) -> None:
     server = request.getfixturevalue("openwhisk_server") if compute == "ibm_cf" else None
     config = proxied_cos(localhost_config, cos_config, fault_proxy, compute, server, write_retry_seconds=1)
     with pywren.FunctionExecutor(config=config) as executor:
@@ -75,15 +87,25 @@ def test_a_call_that_cannot_record_its_status_is_failed_with_the_storage_error(
         deadline = time.monotonic() + 120
         while not future.done() and time.monotonic() < deadline:  # the client keeps polling, never hangs
             executor.wait([future], return_when=pywren.ALWAYS)
-            if compute == "localhost" and LocalhostCompute(executor.config).request(
-                    {"op": "lost", "activation_ids": [future.activation_id]}, start=False)["lost"]:
+            if (
+                compute == "localhost"
+                and LocalhostCompute(executor.config).request(
+                    {"op": "lost", "activation_ids": [future.activation_id]}, start=False
+                )["lost"]
+            ):
                 break
-            if compute == "ibm_cf" and server.wait_idle(0.2) and server.activation(future.activation_id) is not None \
-                    and server.activation(future.activation_id).summary().get("status") not in (None, "running"):
+            if (
+                compute == "ibm_cf"
+                and server.wait_idle(0.2)
+                and server.activation(future.activation_id) is not None
+                and server.activation(future.activation_id).summary().get("status") not in (None, "running")
+            ):
                 break
             time.sleep(0.2)
         fault_proxy.fail_next(0)  # storage is back
-        with pytest.raises(ActivationLostError, match="could not write the .* of call 00000 .*write_retry_seconds") as info:
+        with pytest.raises(
+            ActivationLostError, match="could not write the .* of call 00000 .*write_retry_seconds"
+        ) as info:
             executor.get_result(future, timeout=120)
         assert "SlowDown" in str(info.value) or "503" in str(info.value)
         assert executor.job_futures(future.job_id)[0].done()  # recorded in storage: every observer sees it failed
@@ -118,9 +140,13 @@ def test_a_full_disk_leaves_no_temp_file(tiny_disk: Path) -> None:
     assert storage.get("p/small") == b"fits" and storage.list_keys("p/") == ["p/small"]
 
 
-def test_a_result_too_big_for_the_disk_fails_its_call_and_leaves_no_temp_file(tiny_disk: Path, localhost_config) -> None:
-    config = merge_config(localhost_config, {"localhost": {"storage_dir": str(tiny_disk / "storage")},
-                                             "pywren": {"write_retry_seconds": 0.5}})
+def test_a_result_too_big_for_the_disk_fails_its_call_and_leaves_no_temp_file(
+    tiny_disk: Path, localhost_config
+) -> None:
+    config = merge_config(
+        localhost_config,
+        {"localhost": {"storage_dir": str(tiny_disk / "storage")}, "pywren": {"write_retry_seconds": 0.5}},
+    )
     with pywren.FunctionExecutor(config=config) as executor:
         small, big = executor.map(big_value, [10, 8 * 1024 * 1024])
         with pytest.raises(ActivationLostError, match="No space left on device"):

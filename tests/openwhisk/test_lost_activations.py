@@ -23,7 +23,6 @@ from tests.services.openwhisk import ABNORMAL_RUN, MEMORY_EXHAUSTED
 pytestmark = pytest.mark.timeout(120)
 
 
-
 def tenfold_but_two_is_killed(x):
     if x == 2:
         os.kill(os.getpid(), signal.SIGKILL)
@@ -160,8 +159,12 @@ def test_normal_calls_are_never_flagged_and_a_check_is_one_request(server, names
     lists, gets = record_requests(server, namespace)
     assert checks >= 5
     assert len(lists) + len(gets) <= checks  # one list page (or one GET of the last call's record) per check
-    assert lists and all(r["query"]["name"] == pw.compute.action_name(256) and r["query"]["limit"] == "200"
-                         and int(r["query"]["since"]) <= futures[0].host_submit_time * 1000 for r in lists)
+    assert lists and all(
+        r["query"]["name"] == pw.compute.action_name(256)
+        and r["query"]["limit"] == "200"
+        and int(r["query"]["since"]) <= futures[0].host_submit_time * 1000
+        for r in lists
+    )
 
 
 def test_a_lost_call_among_many_costs_one_record_read(server, namespace, ow_config, executors, monkeypatch):
@@ -173,7 +176,9 @@ def test_a_lost_call_among_many_costs_one_record_read(server, namespace, ow_conf
     assert isinstance(futures[20].exception(), ActivationLostError)
     lists, gets = record_requests(server, namespace)
     checks = pw.compute.lost_finder.checks
-    assert [r["activation_id"] for r in gets if r["activation_id"] == futures[20].activation_id] == [futures[20].activation_id]
+    assert [r["activation_id"] for r in gets if r["activation_id"] == futures[20].activation_id] == [
+        futures[20].activation_id
+    ]
     assert len(lists) + len(gets) <= 6 * checks + 1  # at most one request per page of 5 of the 24 activations
     assert {int(r["query"]["skip"]) for r in lists} >= {0, 5}  # later pages were read with skip
     assert all(r["query"]["limit"] == "5" for r in lists)
@@ -185,29 +190,44 @@ def test_the_activation_list_follows_the_api(server, namespace):
     session = requests.Session()
     session.auth = (user, key)
     base = f"{server.url}/api/v1/namespaces/{namespace}"
-    code = "import os, time\n\ndef main(args):\n    time.sleep(args.get('sleep', 0))\n    if args.get('exit'):\n" \
-           "        os._exit(1)\n    return {'n': args['n']}\n"
+    code = (
+        "import os, time\n\ndef main(args):\n    time.sleep(args.get('sleep', 0))\n    if args.get('exit'):\n"
+        "        os._exit(1)\n    return {'n': args['n']}\n"
+    )
     for name in ("one", "two"):
         body = {"exec": {"kind": "python:3", "code": code}, "limits": {"timeout": 60_000, "memory": 256}}
-        assert session.put(f"{base}/actions/{name}", params={"overwrite": "true"}, json=body, timeout=10).status_code == 200
+        assert (
+            session.put(f"{base}/actions/{name}", params={"overwrite": "true"}, json=body, timeout=10).status_code
+            == 200
+        )
     ids = []
     for n in range(1, 6):
-        answer = session.post(f"{base}/actions/{'one' if n % 2 else 'two'}", params={"blocking": "true"},
-                              json={"n": n, "exit": n == 5}, timeout=60)
+        answer = session.post(
+            f"{base}/actions/{'one' if n % 2 else 'two'}",
+            params={"blocking": "true"},
+            json={"n": n, "exit": n == 5},
+            timeout=60,
+        )
         ids.append(answer.json()["activationId"])
     listed = session.get(f"{base}/activations", params={"name": "one", "limit": 0}, timeout=10).json()
     assert [a["activationId"] for a in listed] == [ids[4], ids[2], ids[0]]  # ended only, newest first
     assert [a["statusCode"] for a in listed] == [2, 0, 0] and "response" not in listed[0]
-    pages = [session.get(f"{base}/activations", params={"limit": 2, "skip": skip}, timeout=10).json() for skip in (0, 2, 4)]
+    pages = [
+        session.get(f"{base}/activations", params={"limit": 2, "skip": skip}, timeout=10).json() for skip in (0, 2, 4)
+    ]
     assert [a["activationId"] for page in pages for a in page] == ids[::-1]
     since = listed[1]["start"]
-    assert {a["activationId"] for a in session.get(f"{base}/activations", params={"since": since}, timeout=10).json()} \
-        == {ids[2], ids[3], ids[4]}
-    assert {a["activationId"] for a in session.get(f"{base}/activations", params={"upto": since}, timeout=10).json()} \
-        == {ids[0], ids[1], ids[2]}
+    assert {
+        a["activationId"] for a in session.get(f"{base}/activations", params={"since": since}, timeout=10).json()
+    } == {ids[2], ids[3], ids[4]}
+    assert {
+        a["activationId"] for a in session.get(f"{base}/activations", params={"upto": since}, timeout=10).json()
+    } == {ids[0], ids[1], ids[2]}
     assert session.get(f"{base}/activations", params={"count": "true"}, timeout=10).json() == {"activations": 5}
     full = session.get(f"{base}/activations", params={"docs": "true", "limit": 1}, timeout=10).json()[0]
-    assert full["response"]["status"] == "action developer error" and full["response"]["result"]["error"] == ABNORMAL_RUN
+    assert (
+        full["response"]["status"] == "action developer error" and full["response"]["result"]["error"] == ABNORMAL_RUN
+    )
     assert session.get(f"{base}/activations", params={"limit": 201}, timeout=10).status_code == 400
     assert session.get(f"{base}/activations", params={"skip": -1}, timeout=10).status_code == 400
     running = session.post(f"{base}/actions/one", params={"blocking": "false"}, json={"n": 0, "sleep": 1}, timeout=10)

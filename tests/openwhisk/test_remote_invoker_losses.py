@@ -30,8 +30,10 @@ PROVISION_ERROR = "Failed to provision resources to run the action."
 
 def remote(config: dict[str, Any], **ibm_cf: Any) -> dict[str, Any]:
     """The remote invoker for maps of 4 calls or more, checking for lost activations every 0.2 s."""
-    return merge_config(config, {"ibm_cf": {"remote_invoker": True, "remote_invoker_threshold": 4,
-                                            "lost_check_interval": 0.2, **ibm_cf}})
+    return merge_config(
+        config,
+        {"ibm_cf": {"remote_invoker": True, "remote_invoker_threshold": 4, "lost_check_interval": 0.2, **ibm_cf}},
+    )
 
 
 @pytest.fixture
@@ -94,8 +96,9 @@ def test_a_remote_invoked_call_that_never_ran_fails_with_the_platform_error(serv
     error = lost[0].exception()
     assert isinstance(error, ActivationLostError) and invoked[lost[0].call_id] in str(error)
     assert f"status 'whisk internal error': {PROVISION_ERROR}" in str(error)
-    assert sorted(f.result() for f in futures if f is not lost[0]) == sorted(2 * int(f.call_id) for f in futures
-                                                                             if f is not lost[0])
+    assert sorted(f.result() for f in futures if f is not lost[0]) == sorted(
+        2 * int(f.call_id) for f in futures if f is not lost[0]
+    )
 
 
 def test_a_remote_invoked_map_has_no_false_losses(server, namespace, ow_config, executors):
@@ -133,8 +136,9 @@ def test_a_remote_invoker_that_never_ran_fails_every_call_naming_it(server, name
     assert [str(f.exception()) for f in futures] == [str(f.exception()) for f in attached]
 
 
-def test_a_remote_invoker_killed_at_its_time_limit_fails_the_calls_it_did_not_invoke(server, namespace, ow_config,
-                                                                                     executors):
+def test_a_remote_invoker_killed_at_its_time_limit_fails_the_calls_it_did_not_invoke(
+    server, namespace, ow_config, executors
+):
     # OpenWhisk throttles the invoker (429s, retried with backoff) until its action's 1 s time limit kills it
     server.inject(429, 10_000, namespace, user_agent="remote-invoker")
     pw = executors(remote(ow_config, timeout=1, invoke_retries=8))

@@ -60,7 +60,9 @@ def test_put_validates_and_needs_overwrite_to_replace(api):
 def test_activation_runs_in_a_container_process_with_openwhisk_variables(server, namespace, api):
     session, base = api
     put(session, base, "echo", ECHO)
-    answer = session.post(f"{base}/actions/echo", params={"blocking": "true", "result": "true"}, json={"x": 1}, timeout=60)
+    answer = session.post(
+        f"{base}/actions/echo", params={"blocking": "true", "result": "true"}, json={"x": 1}, timeout=60
+    )
     assert answer.status_code == 200
     result = answer.json()
     assert result["args"] == {"x": 1} and result["pid"] != os.getpid()
@@ -84,7 +86,10 @@ def test_action_errors_and_timeouts(api):
     for name, code in (("list", NOT_A_DICT), ("raises", RAISES)):
         put(session, base, name, code)
     answer = session.post(f"{base}/actions/list", params={"blocking": "true"}, json={}, timeout=60)
-    assert answer.status_code == 502 and answer.json()["response"]["result"]["error"] == "The action did not return a dictionary."
+    assert (
+        answer.status_code == 502
+        and answer.json()["response"]["result"]["error"] == "The action did not return a dictionary."
+    )
     answer = session.post(f"{base}/actions/raises", params={"blocking": "true"}, json={}, timeout=60)
     assert answer.json()["response"]["status"] == "application error"
     assert "ValueError: broken action" in answer.json()["response"]["result"]["error"]
@@ -98,7 +103,9 @@ def test_injected_faults_answer_before_anything_runs(server, namespace, api):
     session, base = api
     put(session, base, "echo", ECHO)
     server.inject(429, 2, namespace)
-    statuses = [session.post(f"{base}/actions/echo", params={"blocking": "false"}, json={}, timeout=10).status_code
-                for _ in range(3)]
+    statuses = [
+        session.post(f"{base}/actions/echo", params={"blocking": "false"}, json={}, timeout=10).status_code
+        for _ in range(3)
+    ]
     assert statuses == [429, 429, 202]
     assert len(server.invocations_of(namespace)) == 1 and server.attempts["echo"] == 3

@@ -148,8 +148,9 @@ def test_a_queue_declared_with_another_ttl_is_used_as_it_is(rabbit_config, make_
     assert lists(executor) == 0  # the client consumed it and the call published to it
 
 
-def test_notices_sent_before_a_consumer_connects_are_kept(rabbit_config, localhost_config, make_executor,
-                                                          rabbitmq_broker, tmp_path):
+def test_notices_sent_before_a_consumer_connects_are_kept(
+    rabbit_config, localhost_config, make_executor, rabbitmq_broker, tmp_path
+):
     gate = tmp_path / "gate"
     submitter = make_executor(rabbit_config)
     futures = submitter.map(wait_for_gate, [(str(gate), i) for i in range(6)])
@@ -181,8 +182,13 @@ def test_foreign_and_repeated_messages_are_harmless(rabbit_config, make_executor
     publish_raw(rabbitmq_broker.amqp_url, queue, json.dumps({"status": "success"}).encode())
     publish_raw(rabbitmq_broker.amqp_url, queue, json.dumps({**base, "status": "running"}).encode())
     # an older job that had the same ids announced its end: not this submission
-    stale = {**base, "status": "success", "host_submit_time": futures[1].host_submit_time - 3600,
-             "start_time": 1.0, "end_time": 2.0}
+    stale = {
+        **base,
+        "status": "success",
+        "host_submit_time": futures[1].host_submit_time - 3600,
+        "start_time": 1.0,
+        "end_time": 2.0,
+    }
     publish_raw(rabbitmq_broker.amqp_url, queue, json.dumps(stale).encode())
     pw.wait(futures, return_when=pywren.ALWAYS)
     assert not any(f.finished for f in futures)
@@ -191,8 +197,16 @@ def test_foreign_and_repeated_messages_are_harmless(rabbit_config, make_executor
     assert futures[1].end_time > 2.0
     assert lists(pw) == 0  # the real notices were not shadowed by the stale one
     # the same notices delivered again change nothing
-    for notice in [{**base, "status": "success", "host_submit_time": futures[1].host_submit_time,
-                    "start_time": 1.0, "end_time": 2.0}, {**base, "status": "running"}]:
+    for notice in [
+        {
+            **base,
+            "status": "success",
+            "host_submit_time": futures[1].host_submit_time,
+            "start_time": 1.0,
+            "end_time": 2.0,
+        },
+        {**base, "status": "running"},
+    ]:
         publish_raw(rabbitmq_broker.amqp_url, queue, json.dumps(notice).encode())
     assert wait_until(lambda: queue_depth(rabbitmq_broker.amqp_url, queue) == 0, timeout=30)
     again = pw.job_futures(futures[0].job_id)
@@ -237,8 +251,11 @@ def test_broker_down_at_start_falls_back_to_storage_polling(localhost_config, ma
     with caplog.at_level(logging.WARNING, logger="airflow_pywren"):
         executor = make_executor(config)
     assert isinstance(executor.monitor, RabbitMQMonitor) and not executor.monitor.connected
-    assert any("unreachable" in r.getMessage() and "polling storage" in r.getMessage() for r in caplog.records
-               if r.levelno == logging.WARNING)
+    assert any(
+        "unreachable" in r.getMessage() and "polling storage" in r.getMessage()
+        for r in caplog.records
+        if r.levelno == logging.WARNING
+    )
     assert "guest:***@" in caplog.text and "guest:guest@" not in caplog.text
     assert executor.get_result(executor.call_async(square, 5)) == 25
     assert executor.get_result(executor.map_reduce(square, range(4), sum)) == 14
@@ -254,8 +271,11 @@ def test_broker_stopped_mid_job_the_job_completes_and_everything_reconnects(pw, 
             rabbitmq_broker.stop()
             gate.touch()  # every call ends while the broker is down
             assert pw.get_result(futures) == [0, 1, 4, 9]
-        assert any("lost the connection to RabbitMQ" in r.getMessage() and "polling storage" in r.getMessage()
-                   for r in caplog.records if r.levelno == logging.WARNING)
+        assert any(
+            "lost the connection to RabbitMQ" in r.getMessage() and "polling storage" in r.getMessage()
+            for r in caplog.records
+            if r.levelno == logging.WARNING
+        )
         assert not pw.monitor.connected
         assert pw.get_result(pw.call_async(square, 6)) == 36  # by storage polling
 
@@ -272,8 +292,10 @@ def test_broker_stopped_mid_job_the_job_completes_and_everything_reconnects(pw, 
 
 
 def test_bad_rabbitmq_settings_are_rejected_before_anything_runs(localhost_config):
-    for bad, match in (({"amqp_url": "http://127.0.0.1:5672"}, "amqp_url"),
-                       ({"amqp_url": "amqp://127.0.0.1:5672/%2F", "queue_ttl": 0}, "queue_ttl")):
+    for bad, match in (
+        ({"amqp_url": "http://127.0.0.1:5672"}, "amqp_url"),
+        ({"amqp_url": "amqp://127.0.0.1:5672/%2F", "queue_ttl": 0}, "queue_ttl"),
+    ):
         config = merge_config(localhost_config, {"pywren": {"rabbitmq_monitor": True}, "rabbitmq": bad})
         with pytest.raises(pywren.PyWrenConfigError, match=match):
             pywren.FunctionExecutor(config=config)

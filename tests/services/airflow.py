@@ -33,16 +33,18 @@ def private_airflow_env(home: Path, dags_folder: Path, db: Path, connections: di
     (``{conn_id: connection as a dict}``) as ``AIRFLOW_CONN_*`` variables.
     """
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "PYWREN_CONFIG"))}
-    env.update({
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{db}",
-        "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
-        "PYTHONPATH": os.pathsep.join(p for p in (_repo_path(), os.environ.get("PYTHONPATH")) if p),
-        **{f"AIRFLOW_CONN_{name.upper()}": json.dumps(value) for name, value in connections.items()},
-    })
+    env.update(
+        {
+            "AIRFLOW_HOME": str(home),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{db}",
+            "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
+            "PYTHONPATH": os.pathsep.join(p for p in (_repo_path(), os.environ.get("PYTHONPATH")) if p),
+            **{f"AIRFLOW_CONN_{name.upper()}": json.dumps(value) for name, value in connections.items()},
+        }
+    )
     return env
 
 
@@ -67,24 +69,33 @@ def free_port() -> int:
 class AirflowDeployment:
     """Start with :meth:`start`, stop with :meth:`stop` (also on errors: use it as a context manager)."""
 
-    def __init__(self, root: Path, dags_folder: Path, connections: dict[str, Any], parallelism: int = 16,
-                 extra_env: dict[str, str] | None = None, apps: str = "execution") -> None:
+    def __init__(
+        self,
+        root: Path,
+        dags_folder: Path,
+        connections: dict[str, Any],
+        parallelism: int = 16,
+        extra_env: dict[str, str] | None = None,
+        apps: str = "execution",
+    ) -> None:
         self.root = root
         self.apps = apps
         """The API server's apps: ``execution`` (tasks only), or ``all`` for the UI and REST API too."""
         self.db = root / "airflow.db"
         self.port = free_port()
         env = private_airflow_env(root, dags_folder, self.db, connections)
-        env.update({
-            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-            "AIRFLOW__CORE__PARALLELISM": str(parallelism),
-            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{self.port}/execution/",
-            "AIRFLOW__API__HOST": "127.0.0.1",
-            "AIRFLOW__API__PORT": str(self.port),
-            "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{self.port}",
-            "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(32),
-            **(extra_env or {}),
-        })
+        env.update(
+            {
+                "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+                "AIRFLOW__CORE__PARALLELISM": str(parallelism),
+                "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{self.port}/execution/",
+                "AIRFLOW__API__HOST": "127.0.0.1",
+                "AIRFLOW__API__PORT": str(self.port),
+                "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{self.port}",
+                "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(32),
+                **(extra_env or {}),
+            }
+        )
         self.env = env
         self.processes: dict[str, subprocess.Popen] = {}
 
@@ -97,10 +108,20 @@ class AirflowDeployment:
 
     def cli(self, *args: str, timeout: float = 300) -> str:
         """Run ``airflow <args>`` to completion; its output (raises on failure)."""
-        done = subprocess.run([AIRFLOW_BIN, *args], env=self.env, cwd=self.root, stdin=subprocess.DEVNULL,
-                              capture_output=True, text=True, timeout=timeout, check=False)
+        done = subprocess.run(
+            [AIRFLOW_BIN, *args],
+            env=self.env,
+            cwd=self.root,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
         if done.returncode != 0:
-            raise RuntimeError(f"airflow {' '.join(args)} exited with {done.returncode}:\n{(done.stdout + done.stderr)[-3000:]}")
+            raise RuntimeError(
+                f"airflow {' '.join(args)} exited with {done.returncode}:\n{(done.stdout + done.stderr)[-3000:]}"
+            )
         return done.stdout
 
     def start(self, timeout: float = 120) -> None:
@@ -122,9 +143,15 @@ class AirflowDeployment:
 
     def _spawn(self, name: str, *args: str) -> None:
         log = open(self.root / f"{name}.log", "wb")  # noqa: SIM115 - closed when the process is stopped
-        self.processes[name] = subprocess.Popen([AIRFLOW_BIN, *args], env=self.env, cwd=self.root,
-                                                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                                start_new_session=True)
+        self.processes[name] = subprocess.Popen(
+            [AIRFLOW_BIN, *args],
+            env=self.env,
+            cwd=self.root,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         log.close()
 
     def _check_alive(self) -> None:

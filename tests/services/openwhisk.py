@@ -77,8 +77,15 @@ ABNORMAL_RUN = "The action did not produce a valid response and exited unexpecte
 MEMORY_EXHAUSTED = "The action exhausted its memory and was aborted."
 
 ERRORS = {
-    400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 409: "Conflict",
-    413: "Payload Too Large", 429: "Too Many Requests", 500: "Internal Server Error", 502: "Bad Gateway",
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    409: "Conflict",
+    413: "Payload Too Large",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    502: "Bad Gateway",
     503: "Service Unavailable",
 }
 
@@ -122,9 +129,15 @@ class Activation:
     def record(self) -> dict[str, Any]:
         start, end = self.start or self.submitted, self.end or time.time()
         return {
-            "namespace": self.namespace, "name": self.action["name"], "version": self.action["version"],
-            "subject": self.namespace, "activationId": self.activation_id, "publish": False,
-            "start": int(start * 1000), "end": int(end * 1000), "duration": int((end - start) * 1000),
+            "namespace": self.namespace,
+            "name": self.action["name"],
+            "version": self.action["version"],
+            "subject": self.namespace,
+            "activationId": self.activation_id,
+            "publish": False,
+            "start": int(start * 1000),
+            "end": int(end * 1000),
+            "duration": int((end - start) * 1000),
             "response": self.response or {"status": "pending", "statusCode": 0, "success": False, "result": {}},
             "logs": [],
             "annotations": [
@@ -165,8 +178,13 @@ class Container:
         self.log_path = workdir / f"container-{self.number}.log"
         self.process = subprocess.Popen(
             [sys.executable, "-m", "airflow_pywren.executor.worker", "--host", "127.0.0.1", "--port", "0"],
-            cwd=workdir, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            start_new_session=True, preexec_fn=_die_with_parent,
+            cwd=workdir,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=_die_with_parent,
         )
         self.port: int | None = None
         self.memory_exhausted = False
@@ -175,10 +193,19 @@ class Container:
         if not self._ready.wait(60) or self.port is None:
             self.kill()
             raise RuntimeError(f"the action proxy did not start; see {self.log_path}")
-        status, body = self._post("/init", {"value": {
-            "name": action["name"], "main": action["exec"].get("main") or "main",
-            "code": action["exec"].get("code") or "", "binary": bool(action["exec"].get("binary")), "env": {},
-        }}, timeout=60)
+        status, body = self._post(
+            "/init",
+            {
+                "value": {
+                    "name": action["name"],
+                    "main": action["exec"].get("main") or "main",
+                    "code": action["exec"].get("code") or "",
+                    "binary": bool(action["exec"].get("binary")),
+                    "env": {},
+                }
+            },
+            timeout=60,
+        )
         if status != 200:
             self.kill()
             raise RuntimeError(f"/init failed: HTTP {status} {body.get('error')}")
@@ -206,23 +233,33 @@ class Container:
         """Run one activation; its OpenWhisk response (the container is killed on timeout or crash)."""
         limit_ms = activation.action["limits"]["timeout"]
         body = {
-            "value": activation.params, "namespace": activation.namespace,
+            "value": activation.params,
+            "namespace": activation.namespace,
             "action_name": f"/{activation.namespace}/{activation.action['name']}",
-            "action_version": activation.action["version"], "activation_id": activation.activation_id,
-            "transaction_id": uuid.uuid4().hex, "deadline": str(int(time.time() * 1000) + limit_ms),
+            "action_version": activation.action["version"],
+            "activation_id": activation.activation_id,
+            "transaction_id": uuid.uuid4().hex,
+            "deadline": str(int(time.time() * 1000) + limit_ms),
         }
         running = threading.Event()
-        threading.Thread(target=self._watch_memory, args=(activation.action["limits"]["memory"], running),
-                         daemon=True, name=f"ow-container-{self.number}-memory").start()
+        threading.Thread(
+            target=self._watch_memory,
+            args=(activation.action["limits"]["memory"], running),
+            daemon=True,
+            name=f"ow-container-{self.number}-memory",
+        ).start()
         try:
             status, result = self._post("/run", body, timeout=limit_ms / 1000 + 1)
         except requests.Timeout:
             self.kill()
-            return _response("action developer error",
-                             {"error": f"The action exceeded its time limits of {limit_ms} milliseconds."})
+            return _response(
+                "action developer error", {"error": f"The action exceeded its time limits of {limit_ms} milliseconds."}
+            )
         except requests.ConnectionError:
             self.kill()
-            return _response("action developer error", {"error": MEMORY_EXHAUSTED if self.memory_exhausted else ABNORMAL_RUN})
+            return _response(
+                "action developer error", {"error": MEMORY_EXHAUSTED if self.memory_exhausted else ABNORMAL_RUN}
+            )
         finally:
             running.set()
         if status == 200:
@@ -271,8 +308,13 @@ class ContainerPool:
         self.started = 0
 
     def acquire(self, action: dict[str, Any]) -> Container:
-        key = (action["exec"]["kind"], action["exec"].get("image"), action["exec"].get("code"),
-               action["exec"].get("main"), action["limits"]["memory"])
+        key = (
+            action["exec"]["kind"],
+            action["exec"].get("image"),
+            action["exec"].get("code"),
+            action["exec"].get("main"),
+            action["limits"]["memory"],
+        )
         evict: Container | None = None
         with self.lock:
             if self.idle[key]:
@@ -316,8 +358,15 @@ class ContainerPool:
 class OpenWhiskTestServer:
     """The test server: HTTP front end, namespaces and actions, activation queue and container pool."""
 
-    def __init__(self, workdir: Path, containers: int = 4, host: str = "127.0.0.1", port: int = 0,
-                 namespace: str = "pywren-test", api_key: str | None = None) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        containers: int = 4,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        namespace: str = "pywren-test",
+        api_key: str | None = None,
+    ) -> None:
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.container_count = containers
@@ -345,8 +394,9 @@ class OpenWhiskTestServer:
 
     # ---------------------------------------------------------------- control
     def start(self) -> OpenWhiskTestServer:
-        serve = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True,
-                                 name="ow-http")
+        serve = threading.Thread(
+            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True, name="ow-http"
+        )
         serve.start()
         self._threads.append(serve)
         for number in range(self.container_count):
@@ -365,8 +415,9 @@ class OpenWhiskTestServer:
         for thread in self._threads:
             thread.join(timeout=10)
 
-    def add_namespace(self, name: str | None = None, api_key: str | None = None,
-                      iam_api_key: str | None = None) -> tuple[str, str | None]:
+    def add_namespace(
+        self, name: str | None = None, api_key: str | None = None, iam_api_key: str | None = None
+    ) -> tuple[str, str | None]:
         """Register a namespace; returns ``(name, api_key)`` (a new ``uuid:key`` unless IAM-only)."""
         name = name or f"ns-{uuid.uuid4().hex[:10]}"
         if api_key is None and iam_api_key is None:
@@ -378,8 +429,13 @@ class OpenWhiskTestServer:
     def settings(self, namespace: str | None = None, **overrides: Any) -> dict[str, Any]:
         """An ``ibm_cf`` config section for a namespace of this server."""
         space = self.namespaces[namespace or self.default_namespace]
-        section = {"endpoint": self.url, "namespace": space.name, "runtime": TEST_RUNTIME,
-                   "max_concurrency": 16, "invoke_retries": 4}
+        section = {
+            "endpoint": self.url,
+            "namespace": space.name,
+            "runtime": TEST_RUNTIME,
+            "max_concurrency": 16,
+            "invoke_retries": 4,
+        }
         if space.api_key:
             section["api_key"] = space.api_key
         else:
@@ -392,9 +448,13 @@ class OpenWhiskTestServer:
         with self.lock:
             self.faults.extend([(status, namespace, user_agent)] * count)
 
-    def fail_activations(self, count: int = 1, status: str = "whisk internal error",
-                         error: str = "Failed to provision resources to run the action.",
-                         namespace: str | None = None) -> None:
+    def fail_activations(
+        self,
+        count: int = 1,
+        status: str = "whisk internal error",
+        error: str = "Failed to provision resources to run the action.",
+        namespace: str | None = None,
+    ) -> None:
         """The next ``count`` activations (of ``namespace``) end with ``status`` and ``error`` without running."""
         with self.lock:
             self.activation_faults.extend([(status, error, namespace)] * count)
@@ -418,8 +478,11 @@ class OpenWhiskTestServer:
 
     def invocations_of(self, namespace: str | None = None, action: str | None = None) -> list[dict[str, Any]]:
         with self.lock:
-            return [r for r in self.invocations
-                    if (namespace is None or r["namespace"] == namespace) and (action is None or r["action"] == action)]
+            return [
+                r
+                for r in self.invocations
+                if (namespace is None or r["namespace"] == namespace) and (action is None or r["action"] == action)
+            ]
 
     def invocation_counts(self, namespace: str | None = None) -> collections.Counter[str]:
         """Accepted invocations per action."""
@@ -513,8 +576,13 @@ class OpenWhiskTestServer:
             token = secrets.token_urlsafe(32)
             expires = time.time() + self.token_ttl
             self.tokens[token] = (owner, expires)
-        return {"access_token": token, "refresh_token": "not_supported", "token_type": "Bearer",
-                "expires_in": int(self.token_ttl), "expiration": int(expires)}
+        return {
+            "access_token": token,
+            "refresh_token": "not_supported",
+            "token_type": "Bearer",
+            "expires_in": int(self.token_ttl),
+            "expiration": int(expires),
+        }
 
     def put_action(self, space: Namespace, name: str, body: dict[str, Any], overwrite: bool) -> dict[str, Any]:
         if not NAME_PATTERN.match(name):
@@ -533,13 +601,24 @@ class OpenWhiskTestServer:
         if not MEMORY_RANGE[0] <= int(limits["memory"]) <= MEMORY_RANGE[1]:
             raise HTTPError(400, f"memory {limits['memory']} MB exceeds allowed threshold of {MEMORY_RANGE} MB")
         if not TIMEOUT_RANGE_MS[0] <= int(limits["timeout"]) <= TIMEOUT_RANGE_MS[1]:
-            raise HTTPError(400, f"duration {limits['timeout']} milliseconds exceeds allowed threshold of {TIMEOUT_RANGE_MS}")
+            raise HTTPError(
+                400, f"duration {limits['timeout']} milliseconds exceeds allowed threshold of {TIMEOUT_RANGE_MS}"
+            )
         version = f"0.0.{int(existing['version'].rsplit('.', 1)[1]) + 1}" if existing else "0.0.1"
         action = {
-            "namespace": space.name, "name": name, "version": version, "publish": False,
-            "exec": {"kind": exec_["kind"], "image": exec_.get("image"), "code": exec_.get("code") or "",
-                     "main": exec_.get("main") or "main", "binary": bool(exec_.get("binary"))},
-            "limits": limits, "parameters": body.get("parameters") or [],
+            "namespace": space.name,
+            "name": name,
+            "version": version,
+            "publish": False,
+            "exec": {
+                "kind": exec_["kind"],
+                "image": exec_.get("image"),
+                "code": exec_.get("code") or "",
+                "main": exec_.get("main") or "main",
+                "binary": bool(exec_.get("binary")),
+            },
+            "limits": limits,
+            "parameters": body.get("parameters") or [],
             "annotations": [*(body.get("annotations") or []), {"key": "exec", "value": exec_["kind"]}],
             "updated": int(time.time() * 1000),
         }
@@ -547,15 +626,18 @@ class OpenWhiskTestServer:
         self.puts[name] += 1
         return action
 
-    def invoke(self, space: Namespace, name: str, params: Any, query: dict[str, str], user_agent: str,
-               auth: str = "") -> tuple[int, Any]:
+    def invoke(
+        self, space: Namespace, name: str, params: Any, query: dict[str, str], user_agent: str, auth: str = ""
+    ) -> tuple[int, Any]:
         with self.lock:
             self.attempts[name] += 1
             fault = next((f for f in self.faults if f[1] in (None, space.name) and (f[2] or "") in user_agent), None)
             if fault is not None:
                 self.faults.remove(fault)
         if fault is not None:
-            raise HTTPError(fault[0], "Too many requests in the last minute." if fault[0] == 429 else "injected failure")
+            raise HTTPError(
+                fault[0], "Too many requests in the last minute." if fault[0] == 429 else "injected failure"
+            )
         action = space.actions.get(name)
         if action is None:
             raise HTTPError(404, "The requested resource does not exist.")
@@ -568,8 +650,17 @@ class OpenWhiskTestServer:
             self.activations[activation.activation_id] = activation
             while len(self.activations) > RECORD_LIMIT:
                 self.activations.popitem(last=False)
-            self.invocations.append({"namespace": space.name, "action": name, "activation_id": activation.activation_id,
-                                     "payload": merged, "user_agent": user_agent, "auth": auth, "time": time.time()})
+            self.invocations.append(
+                {
+                    "namespace": space.name,
+                    "action": name,
+                    "activation_id": activation.activation_id,
+                    "payload": merged,
+                    "user_agent": user_agent,
+                    "auth": auth,
+                    "time": time.time(),
+                }
+            )
             del self.invocations[:-RECORD_LIMIT]
             self.queue.append(activation)
             self.queue_ready.notify()
@@ -592,15 +683,21 @@ class OpenWhiskTestServer:
         name = query.get("name") or None
         since, upto = _integer(query, "since", 0), _integer(query, "upto", 0)
         with self.lock:
-            found = [a for a in self.activations.values() if a.namespace == space.name and a.done.is_set()
-                     and (name is None or a.action["name"] == name.rsplit("/", 1)[-1])
-                     and since <= a.start_ms() and (not upto or a.start_ms() <= upto)]
+            found = [
+                a
+                for a in self.activations.values()
+                if a.namespace == space.name
+                and a.done.is_set()
+                and (name is None or a.action["name"] == name.rsplit("/", 1)[-1])
+                and since <= a.start_ms()
+                and (not upto or a.start_ms() <= upto)
+            ]
         if query.get("count") == "true":
             if query.get("docs") == "true":
                 raise HTTPError(400, "The parameter 'docs' is not permitted with 'count'.")
             return {"activations": len(found[skip:])}
         found.sort(key=Activation.start_ms, reverse=True)
-        page = found[skip:skip + (limit or LIST_LIMIT_MAX)]
+        page = found[skip : skip + (limit or LIST_LIMIT_MAX)]
         return [a.record() if query.get("docs") == "true" else a.summary() for a in page]
 
 
@@ -657,8 +754,14 @@ def _make_handler(server: OpenWhiskTestServer) -> type[BaseHTTPRequestHandler]:
                 return self._actions(method, space, rest, query, raw)
             if collection == "activations" and method == "GET":
                 with server.lock:
-                    server.activation_requests.append({"namespace": space.name, "activation_id": rest[0] if rest else None,
-                                                       "query": dict(query), "time": time.time()})
+                    server.activation_requests.append(
+                        {
+                            "namespace": space.name,
+                            "activation_id": rest[0] if rest else None,
+                            "query": dict(query),
+                            "time": time.time(),
+                        }
+                    )
                 if not rest:
                     return 200, server.list_activations(space, query)
                 activation = server.activation(rest[0])
@@ -667,15 +770,19 @@ def _make_handler(server: OpenWhiskTestServer) -> type[BaseHTTPRequestHandler]:
                 return 200, activation.record()
             raise HTTPError(404, "The requested resource could not be found.")
 
-        def _actions(self, method: str, space: Namespace, rest: list[str], query: dict[str, str], raw: bytes) -> tuple[int, Any]:
+        def _actions(
+            self, method: str, space: Namespace, rest: list[str], query: dict[str, str], raw: bytes
+        ) -> tuple[int, Any]:
             if not rest:
                 if method != "GET":
                     raise HTTPError(405, "method not allowed")
                 with server.lock:
                     actions = sorted(space.actions.values(), key=lambda a: -a["updated"])
                 skip, limit = int(query.get("skip") or 0), int(query.get("limit") or 30)
-                return 200, [{k: a[k] for k in ("namespace", "name", "version", "publish", "annotations", "limits", "updated")}
-                             for a in actions[skip:skip + (limit or 200)]]
+                return 200, [
+                    {k: a[k] for k in ("namespace", "name", "version", "publish", "annotations", "limits", "updated")}
+                    for a in actions[skip : skip + (limit or 200)]
+                ]
             name = rest[0]
             body = self._json(raw) if raw else {}
             if method == "GET":
@@ -700,8 +807,14 @@ def _make_handler(server: OpenWhiskTestServer) -> type[BaseHTTPRequestHandler]:
                 try:
                     if server.invoke_delay:
                         time.sleep(server.invoke_delay)
-                    return server.invoke(space, name, body, query, self.headers.get("User-Agent", ""),
-                                         (self.headers.get("Authorization") or " ").split()[0])
+                    return server.invoke(
+                        space,
+                        name,
+                        body,
+                        query,
+                        self.headers.get("User-Agent", ""),
+                        (self.headers.get("Authorization") or " ").split()[0],
+                    )
                 finally:
                     with server.lock:
                         server.in_flight -= 1
@@ -754,8 +867,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workdir", default=None)
     args = parser.parse_args(argv)
     workdir = Path(args.workdir or f"/tmp/pywren-openwhisk-{os.getpid()}")
-    server = OpenWhiskTestServer(workdir, args.containers, port=args.port, namespace=args.namespace,
-                                 api_key=args.api_key).start()
+    server = OpenWhiskTestServer(
+        workdir, args.containers, port=args.port, namespace=args.namespace, api_key=args.api_key
+    ).start()
     print(json.dumps({"ibm_cf": server.settings()}), flush=True)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

@@ -43,8 +43,10 @@ def ensure_installed() -> None:
     if (RABBITMQ_BIN / "rabbitmq-server").exists():
         return
     if os.geteuid() != 0:
-        pytest.fail(f"RabbitMQ is not installed ({RABBITMQ_BIN}/rabbitmq-server is missing) and this is not root: "
-                    "run 'apt-get install -y rabbitmq-server' first")
+        pytest.fail(
+            f"RabbitMQ is not installed ({RABBITMQ_BIN}/rabbitmq-server is missing) and this is not root: "
+            "run 'apt-get install -y rabbitmq-server' first"
+        )
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     install = ["apt-get", "install", "-y", "--no-install-recommends", "rabbitmq-server"]
     if subprocess.run(install, env=env, capture_output=True).returncode != 0:
@@ -105,8 +107,13 @@ class RabbitMQBroker:
             return
         log = open(self.base_dir / "log" / "server.out", "ab")
         self.process = subprocess.Popen(
-            [str(RABBITMQ_BIN / "rabbitmq-server")], env=self.env, cwd=self.base_dir,
-            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            [str(RABBITMQ_BIN / "rabbitmq-server")],
+            env=self.env,
+            cwd=self.base_dir,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         log.close()
         deadline = time.monotonic() + START_TIMEOUT
@@ -140,7 +147,10 @@ class RabbitMQBroker:
         """Run ``rabbitmqctl -n <node> args...`` against this node; return its output."""
         result = subprocess.run(
             [str(RABBITMQ_BIN / "rabbitmqctl"), "-n", self.nodename, *args],
-            env=self.env, capture_output=True, text=True, timeout=timeout,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
         )
         if check and result.returncode != 0:
             raise RuntimeError(f"rabbitmqctl {' '.join(args)} failed: {result.stdout}{result.stderr}")

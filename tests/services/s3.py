@@ -34,8 +34,12 @@ def free_port() -> int:
 def s3_client(endpoint: str, access_key_id: str = ACCESS_KEY_ID, secret_access_key: str = SECRET_ACCESS_KEY) -> Any:
     """A plain ibm_boto3 S3 client for test setup (creating buckets, inspecting objects)."""
     return ibm_boto3.client(
-        "s3", endpoint_url=endpoint, region_name=REGION, aws_access_key_id=access_key_id,
-        aws_secret_access_key=secret_access_key, config=Config(retries={"max_attempts": 2, "mode": "standard"}),
+        "s3",
+        endpoint_url=endpoint,
+        region_name=REGION,
+        aws_access_key_id=access_key_id,
+        aws_secret_access_key=secret_access_key,
+        config=Config(retries={"max_attempts": 2, "mode": "standard"}),
     )
 
 
@@ -49,8 +53,11 @@ def new_bucket(endpoint: str, prefix: str = "pywren-test") -> str:
 def cos_section(endpoint: str, bucket: str) -> dict[str, Any]:
     """An ``ibm_cos`` config section with the dummy HMAC keys."""
     return {
-        "endpoint": endpoint, "bucket": bucket, "region": REGION,
-        "access_key_id": ACCESS_KEY_ID, "secret_access_key": SECRET_ACCESS_KEY,
+        "endpoint": endpoint,
+        "bucket": bucket,
+        "region": REGION,
+        "access_key_id": ACCESS_KEY_ID,
+        "secret_access_key": SECRET_ACCESS_KEY,
     }
 
 

@@ -70,7 +70,9 @@ class FaultProxy(_Server):
         self.forwarded: list[tuple[str, str]] = []
         self.authorizations: list[str] = []
 
-    def fail_next(self, count: int, methods: tuple[str, ...] = ("GET", "PUT", "POST", "HEAD", "DELETE"), how: str = "503") -> None:
+    def fail_next(
+        self, count: int, methods: tuple[str, ...] = ("GET", "PUT", "POST", "HEAD", "DELETE"), how: str = "503"
+    ) -> None:
         with self.lock:
             self.pending_failures, self.fail_methods, self.how = count, frozenset(methods), how
 
@@ -163,10 +165,16 @@ class _IAMHandler(BaseHTTPRequestHandler):
         form = urllib.parse.parse_qs(_read_body(self).decode())
         self.server.requests.append(form)
         if self.path == "/identity/token" and form.get("apikey") == [self.server.good_key]:
-            status, reply = 200, {
-                "access_token": self.server.token, "refresh_token": "local-refresh-token",
-                "token_type": "Bearer", "expires_in": 3600, "expiration": int(time.time()) + 3600,
-            }
+            status, reply = (
+                200,
+                {
+                    "access_token": self.server.token,
+                    "refresh_token": "local-refresh-token",
+                    "token_type": "Bearer",
+                    "expires_in": 3600,
+                    "expiration": int(time.time()) + 3600,
+                },
+            )
         else:
             status, reply = 400, {"errorCode": "BXNIM0415E", "errorMessage": "Provided API key could not be found."}
         data = json.dumps(reply).encode()

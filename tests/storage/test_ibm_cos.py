@@ -107,14 +107,30 @@ def test_function_settings_carry_only_the_bucket_access(
     with FunctionExecutor(config=config) as fexec:
         spec = storage_spec(fexec.storage)
     section = cos_config["ibm_cos"]
-    common = {"endpoint": section["endpoint"], "bucket": section["bucket"], "storage_prefix": "pywren.jobs",
-              "region": "us-east-1", "max_attempts": 8, "connect_timeout": 10, "read_timeout": 60}
-    assert spec == {"backend": "ibm_cos", "settings": {
-        **common, "access_key_id": section["access_key_id"], "secret_access_key": section["secret_access_key"]}}
+    common = {
+        "endpoint": section["endpoint"],
+        "bucket": section["bucket"],
+        "storage_prefix": "pywren.jobs",
+        "region": "us-east-1",
+        "max_attempts": 8,
+        "connect_timeout": 10,
+        "read_timeout": 60,
+    }
+    assert spec == {
+        "backend": "ibm_cos",
+        "settings": {
+            **common,
+            "access_key_id": section["access_key_id"],
+            "secret_access_key": section["secret_access_key"],
+        },
+    }
     iam_only = {**config, "ibm_cos": {**config["ibm_cos"], "access_key_id": None, "secret_access_key": None}}
     with FunctionExecutor(config=iam_only) as fexec:
-        assert storage_spec(fexec.storage)["settings"] == {**common, "api_key": GOOD_API_KEY,
-                                                            "iam_endpoint": iam_server.token_url}
+        assert storage_spec(fexec.storage)["settings"] == {
+            **common,
+            "api_key": GOOD_API_KEY,
+            "iam_endpoint": iam_server.token_url,
+        }
 
 
 # ------------------------------------------------ check() at executor creation
@@ -129,7 +145,9 @@ def test_missing_bucket_fails_executor_creation(cos_config: dict[str, Any], loca
     assert isinstance(info.value, StorageError) and isinstance(info.value, PyWrenConfigError)
 
 
-def test_unreachable_endpoint_fails_executor_creation(cos_config: dict[str, Any], localhost_config: dict[str, Any]) -> None:
+def test_unreachable_endpoint_fails_executor_creation(
+    cos_config: dict[str, Any], localhost_config: dict[str, Any]
+) -> None:
     endpoint = f"http://127.0.0.1:{free_port()}"
     config = _executor_config(localhost_config, cos_config, endpoint=endpoint)
     with pytest.raises(StorageError, match=rf"cannot reach the COS endpoint {endpoint}: .*check ibm_cos.endpoint"):
@@ -142,10 +160,18 @@ def test_endpoint_without_scheme_means_https(cos_config: dict[str, Any]) -> None
 
 
 def _auth_config(localhost_config: dict[str, Any], auth: AuthS3, key: tuple[str, str]) -> dict[str, Any]:
-    return merge_config(localhost_config, {
-        "pywren": {"storage_backend": "ibm_cos"},
-        "ibm_cos": {"endpoint": auth.endpoint, "bucket": auth.bucket, "access_key_id": key[0], "secret_access_key": key[1]},
-    })
+    return merge_config(
+        localhost_config,
+        {
+            "pywren": {"storage_backend": "ibm_cos"},
+            "ibm_cos": {
+                "endpoint": auth.endpoint,
+                "bucket": auth.bucket,
+                "access_key_id": key[0],
+                "secret_access_key": key[1],
+            },
+        },
+    )
 
 
 def test_unknown_access_key_is_named(s3_auth_server: AuthS3, localhost_config: dict[str, Any]) -> None:
@@ -162,11 +188,15 @@ def test_wrong_secret_is_named(s3_auth_server: AuthS3, localhost_config: dict[st
 
 def test_key_without_permission_is_named(s3_auth_server: AuthS3, localhost_config: dict[str, Any]) -> None:
     config = _auth_config(localhost_config, s3_auth_server, s3_auth_server.no_access)
-    with pytest.raises(StorageConfigError, match=r"access denied for list_objects_v2 in bucket .*Writer role.*ibm_cos.access_key_id"):
+    with pytest.raises(
+        StorageConfigError, match=r"access denied for list_objects_v2 in bucket .*Writer role.*ibm_cos.access_key_id"
+    ):
         FunctionExecutor(config=config)
 
 
-def test_signed_requests_run_jobs_on_a_verifying_server(s3_auth_server: AuthS3, localhost_config: dict[str, Any]) -> None:
+def test_signed_requests_run_jobs_on_a_verifying_server(
+    s3_auth_server: AuthS3, localhost_config: dict[str, Any]
+) -> None:
     """Client and function side both sign with the HMAC keys; the server checks every request."""
     with FunctionExecutor(config=_auth_config(localhost_config, s3_auth_server, s3_auth_server.writer)) as fexec:
         assert fexec.get_result(fexec.call_async(double, 21)) == 42
@@ -180,8 +210,15 @@ def test_iam_api_key_is_exchanged_for_a_bearer_token(
     cos_config: dict[str, Any], localhost_config: dict[str, Any], iam_server: IAMTokenServer, fault_proxy: FaultProxy
 ) -> None:
     """The IAM path against a local token endpoint (IBM's own token check cannot run here)."""
-    config = _executor_config(localhost_config, cos_config, endpoint=fault_proxy.url, access_key_id=None,
-                              secret_access_key=None, api_key=GOOD_API_KEY, iam_endpoint=iam_server.token_url)
+    config = _executor_config(
+        localhost_config,
+        cos_config,
+        endpoint=fault_proxy.url,
+        access_key_id=None,
+        secret_access_key=None,
+        api_key=GOOD_API_KEY,
+        iam_endpoint=iam_server.token_url,
+    )
     with FunctionExecutor(config=config) as fexec:
         assert fexec.get_result(fexec.call_async(double, 4)) == 8
     assert iam_server.requests and all(r["apikey"] == [GOOD_API_KEY] for r in iam_server.requests)
@@ -192,8 +229,14 @@ def test_iam_api_key_is_exchanged_for_a_bearer_token(
 def test_bad_iam_api_key_fails_executor_creation(
     cos_config: dict[str, Any], localhost_config: dict[str, Any], iam_server: IAMTokenServer
 ) -> None:
-    config = _executor_config(localhost_config, cos_config, access_key_id=None, secret_access_key=None,
-                              api_key="revoked-key", iam_endpoint=iam_server.token_url)
+    config = _executor_config(
+        localhost_config,
+        cos_config,
+        access_key_id=None,
+        secret_access_key=None,
+        api_key="revoked-key",
+        iam_endpoint=iam_server.token_url,
+    )
     with pytest.raises(StorageConfigError, match=r"could not get an IAM token from .*fix ibm_cos.api_key"):
         FunctionExecutor(config=config)
 
@@ -226,7 +269,9 @@ def test_a_body_cut_off_mid_read_is_read_again(cos_config: dict[str, Any], fault
 def test_exhausted_retries_raise_storage_error(cos_config: dict[str, Any], fault_proxy: FaultProxy) -> None:
     storage = IBMCOSStorage({**cos_settings(cos_config), "endpoint": fault_proxy.url, "max_attempts": 2})
     fault_proxy.fail_next(5, ("PUT",))
-    with pytest.raises(StorageError, match=r"put_object of key 'pywren.jobs/k' in cos://.* failed at .*: SlowDown Please reduce"):
+    with pytest.raises(
+        StorageError, match=r"put_object of key 'pywren.jobs/k' in cos://.* failed at .*: SlowDown Please reduce"
+    ):
         storage.put("pywren.jobs/k", b"value")
     assert len(fault_proxy.injected) == 2
     assert dict(storage.request_counts) == {"PUT": 1, "RETRY": 1}
@@ -255,7 +300,6 @@ def test_map_of_100_is_submitted_with_four_puts(cos_config: dict[str, Any], loca
         assert fexec.get_result(futures) == [2 * x for x in range(100)]
         assert fexec.storage.request_counts["PUT"] == 4
         assert fexec.storage.request_counts["GET"] >= 100
-
 
 
 @pytest.mark.parametrize("bad", [{"max_attempts": 0}, {"read_timeout": 0}])

@@ -82,7 +82,9 @@ class CallStore(ABC):
         """Record that a call started (``start`` holds its status ``running``, times and worker)."""
 
     @abstractmethod
-    def record_end(self, executor_id: str, job_id: str, call_id: str, status: dict[str, Any], output: bytes | None) -> None:
+    def record_end(
+        self, executor_id: str, job_id: str, call_id: str, status: dict[str, Any], output: bytes | None
+    ) -> None:
         """Record a call's output (if any) and final status, atomically visible: readers see both or neither.
 
         ``status["output_key"]`` names the output (see :meth:`output_key`) when there is one.

@@ -36,25 +36,35 @@ class ObjectCallStore(CallStore):
     layout = "objects"
 
     def record_start(self, executor_id: str, job_id: str, call_id: str, start: dict[str, Any]) -> None:
-        self.storage.put(keys.call_key(self.prefix, executor_id, job_id, call_id, keys.START_OBJECT), json.dumps(start).encode())
+        self.storage.put(
+            keys.call_key(self.prefix, executor_id, job_id, call_id, keys.START_OBJECT), json.dumps(start).encode()
+        )
 
-    def record_end(self, executor_id: str, job_id: str, call_id: str, status: dict[str, Any], output: bytes | None) -> None:
+    def record_end(
+        self, executor_id: str, job_id: str, call_id: str, status: dict[str, Any], output: bytes | None
+    ) -> None:
         if output is not None:
             self.storage.put(self.output_key(executor_id, job_id, call_id), output)
-        self.storage.put(keys.call_key(self.prefix, executor_id, job_id, call_id, keys.STATUS_OBJECT), json.dumps(status).encode())
+        self.storage.put(
+            keys.call_key(self.prefix, executor_id, job_id, call_id, keys.STATUS_OBJECT), json.dumps(status).encode()
+        )
 
     def job(self, executor_id: str, job_id: str) -> JobCalls:
         return ObjectJobCalls(self, executor_id, job_id)
 
     def read_status(self, executor_id: str, job_id: str, call_id: str) -> dict[str, Any] | None:
         try:
-            return json.loads(self.storage.get(keys.call_key(self.prefix, executor_id, job_id, call_id, keys.STATUS_OBJECT)))
+            return json.loads(
+                self.storage.get(keys.call_key(self.prefix, executor_id, job_id, call_id, keys.STATUS_OBJECT))
+            )
         except StorageKeyNotFound:
             return None
 
     def read_start(self, executor_id: str, job_id: str, call_id: str) -> dict[str, Any] | None:
         try:
-            return json.loads(self.storage.get(keys.call_key(self.prefix, executor_id, job_id, call_id, keys.START_OBJECT)))
+            return json.loads(
+                self.storage.get(keys.call_key(self.prefix, executor_id, job_id, call_id, keys.START_OBJECT))
+            )
         except StorageKeyNotFound:
             return None
 
@@ -85,7 +95,9 @@ class ObjectJobCalls(JobCalls):
             elif kind == keys.START_OBJECT and call_id not in self._started:
                 self._started.add(call_id)
                 updates.started[call_id] = {}
-        status_keys = [keys.call_key(self.store.prefix, self.executor_id, self.job_id, c, keys.STATUS_OBJECT) for c in ended]
+        status_keys = [
+            keys.call_key(self.store.prefix, self.executor_id, self.job_id, c, keys.STATUS_OBJECT) for c in ended
+        ]
         blobs = _get_all(storage, status_keys)
         for call_id, blob in zip(ended, blobs):
             self._ended.add(call_id)

@@ -72,7 +72,7 @@ def decode_records(data: bytes | memoryview, start: int = 0) -> tuple[list[tuple
         end = position + HEADER.size + length
         if magic != MAGIC or end > size or json_length > length:
             break
-        body = bytes(data[position + HEADER.size:end])
+        body = bytes(data[position + HEADER.size : end])
         if zlib.crc32(body) != checksum:
             break
         records.append((position, json.loads(body[:json_length]), body[json_length:]))
@@ -159,7 +159,8 @@ class SegmentCallStore(CallStore):
             if len(self._status_dirs) > 64:
                 self._status_dirs.clear()
             found = self._status_dirs[(executor_id, job_id)] = self.storage.local_path(
-                keys.status_prefix(self.prefix, executor_id, job_id).rstrip("/"))
+                keys.status_prefix(self.prefix, executor_id, job_id).rstrip("/")
+            )
         return found
 
     # --- function side --------------------------------------------------------
@@ -167,7 +168,9 @@ class SegmentCallStore(CallStore):
         record = {k: v for k, v in start.items() if k not in _IMPLIED}
         self._append(executor_id, job_id, encode_record(record))
 
-    def record_end(self, executor_id: str, job_id: str, call_id: str, status: dict[str, Any], output: bytes | None) -> None:
+    def record_end(
+        self, executor_id: str, job_id: str, call_id: str, status: dict[str, Any], output: bytes | None
+    ) -> None:
         record = {k: v for k, v in status.items() if k not in _IMPLIED and k != "output_key"}
         inline = None
         if output is not None and len(output) > INLINE_OUTPUT_LIMIT:

@@ -155,14 +155,20 @@ class IAMToken:
             response = requests.post(
                 self.endpoint,
                 data={"grant_type": "urn:ibm:params:oauth:grant-type:apikey", "apikey": self.api_key},
-                headers={"Accept": "application/json"}, timeout=(CONNECT_TIMEOUT, READ_TIMEOUT), verify=self.verify,
+                headers={"Accept": "application/json"},
+                timeout=(CONNECT_TIMEOUT, READ_TIMEOUT),
+                verify=self.verify,
             )
         except requests.RequestException as exc:
             raise OpenWhiskError(f"cannot reach 'ibm_cf.iam_endpoint' {self.endpoint}: {exc}") from exc
         if response.status_code in (400, 401, 403):
-            raise PyWrenConfigError(f"IAM at {self.endpoint} rejected 'ibm_cf.iam_api_key' ({describe(response)}); check the key")
+            raise PyWrenConfigError(
+                f"IAM at {self.endpoint} rejected 'ibm_cf.iam_api_key' ({describe(response)}); check the key"
+            )
         if response.status_code != 200:
-            raise OpenWhiskError(f"IAM token request to {self.endpoint} failed: {describe(response)}", response.status_code)
+            raise OpenWhiskError(
+                f"IAM token request to {self.endpoint} failed: {describe(response)}", response.status_code
+            )
         body = response.json()
         self._token = body["access_token"]
         self._expires = float(body.get("expiration") or time.time() + float(body.get("expires_in", 3600)))
@@ -201,7 +207,9 @@ class OpenWhiskClient:
         elif iam_api_key:
             self.iam = IAMToken(iam_api_key, iam_endpoint, verify_tls)
         else:
-            raise PyWrenConfigError("compute_backend 'ibm_cf' needs 'ibm_cf.api_key' ('uuid:key') or 'ibm_cf.iam_api_key'")
+            raise PyWrenConfigError(
+                "compute_backend 'ibm_cf' needs 'ibm_cf.api_key' ('uuid:key') or 'ibm_cf.iam_api_key'"
+            )
 
     @classmethod
     def from_settings(cls, settings: dict[str, Any], user_agent: str | None = None) -> OpenWhiskClient:
@@ -210,17 +218,27 @@ class OpenWhiskClient:
             if not settings.get(key):
                 raise PyWrenConfigError(f"compute_backend 'ibm_cf' needs 'ibm_cf.{key}'; set it in the config")
         return cls(
-            settings["endpoint"], settings["namespace"], settings.get("api_key"), settings.get("iam_api_key"),
+            settings["endpoint"],
+            settings["namespace"],
+            settings.get("api_key"),
+            settings.get("iam_api_key"),
             settings.get("iam_endpoint") or "https://iam.cloud.ibm.com/identity/token",
-            int(settings.get("max_concurrency") or 64), int(settings.get("invoke_retries", 8)),
-            bool(settings.get("verify_tls", True)), user_agent,
+            int(settings.get("max_concurrency") or 64),
+            int(settings.get("invoke_retries", 8)),
+            bool(settings.get("verify_tls", True)),
+            user_agent,
         )
 
     def remote_settings(self) -> dict[str, Any]:
         """What the remote invoker needs to invoke from inside an activation (includes the credential)."""
-        return {"endpoint": self.endpoint, "namespace": self.namespace, **self._credentials,
-                "max_concurrency": self.max_concurrency, "invoke_retries": self.invoke_retries,
-                "verify_tls": bool(self.session.verify)}
+        return {
+            "endpoint": self.endpoint,
+            "namespace": self.namespace,
+            **self._credentials,
+            "max_concurrency": self.max_concurrency,
+            "invoke_retries": self.invoke_retries,
+            "verify_tls": bool(self.session.verify),
+        }
 
     # ------------------------------------------------------------------ HTTP
     def url(self, *parts: str, **params: Any) -> str:
@@ -243,7 +261,9 @@ class OpenWhiskClient:
         try:
             response = self.request(method, url, **kwargs)
         except requests.RequestException as exc:
-            raise OpenWhiskError(f"cannot reach the OpenWhisk endpoint 'ibm_cf.endpoint' {self.endpoint} to {what}: {exc}") from exc
+            raise OpenWhiskError(
+                f"cannot reach the OpenWhisk endpoint 'ibm_cf.endpoint' {self.endpoint} to {what}: {exc}"
+            ) from exc
         if response.status_code not in ok:
             raise OpenWhiskError(f"OpenWhisk refused to {what}: {describe(response)}", response.status_code)
         return response
@@ -275,8 +295,9 @@ class OpenWhiskClient:
                 f"({describe(response)}); check both ('_' means the key's own namespace)"
             )
         if response.status_code != 200:
-            raise OpenWhiskError(f"OpenWhisk at {self.endpoint} answered the action list with {describe(response)}",
-                                 response.status_code)
+            raise OpenWhiskError(
+                f"OpenWhisk at {self.endpoint} answered the action list with {describe(response)}", response.status_code
+            )
 
     def list_actions(self, page: int = 200) -> list[dict[str, Any]]:
         actions: list[dict[str, Any]] = []
@@ -299,8 +320,9 @@ class OpenWhiskClient:
         return response.status_code == 200
 
     # ----------------------------------------------------------- activations
-    def list_activations(self, name: str | None = None, since: int | None = None, limit: int = 200,
-                         skip: int = 0) -> list[dict[str, Any]]:
+    def list_activations(
+        self, name: str | None = None, since: int | None = None, limit: int = 200, skip: int = 0
+    ) -> list[dict[str, Any]]:
         """One page of ended activations (summaries, newest first), of action ``name`` if given,
         started at or after ``since`` (epoch milliseconds)."""
         url = self.url("activations", name=name, since=since, limit=limit, skip=skip)
@@ -308,13 +330,15 @@ class OpenWhiskClient:
 
     def get_activation(self, activation_id: str) -> dict[str, Any] | None:
         """The record of an ended activation; None while it runs (or if OpenWhisk has none)."""
-        response = self._call("GET", self.url("activations", activation_id), f"read activation {activation_id}",
-                              ok=(200, 404))
+        response = self._call(
+            "GET", self.url("activations", activation_id), f"read activation {activation_id}", ok=(200, 404)
+        )
         return response.json() if response.status_code == 200 else None
 
     # ----------------------------------------------------------- invocations
-    def invoke(self, action: str, payload: dict[str, Any],
-               on_missing: Callable[[], None] | None = None) -> tuple[str | None, str | None]:
+    def invoke(
+        self, action: str, payload: dict[str, Any], on_missing: Callable[[], None] | None = None
+    ) -> tuple[str | None, str | None]:
         """Start one activation; ``(activation_id, None)``, or ``(None, reason)`` once retries are spent.
 
         ``on_missing`` is called on the first 404 (it deploys the action); the invocation is
@@ -345,11 +369,16 @@ class OpenWhiskClient:
                     attempt -= 1
                     continue
                 if response.status_code not in RETRY_STATUSES:
-                    return None, f"{status} invoking action '{action}' in namespace '{self.namespace}' (not retried){detail}"
+                    return (
+                        None,
+                        f"{status} invoking action '{action}' in namespace '{self.namespace}' (not retried){detail}",
+                    )
                 retry_after = response.headers.get("Retry-After")
             if attempt >= attempts:
-                return None, (f"{status} after {attempts} attempts invoking action '{action}' "
-                              f"(ibm_cf.invoke_retries={self.invoke_retries}){detail}")
+                return None, (
+                    f"{status} after {attempts} attempts invoking action '{action}' "
+                    f"(ibm_cf.invoke_retries={self.invoke_retries}){detail}"
+                )
             time.sleep(backoff(attempt, retry_after))
 
     def close(self) -> None:
@@ -385,8 +414,9 @@ class OpenWhiskCompute(ComputeBackend):
         self._deploy_generation: dict[str, int] = {}
         self._deploy_error: dict[str, str] = {}
         self._job_actions: dict[tuple[str, str], tuple[str, int]] = {}
-        self.lost_finder = LostActivationFinder(self.client, float(self.settings["lost_check_interval"]),
-                                                self._job_actions)
+        self.lost_finder = LostActivationFinder(
+            self.client, float(self.settings["lost_check_interval"]), self._job_actions
+        )
 
     # --------------------------------------------------------------- actions
     def action_name(self, memory: int | None = None, runtime: str | None = None) -> str:
@@ -395,7 +425,13 @@ class OpenWhiskCompute(ComputeBackend):
     def action_body(self, memory: int, runtime: str | None = None) -> dict[str, Any]:
         """The PUT body of the action: blackbox image running the handler, with memory and timeout limits."""
         return {
-            "exec": {"kind": "blackbox", "image": runtime or self.runtime, "code": ACTION_CODE, "main": "main", "binary": False},
+            "exec": {
+                "kind": "blackbox",
+                "image": runtime or self.runtime,
+                "code": ACTION_CODE,
+                "main": "main",
+                "binary": False,
+            },
             "limits": {"memory": int(memory), "timeout": int(self.action_timeout * 1000)},
             "annotations": [{"key": "airflow-pywren", "value": __version__}],
         }
@@ -405,8 +441,13 @@ class OpenWhiskCompute(ComputeBackend):
         memory = memory or self.settings["runtime_memory"]
         name = self.action_name(memory, runtime)
         self.client.put_action(name, self.action_body(memory, runtime))
-        logger.info("deployed action %s (image %s, %d MB) in namespace %s", name, runtime or self.runtime, memory,
-                    self.client.namespace)
+        logger.info(
+            "deployed action %s (image %s, %d MB) in namespace %s",
+            name,
+            runtime or self.runtime,
+            memory,
+            self.client.namespace,
+        )
         return name
 
     def list_runtimes(self) -> list[dict[str, Any]]:
@@ -416,8 +457,13 @@ class OpenWhiskCompute(ComputeBackend):
             if not entry["name"].startswith(self.prefix + "_"):
                 continue
             action = self.client.get_action(entry["name"]) or entry
-            found.append({"name": entry["name"], "image": (action.get("exec") or {}).get("image"),
-                          "memory": (action.get("limits") or {}).get("memory")})
+            found.append(
+                {
+                    "name": entry["name"],
+                    "image": (action.get("exec") or {}).get("image"),
+                    "memory": (action.get("limits") or {}).get("memory"),
+                }
+            )
         return sorted(found, key=lambda a: a["name"])
 
     def delete(self, name: str) -> bool:
@@ -467,17 +513,36 @@ class OpenWhiskCompute(ComputeBackend):
         results = list(self._executor().map(lambda payload: self.invoke_one(action, memory, payload), payloads))
         failed = sum(error is not None for _, error in results)
         if failed:
-            logger.error("job %s: %d of %d invocation(s) of %s failed: %s", job["job_id"], failed, len(calls), action,
-                         next(error for _, error in results if error))
-        return [Invocation(call["call_id"], activation_id, error) for call, (activation_id, error) in zip(calls, results)]
+            logger.error(
+                "job %s: %d of %d invocation(s) of %s failed: %s",
+                job["job_id"],
+                failed,
+                len(calls),
+                action,
+                next(error for _, error in results if error),
+            )
+        return [
+            Invocation(call["call_id"], activation_id, error) for call, (activation_id, error) in zip(calls, results)
+        ]
 
-    def _invoke_remote(self, action: str, memory: int, job: dict[str, Any], calls: Sequence[dict[str, Any]]) -> list[Invocation]:
+    def _invoke_remote(
+        self, action: str, memory: int, job: dict[str, Any], calls: Sequence[dict[str, Any]]
+    ) -> list[Invocation]:
         """One activation that invokes every call from inside the cloud (``worker.remote_invoker``)."""
-        payload = {**job, "invoke_batch": {"action": action, "count": len(calls), "calls": encode_calls(calls),
-                                           "openwhisk": self.client.remote_settings()}}
+        payload = {
+            **job,
+            "invoke_batch": {
+                "action": action,
+                "count": len(calls),
+                "calls": encode_calls(calls),
+                "openwhisk": self.client.remote_settings(),
+            },
+        }
         activation_id, error = self.invoke_one(action, memory, payload)
         if error:
-            return [Invocation(call["call_id"], None, f"the remote invoker could not be started: {error}") for call in calls]
+            return [
+                Invocation(call["call_id"], None, f"the remote invoker could not be started: {error}") for call in calls
+            ]
         logger.info("job %s: remote invoker activation %s invokes %d call(s)", job["job_id"], activation_id, len(calls))
         return [Invocation(call["call_id"], None, invoker_id=activation_id) for call in calls]
 
@@ -488,8 +553,13 @@ class OpenWhiskCompute(ComputeBackend):
         if timeout <= limit:
             return job
         log = logger.warning if timeout > self.action_timeout else logger.debug
-        log("job %s: timeout %s s is not below the action timeout 'ibm_cf.timeout' = %s s; calls stop after %s s",
-            job["job_id"], job["timeout"], self.action_timeout, limit)
+        log(
+            "job %s: timeout %s s is not below the action timeout 'ibm_cf.timeout' = %s s; calls stop after %s s",
+            job["job_id"],
+            job["timeout"],
+            self.action_timeout,
+            limit,
+        )
         return {**job, "timeout": limit}
 
     def cancel(self, executor_id: str, job_id: str | None = None) -> int:

@@ -50,8 +50,9 @@ SUCCESS_CODE = 0
 class LostActivationFinder:
     """Rate-limited checks of pending activations against OpenWhisk's activation records."""
 
-    def __init__(self, client: OpenWhiskClient, interval: float,
-                 job_actions: Mapping[tuple[str, str], tuple[str, int]]) -> None:
+    def __init__(
+        self, client: OpenWhiskClient, interval: float, job_actions: Mapping[tuple[str, str], tuple[str, int]]
+    ) -> None:
         self.client = client
         self.interval = interval
         self.job_actions = job_actions  # (executor_id, job_id) -> (action, submit ms) of jobs invoked here
@@ -69,8 +70,11 @@ class LostActivationFinder:
         self.checks += 1
         try:
             ended = self._ended(checkable)
-            return {p.activation_id: self._reason(p.activation_id, ended[p.activation_id]) for p in checkable
-                    if p.activation_id and p.activation_id in ended}
+            return {
+                p.activation_id: self._reason(p.activation_id, ended[p.activation_id])
+                for p in checkable
+                if p.activation_id and p.activation_id in ended
+            }
         except (ComputeError, ValueError, KeyError) as exc:
             logger.warning("could not check OpenWhisk for ended activations (next try in %g s): %s", self.interval, exc)
             return {}
@@ -107,15 +111,20 @@ class LostActivationFinder:
         pages = 0
         for action, since in windows.items():
             for page_number in range(MAX_PAGES):
-                page = self.client.list_activations(name=action, since=since, limit=PAGE_SIZE,
-                                                    skip=page_number * PAGE_SIZE)
+                page = self.client.list_activations(
+                    name=action, since=since, limit=PAGE_SIZE, skip=page_number * PAGE_SIZE
+                )
                 pages += 1
                 ended.update({entry["activationId"]: entry.get("statusCode") for entry in page})
                 if len(page) < PAGE_SIZE or (not unknown and wanted <= ended.keys()):
                     break
             else:
-                logger.warning("more than %d ended activations of %s since %d: checked the newest only",
-                               PAGE_SIZE * MAX_PAGES, action or "the namespace", since)
+                logger.warning(
+                    "more than %d ended activations of %s since %d: checked the newest only",
+                    PAGE_SIZE * MAX_PAGES,
+                    action or "the namespace",
+                    since,
+                )
         self._last_pages = max(1, pages)
         return ended
 
@@ -146,22 +155,32 @@ def describe_end(record: dict[str, Any]) -> str:
     lowered = error.lower()
     if "time limit" in lowered:
         limit = f" of {timeout_ms / 1000:g} s" if isinstance(timeout_ms, (int, float)) else ""
-        fix = (f"The call ran past the action's time limit{limit} ('ibm_cf.timeout') without stopping itself at its "
-               "own timeout; raise 'ibm_cf.timeout', or split the work into shorter calls.")
+        fix = (
+            f"The call ran past the action's time limit{limit} ('ibm_cf.timeout') without stopping itself at its "
+            "own timeout; raise 'ibm_cf.timeout', or split the work into shorter calls."
+        )
     elif "memory" in lowered:
-        fix = (f"The call needed more memory than the action's {memory} MB; raise runtime_memory (the job's "
-               "runtime_memory argument or 'pywren.runtime_memory').")
+        fix = (
+            f"The call needed more memory than the action's {memory} MB; raise runtime_memory (the job's "
+            "runtime_memory argument or 'pywren.runtime_memory')."
+        )
     elif status == "action developer error":
-        fix = ("The function's process exited or was killed before the call could record its end (os._exit, a fatal "
-               f"signal, or memory beyond the action's {memory} MB); if it needs more memory, raise runtime_memory.")
+        fix = (
+            "The function's process exited or was killed before the call could record its end (os._exit, a fatal "
+            f"signal, or memory beyond the action's {memory} MB); if it needs more memory, raise runtime_memory."
+        )
     elif status == "whisk internal error":
         fix = "The platform failed to run it; submit the call again, and check the OpenWhisk service if it persists."
     elif status == "application error":
-        fix = ("The function-side handler failed before recording a final status; check that activations can reach "
-               "the storage backend with the settings they are given.")
+        fix = (
+            "The function-side handler failed before recording a final status; check that activations can reach "
+            "the storage backend with the settings they are given."
+        )
     else:
-        fix = ("It ended but no final status is in storage; check that activations write to the same storage "
-               "(bucket and prefix) that this client reads.")
+        fix = (
+            "It ended but no final status is in storage; check that activations write to the same storage "
+            "(bucket and prefix) that this client reads."
+        )
     return f"{said} {fix}"
 
 

@@ -85,11 +85,24 @@ class LocalhostCompute(ComputeBackend):
             env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
             with open(os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab") as log:
                 process = subprocess.Popen(
-                    [sys.executable, "-m", "airflow_pywren.executor.compute.localhost_runner",
-                     "--socket", self.socket_path, "--workers", str(self.workers),
-                     "--idle-timeout", str(self.idle_timeout)],
-                    cwd=self.runner_dir, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                    start_new_session=True, close_fds=True,
+                    [
+                        sys.executable,
+                        "-m",
+                        "airflow_pywren.executor.compute.localhost_runner",
+                        "--socket",
+                        self.socket_path,
+                        "--workers",
+                        str(self.workers),
+                        "--idle-timeout",
+                        str(self.idle_timeout),
+                    ],
+                    cwd=self.runner_dir,
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=log,
+                    start_new_session=True,
+                    close_fds=True,
                 )
             deadline = time.monotonic() + RUNNER_START_TIMEOUT
             while time.monotonic() < deadline:
@@ -111,8 +124,15 @@ class LocalhostCompute(ComputeBackend):
             ranges.extend(call["data_byte_range"])
             if len(call) > 2:
                 extra[str(index)] = {k: v for k, v in call.items() if k not in ("call_id", "data_byte_range")}
-        reply = self.request({"op": "invoke", "job": job, "call_ids": [call["call_id"] for call in calls],
-                              "ranges": ranges, "extra": extra})
+        reply = self.request(
+            {
+                "op": "invoke",
+                "job": job,
+                "call_ids": [call["call_id"] for call in calls],
+                "ranges": ranges,
+                "extra": extra,
+            }
+        )
         prefix, first = reply["activation_prefix"], reply["first_sequence"]
         return [Invocation(call["call_id"], f"{prefix}{first + index}") for index, call in enumerate(calls)]
 
@@ -129,8 +149,10 @@ class LocalhostCompute(ComputeBackend):
                 if call.worker_pid is not None and _process_alive(call.worker_pid):
                     continue  # the worker outlived its runner and may still record the call
             where = f"running in worker process {call.worker_pid} of" if call.worker_pid else "queued in"
-            lost[str(call.activation_id)] = (f"it was {where} the localhost runner (pid {pid}), which is gone; "
-                                             "submit the call again (a new runner starts on demand)")
+            lost[str(call.activation_id)] = (
+                f"it was {where} the localhost runner (pid {pid}), which is gone; "
+                "submit the call again (a new runner starts on demand)"
+            )
         return lost
 
     def _live_pid(self) -> int | None:
@@ -165,7 +187,9 @@ class LocalhostCompute(ComputeBackend):
 
     def cancel(self, executor_id: str, job_id: str | None = None) -> int:
         try:
-            return self.request({"op": "cancel", "executor_id": executor_id, "job_id": job_id}, start=False)["cancelled"]
+            return self.request({"op": "cancel", "executor_id": executor_id, "job_id": job_id}, start=False)[
+                "cancelled"
+            ]
         except (FileNotFoundError, ConnectionError):
             return 0
 

@@ -99,7 +99,10 @@ def _worker_loop(conn: Connection) -> None:
         reply = b"done"
         try:
             if payload.get("runtime_memory"):
-                resource.setrlimit(resource.RLIMIT_AS, (limit if hard_limit == resource.RLIM_INFINITY else min(limit, hard_limit), hard_limit))
+                resource.setrlimit(
+                    resource.RLIMIT_AS,
+                    (limit if hard_limit == resource.RLIM_INFINITY else min(limit, hard_limit), hard_limit),
+                )
             handler.run_call(payload)
         except BaseException as exc:  # the handler records the function's errors; this is storage failing
             logger.exception("call %s of job %s could not be recorded", payload.get("call_id"), payload.get("job_id"))
@@ -244,17 +247,21 @@ class Runner:
             if payload is not None:
                 self.stats.crashed += 1
                 how = _describe_exit(wait_status)
-                self._record(payload, PyWrenError(
-                    f"call {payload['call_id']} of job {payload['job_id']}: the worker process {how} "
-                    f"(runtime_memory={payload.get('runtime_memory')} MB); the function may have exceeded its "
-                    "memory or crashed the interpreter"
-                ), worker.started)
+                self._record(
+                    payload,
+                    PyWrenError(
+                        f"call {payload['call_id']} of job {payload['job_id']}: the worker process {how} "
+                        f"(runtime_memory={payload.get('runtime_memory')} MB); the function may have exceeded its "
+                        "memory or crashed the interpreter"
+                    ),
+                    worker.started,
+                )
             return
         if answer.startswith(UNRECORDED) and worker.calls:
             payload = worker.calls[0].payload()
             self.unrecorded[payload["activation_id"]] = (
                 f"call {payload['call_id']} of job {payload['job_id']} could not record its status: "
-                f"{answer[len(UNRECORDED):].decode(errors='replace')}"
+                f"{answer[len(UNRECORDED) :].decode(errors='replace')}"
             )
             while len(self.unrecorded) > MAX_UNRECORDED:
                 self.unrecorded.pop(next(iter(self.unrecorded)))
@@ -272,16 +279,23 @@ class Runner:
                 self._requeue_held(worker)
                 self._retire_worker(worker, kill=True)
                 self.stats.killed += 1
-                self._record(payload, ActivationTimeoutError(
-                    f"call {payload['call_id']} of job {payload['job_id']} exceeded its timeout of "
-                    f"{payload.get('timeout')} s and was killed"
-                ), worker.started)
+                self._record(
+                    payload,
+                    ActivationTimeoutError(
+                        f"call {payload['call_id']} of job {payload['job_id']} exceeded its timeout of "
+                        f"{payload.get('timeout')} s and was killed"
+                    ),
+                    worker.started,
+                )
 
     def _record(self, payload: dict[str, Any], exc: BaseException, started_monotonic: float) -> None:
         """Record a call the worker could not finish, unless it already wrote its status."""
         try:
             storage = handler.storage_for(payload["storage"])
-            if call_store_for(storage).read_status(payload["executor_id"], payload["job_id"], payload["call_id"]) is not None:
+            if (
+                call_store_for(storage).read_status(payload["executor_id"], payload["job_id"], payload["call_id"])
+                is not None
+            ):
                 return
             start_time = time.time() - (time.monotonic() - started_monotonic)
             handler.record_failure(payload, exc, start_time=start_time)
@@ -319,8 +333,14 @@ class Runner:
         if op == "stats":
             busy = sum(1 for w in self.workers.values() if w.calls)
             held = sum(len(w.calls) - 1 for w in self.workers.values() if w.calls)
-            return {"ok": True, "pid": os.getpid(), "workers": self.worker_count, "queued": len(self.queue) + held,
-                    "running": busy, **self.stats.__dict__}
+            return {
+                "ok": True,
+                "pid": os.getpid(),
+                "workers": self.worker_count,
+                "queued": len(self.queue) + held,
+                "running": busy,
+                **self.stats.__dict__,
+            }
         if op == "lost":
             wanted = request.get("activation_ids") or []
             return {"ok": True, "lost": {aid: self.unrecorded[aid] for aid in wanted if aid in self.unrecorded}}
@@ -345,8 +365,11 @@ class Runner:
                 self._retire_worker(worker, kill=True)
         for queued in dropped:
             payload = queued.payload()
-            self._record(payload, CallCancelledError(f"call {payload['call_id']} of job {payload['job_id']} was cancelled"),
-                         time.monotonic())
+            self._record(
+                payload,
+                CallCancelledError(f"call {payload['call_id']} of job {payload['job_id']} was cancelled"),
+                time.monotonic(),
+            )
         self.stats.cancelled += len(dropped)
         return len(dropped)
 

@@ -217,15 +217,22 @@ class BrokerLink:
             except Exception as exc:
                 self._close()
                 if not outage_logged:
-                    logger.warning("RabbitMQ at %s is unreachable (%s); polling storage until it is back, "
-                                   "reconnecting in the background", safe_url(self.amqp_url), describe_error(exc))
+                    logger.warning(
+                        "RabbitMQ at %s is unreachable (%s); polling storage until it is back, "
+                        "reconnecting in the background",
+                        safe_url(self.amqp_url),
+                        describe_error(exc),
+                    )
                     outage_logged = True
                 self.first_attempt.set()
                 self.stopping.wait(delay)
                 delay = min(delay * 2, RETRY_MAX)
                 continue
-            logger.log(logging.INFO if outage_logged else logging.DEBUG,
-                       "connected to RabbitMQ at %s; reconciling with storage", safe_url(self.amqp_url))
+            logger.log(
+                logging.INFO if outage_logged else logging.DEBUG,
+                "connected to RabbitMQ at %s; reconciling with storage",
+                safe_url(self.amqp_url),
+            )
             delay, outage_logged = RETRY_MIN, False
             self.generation = self.inbox.set_up(True)
             self.first_attempt.set()
@@ -236,8 +243,11 @@ class BrokerLink:
                     self.connection.process_data_events(time_limit=1.0)
             except Exception as exc:
                 if not self.stopping.is_set():
-                    logger.warning("lost the connection to RabbitMQ at %s (%s); polling storage until it is back",
-                                   safe_url(self.amqp_url), describe_error(exc))
+                    logger.warning(
+                        "lost the connection to RabbitMQ at %s (%s); polling storage until it is back",
+                        safe_url(self.amqp_url),
+                        describe_error(exc),
+                    )
                     outage_logged = True
             finally:
                 self.inbox.set_up(False)
@@ -439,8 +449,14 @@ class RabbitMQMonitor(JobMonitor):
         if self.link.delete(queues):
             logger.debug("deleted %d RabbitMQ queue(s) of executor %s", len(queues), executor_id)
         else:
-            logger.warning("could not delete %d RabbitMQ queue(s) of executor %s at %s; unused, they expire after "
-                           "%d s (rabbitmq.queue_ttl)", len(queues), executor_id, safe_url(self.amqp_url), self.queue_ttl)
+            logger.warning(
+                "could not delete %d RabbitMQ queue(s) of executor %s at %s; unused, they expire after "
+                "%d s (rabbitmq.queue_ttl)",
+                len(queues),
+                executor_id,
+                safe_url(self.amqp_url),
+                self.queue_ttl,
+            )
 
     def close(self) -> None:
         self._finalizer()
@@ -479,7 +495,9 @@ class RabbitMQMonitor(JobMonitor):
             for future in finished:
                 key = (future.executor_id, future.job_id)
                 self.inbox.notices.get(key, {}).pop(future.call_id, None)
-                precedence = _precedence({"host_submit_time": future.stats.get("host_submit_time"), "status": future.status})
+                precedence = _precedence(
+                    {"host_submit_time": future.stats.get("host_submit_time"), "status": future.status}
+                )
                 self.inbox.settled.setdefault(key, {})[future.call_id] = precedence
 
     def _job_ids(self, executor_id: str) -> set[str]:
@@ -488,8 +506,11 @@ class RabbitMQMonitor(JobMonitor):
         storage = self.storage_monitor.storage
         prefix = keys.executor_prefix(storage.prefix, executor_id)
         try:
-            stored = {key[len(prefix):].split("/")[0] for key in storage.list_keys(prefix)
-                      if key.endswith("/" + keys.JOB_MANIFEST)}
+            stored = {
+                key[len(prefix) :].split("/")[0]
+                for key in storage.list_keys(prefix)
+                if key.endswith("/" + keys.JOB_MANIFEST)
+            }
         except Exception as exc:
             logger.warning("could not list the jobs of executor %s to delete their queues: %s", executor_id, exc)
             stored = set()
@@ -513,8 +534,9 @@ def _status_from_notice(notice: dict[str, Any]) -> dict[str, Any]:
 def _check_settings(amqp_url: Any, queue_ttl: Any, reconcile_interval: Any) -> None:
     """Reject settings RabbitMQ or pika would refuse, before anything is invoked."""
     if not isinstance(amqp_url, str) or not amqp_url.startswith(("amqp://", "amqps://")):
-        raise PyWrenConfigError(f"'rabbitmq.amqp_url' is {amqp_url!r}; use amqp://user:password@host:port/vhost "
-                                "(or amqps:// for TLS)")
+        raise PyWrenConfigError(
+            f"'rabbitmq.amqp_url' is {amqp_url!r}; use amqp://user:password@host:port/vhost (or amqps:// for TLS)"
+        )
     try:
         connection_parameters(amqp_url)
     except Exception as exc:
@@ -522,7 +544,9 @@ def _check_settings(amqp_url: Any, queue_ttl: Any, reconcile_interval: Any) -> N
     if queue_ttl < 1:
         raise PyWrenConfigError(f"'rabbitmq.queue_ttl' must be 1 second or more, got {queue_ttl}")
     if not isinstance(reconcile_interval, (int, float)) or reconcile_interval <= 0:
-        raise PyWrenConfigError(f"'rabbitmq.reconcile_interval' must be a positive number of seconds, got {reconcile_interval!r}")
+        raise PyWrenConfigError(
+            f"'rabbitmq.reconcile_interval' must be a positive number of seconds, got {reconcile_interval!r}"
+        )
 
 
 __all__ = ["BrokerLink", "Inbox", "RabbitMQMonitor", "queue_name"]

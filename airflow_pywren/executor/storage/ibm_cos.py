@@ -130,7 +130,7 @@ class _EmptyStream:
 
 def _batches(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:
     for start in range(0, len(items), size):
-        yield items[start:start + size]
+        yield items[start : start + size]
 
 
 class IBMCOSStorage(StorageBackend):
@@ -141,7 +141,9 @@ class IBMCOSStorage(StorageBackend):
     def __init__(self, settings: dict[str, Any]) -> None:
         super().__init__(settings)
         if not settings.get("endpoint") or not settings.get("bucket"):
-            raise PyWrenConfigError("storage 'ibm_cos' needs 'ibm_cos.endpoint' and 'ibm_cos.bucket'; set them in the config")
+            raise PyWrenConfigError(
+                "storage 'ibm_cos' needs 'ibm_cos.endpoint' and 'ibm_cos.bucket'; set them in the config"
+            )
         self.endpoint = normalize_endpoint(settings["endpoint"])
         self.region: str = settings.get("region") or _default("region")
         self.max_attempts: int = settings.get("max_attempts", _default("max_attempts"))
@@ -234,7 +236,9 @@ class IBMCOSStorage(StorageBackend):
         return StorageError(f"{operation} of {where} failed at {self.endpoint}: {code or status} {message}")
 
     def _transport_error(self, exc: BaseException, operation: str) -> StorageError:
-        if isinstance(exc, CredentialRetrievalError) or (self.auth[0] == "iam" and isinstance(exc, requests.RequestException)):
+        if isinstance(exc, CredentialRetrievalError) or (
+            self.auth[0] == "iam" and isinstance(exc, requests.RequestException)
+        ):
             return StorageConfigError(
                 f"could not get an IAM token from {self.auth[2]} for ibm_cos.api_key: {exc}; "
                 "fix ibm_cos.api_key (or ibm_cos.iam_endpoint)"
@@ -292,7 +296,9 @@ class IBMCOSStorage(StorageBackend):
         found = self.list_keys(prefix)
         for batch in _batches(found, DELETE_BATCH):
             response = self._request(
-                "DELETE", "delete_objects", Bucket=self.bucket,
+                "DELETE",
+                "delete_objects",
+                Bucket=self.bucket,
                 Delete={"Objects": [{"Key": key} for key in batch], "Quiet": True},
             )
             errors = response.get("Errors") or []

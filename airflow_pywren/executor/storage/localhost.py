@@ -47,7 +47,9 @@ class LocalhostStorage(StorageBackend):
     def __init__(self, settings: dict[str, Any]) -> None:
         super().__init__(settings)
         if not validation.ID_PATTERN.fullmatch(str(self.bucket)):
-            raise PyWrenConfigError(f"'localhost.bucket' is {self.bucket!r}: use a plain directory name such as 'pywren'")
+            raise PyWrenConfigError(
+                f"'localhost.bucket' is {self.bucket!r}: use a plain directory name such as 'pywren'"
+            )
         self.root = Path(os.path.expanduser(settings["storage_dir"])) / self.bucket
         self.settings["storage_dir"] = str(Path(os.path.expanduser(settings["storage_dir"])).resolve())
         data_dir = settings.get("data_dir") or self.settings["storage_dir"]
@@ -148,7 +150,7 @@ class LocalhostStorage(StorageBackend):
         """Paths are compared once resolved: the same directory reached through a symlink matches."""
         here = self.location()
         if location.startswith(_SCHEME) and here.startswith(_SCHEME):
-            return os.path.realpath(location[len(_SCHEME):]) == os.path.realpath(here[len(_SCHEME):])
+            return os.path.realpath(location[len(_SCHEME) :]) == os.path.realpath(here[len(_SCHEME) :])
         return location == here
 
     # ------------------------------------------------------------ data of jobs
@@ -156,7 +158,9 @@ class LocalhostStorage(StorageBackend):
         """The file (or directory) of ``bucket/key`` under the data root."""
         parts = [bucket, *key.split("/")]
         if not bucket or "/" in bucket or any(part in (".", "..") for part in parts) or key.startswith("/"):
-            raise StorageError(f"invalid data location {bucket!r}/{key!r}: buckets and keys never contain '.' or '..' parts")
+            raise StorageError(
+                f"invalid data location {bucket!r}/{key!r}: buckets and keys never contain '.' or '..' parts"
+            )
         return self.data_root.joinpath(bucket, key) if key else self.data_root / bucket
 
     def list_objects(self, bucket: str, prefix: str) -> Iterator[ObjectInfo]:

@@ -46,6 +46,8 @@ def modules_root() -> str:
     if not _modules_root:
         _modules_root.append(str(user_temp_dir("modules")))
     return _modules_root[0]
+
+
 _storages: dict[str, StorageBackend] = {}
 _functions: OrderedDict[tuple[str, ...], tuple[Callable, str | None]] = OrderedDict()
 _FUNCTION_CACHE_SIZE = 8
@@ -114,8 +116,9 @@ def _soft_timeout(seconds: float, describe: str) -> Iterator[None]:
         signal.signal(signal.SIGALRM, previous)
 
 
-def wait_for_map_results(storage: StorageBackend, prefix: str, executor_id: str, reduce: dict[str, Any],
-                         signer: Signer) -> list[Any]:
+def wait_for_map_results(
+    storage: StorageBackend, prefix: str, executor_id: str, reduce: dict[str, Any], signer: Signer
+) -> list[Any]:
     """Wait (polling storage) until every map call has a status; return their results in input order."""
     map_job = reduce["job_id"]
     call_ids: list[str] = reduce["call_ids"]
@@ -137,8 +140,10 @@ def wait_for_map_results(storage: StorageBackend, prefix: str, executor_id: str,
                 f"map call {call_id} of job {map_job} failed, so the reducer cannot run: "
                 f"{error.get('type')}: {error.get('message')}\n{error.get('traceback', '')}"
             )
-    return [serialization.loads_signed(blob, signer, what=f"the output of map call {call_id} of job {map_job}")
-            for call_id, blob in zip(call_ids, store.read_outputs([(executor_id, map_job, c) for c in call_ids], threads=1))]
+    return [
+        serialization.loads_signed(blob, signer, what=f"the output of map call {call_id} of job {map_job}")
+        for call_id, blob in zip(call_ids, store.read_outputs([(executor_id, map_job, c) for c in call_ids], threads=1))
+    ]
 
 
 def _describe_error(exc: BaseException) -> dict[str, Any]:
@@ -153,7 +158,12 @@ def _describe_error(exc: BaseException) -> dict[str, Any]:
 def run_call(payload: dict[str, Any]) -> dict[str, Any]:
     """Run one call and record its start, output and final status in storage."""
     storage = storage_for(payload["storage"])
-    prefix, executor_id, job_id, call_id = payload["prefix"], payload["executor_id"], payload["job_id"], payload["call_id"]
+    prefix, executor_id, job_id, call_id = (
+        payload["prefix"],
+        payload["executor_id"],
+        payload["job_id"],
+        payload["call_id"],
+    )
     notifier = notifier_for(payload.get("rabbitmq"))
     signer = Signer.from_payload(payload["signing"])
     activation_id = payload.get("activation_id") or os.environ.get("__OW_ACTIVATION_ID")
@@ -169,8 +179,12 @@ def run_call(payload: dict[str, Any]) -> dict[str, Any]:
     }
     start = {**base, "status": CallStatus.RUNNING.value}
     store = call_store_for(storage)
-    write_retrying(storage, lambda: store.record_start(executor_id, job_id, call_id, start), _retry_seconds(payload),
-                   f"the start status of call {call_id} of job {job_id}")
+    write_retrying(
+        storage,
+        lambda: store.record_start(executor_id, job_id, call_id, start),
+        _retry_seconds(payload),
+        f"the start status of call {call_id} of job {job_id}",
+    )
     notifier.publish(start)
 
     describe = f"call {call_id} of job {job_id}"
@@ -180,11 +194,14 @@ def run_call(payload: dict[str, Any]) -> dict[str, Any]:
         with _call_environment(payload.get("extra_env")), _soft_timeout(payload.get("timeout", 0), describe):
             func = _function_for(storage, payload["func_key"], signer)
             if payload.get("reduce"):
-                data = calls.CallData(args=(wait_for_map_results(storage, prefix, executor_id, payload["reduce"], signer),))
+                data = calls.CallData(
+                    args=(wait_for_map_results(storage, prefix, executor_id, payload["reduce"], signer),)
+                )
             else:
                 start_byte, end_byte = payload["data_byte_range"]
-                data = serialization.read_signed(storage, payload["data_key"], signer, (start_byte, end_byte),
-                                                 what=f"the data of {describe}")
+                data = serialization.read_signed(
+                    storage, payload["data_key"], signer, (start_byte, end_byte), what=f"the data of {describe}"
+                )
             context = calls.CallContext(executor_id, job_id, call_id, storage, payload, data)
             value = calls.call_function(func, data, context)
         output = _pickle_result(value, signer, describe)
@@ -199,7 +216,9 @@ def run_call(payload: dict[str, Any]) -> dict[str, Any]:
         error = _describe_error(exc)
         output = _pickle_exception(exc, signer)
     status = finish_call(storage, payload, base, error, output)
-    notifier.publish({**base, "status": status["status"], "end_time": status["end_time"], "duration": status["duration"]})
+    notifier.publish(
+        {**base, "status": status["status"], "end_time": status["end_time"], "duration": status["duration"]}
+    )
     return {"executor_id": executor_id, "job_id": job_id, "call_id": call_id, "status": _final(error)}
 
 
@@ -253,8 +272,12 @@ def finish_call(
         "extra_meta": payload.get("extra_meta") or {},
         "error": error,
     }
-    write_retrying(storage, lambda: store.record_end(executor_id, job_id, call_id, status, output), retry,
-                   f"the final status of call {call_id} of job {job_id}")
+    write_retrying(
+        storage,
+        lambda: store.record_end(executor_id, job_id, call_id, status, output),
+        retry,
+        f"the final status of call {call_id} of job {job_id}",
+    )
     return status
 
 
@@ -262,7 +285,9 @@ def _retry_seconds(payload: dict[str, Any]) -> float:
     return float(payload.get("write_retry_seconds", DEFAULT_WRITE_RETRY_SECONDS))
 
 
-def record_failure(payload: dict[str, Any], exc: BaseException, start_time: float | None = None, **fields: Any) -> dict[str, Any]:
+def record_failure(
+    payload: dict[str, Any], exc: BaseException, start_time: float | None = None, **fields: Any
+) -> dict[str, Any]:
     """Record a call that could not run or did not finish (killed, invocation refused) as failed."""
     storage = storage_for(payload["storage"])
     base = {
@@ -279,7 +304,9 @@ def record_failure(payload: dict[str, Any], exc: BaseException, start_time: floa
     error = _describe_error(exc)
     signer = Signer.from_payload(payload["signing"]) if payload.get("signing") else None
     status = finish_call(storage, payload, base, error, _pickle_exception(exc, signer), retry_seconds=0)
-    notifier_for(payload.get("rabbitmq")).publish({**base, "status": CallStatus.ERROR.value, "end_time": status["end_time"]})
+    notifier_for(payload.get("rabbitmq")).publish(
+        {**base, "status": CallStatus.ERROR.value, "end_time": status["end_time"]}
+    )
     return status
 
 

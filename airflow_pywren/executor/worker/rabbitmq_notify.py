@@ -99,7 +99,12 @@ class _Publisher:
         self.retry_at = 0.0
 
     def _open(self) -> Any:
-        if self.connection is not None and self.connection.is_open and self.channel is not None and self.channel.is_open:
+        if (
+            self.connection is not None
+            and self.connection.is_open
+            and self.channel is not None
+            and self.channel.is_open
+        ):
             self.connection.process_data_events(0)  # notices a connection the broker closed while idle
             if self.connection.is_open and self.channel.is_open:
                 return self.channel
@@ -142,9 +147,13 @@ class _Publisher:
                 if queue not in self.declared:
                     channel = self._declare(channel, queue, queue_ttl)
                 channel.basic_publish(
-                    "", queue, body, mandatory=True,
-                    properties=pika.BasicProperties(delivery_mode=pika.DeliveryMode.Persistent,
-                                                    content_type="application/json"),
+                    "",
+                    queue,
+                    body,
+                    mandatory=True,
+                    properties=pika.BasicProperties(
+                        delivery_mode=pika.DeliveryMode.Persistent, content_type="application/json"
+                    ),
                 )
                 return True
             except pika.exceptions.UnroutableError:
@@ -152,15 +161,21 @@ class _Publisher:
                 self.declared.discard(queue)
                 return False
             except pika.exceptions.NackError:
-                logger.warning("RabbitMQ refused a notice for queue %s; the client will read the status from storage", queue)
+                logger.warning(
+                    "RabbitMQ refused a notice for queue %s; the client will read the status from storage", queue
+                )
                 return False
             except Exception as exc:  # connection refused, dropped, timed out, channel closed
                 self.reset()
                 if attempt == 2:
                     self.retry_at = time.monotonic() + RETRY_AFTER_SECONDS
-                    logger.warning("cannot publish to RabbitMQ at %s (%s); the client will read the status from "
-                                   "storage; next attempt in %.0f s", safe_url(self.amqp_url), describe_error(exc),
-                                   RETRY_AFTER_SECONDS)
+                    logger.warning(
+                        "cannot publish to RabbitMQ at %s (%s); the client will read the status from "
+                        "storage; next attempt in %.0f s",
+                        safe_url(self.amqp_url),
+                        describe_error(exc),
+                        RETRY_AFTER_SECONDS,
+                    )
         return False
 
 

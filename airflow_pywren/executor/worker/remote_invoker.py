@@ -49,7 +49,9 @@ def invoke_batch(args: dict[str, Any]) -> dict[str, Any]:
     activations: dict[str, str] = {}
     failed = 0
     try:
-        with ThreadPoolExecutor(min(client.max_concurrency, len(calls)) or 1, thread_name_prefix="pywren-remote") as pool:
+        with ThreadPoolExecutor(
+            min(client.max_concurrency, len(calls)) or 1, thread_name_prefix="pywren-remote"
+        ) as pool:
             for call, (call_activation, error) in zip(calls, pool.map(invoke, calls)):
                 if error is None and call_activation:
                     activations[call["call_id"]] = call_activation
@@ -57,17 +59,27 @@ def invoke_batch(args: dict[str, Any]) -> dict[str, Any]:
                 failed += 1
                 payload = {**job, **call}
                 try:
-                    handler.record_failure(payload, ComputeError(f"the remote invoker could not invoke call "
-                                                                 f"{call['call_id']}: {error}"))
+                    handler.record_failure(
+                        payload, ComputeError(f"the remote invoker could not invoke call {call['call_id']}: {error}")
+                    )
                 except Exception:
                     logger.exception("could not record the failed invocation of call %s", call["call_id"])
     finally:
         client.close()
         store_activations(job, activations)
-    logger.info("remote invoker %s: %d call(s) of job %s invoked, %d failed", activation_id,
-                len(calls) - failed, job.get("job_id"), failed)
-    return {"executor_id": job.get("executor_id"), "job_id": job.get("job_id"),
-            "invoked": len(calls) - failed, "failed": failed}
+    logger.info(
+        "remote invoker %s: %d call(s) of job %s invoked, %d failed",
+        activation_id,
+        len(calls) - failed,
+        job.get("job_id"),
+        failed,
+    )
+    return {
+        "executor_id": job.get("executor_id"),
+        "job_id": job.get("job_id"),
+        "invoked": len(calls) - failed,
+        "failed": failed,
+    }
 
 
 def store_activations(job: dict[str, Any], activations: dict[str, str]) -> None:
@@ -76,5 +88,7 @@ def store_activations(job: dict[str, Any], activations: dict[str, str]) -> None:
     try:
         handler.storage_for(job["storage"]).put(key, json.dumps(activations).encode())
     except Exception as exc:
-        raise ComputeError(f"the remote invoker invoked {len(activations)} call(s) but could not store their "
-                           f"activation ids at {key}: {type(exc).__name__}: {exc}") from exc
+        raise ComputeError(
+            f"the remote invoker invoked {len(activations)} call(s) but could not store their "
+            f"activation ids at {key}: {type(exc).__name__}: {exc}"
+        ) from exc
