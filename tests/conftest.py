@@ -12,7 +12,10 @@ from typing import Any
 
 import pytest
 
+from airflow_pywren.executor.callstore import CallStore, call_store_for
 from airflow_pywren.executor.compute.localhost import stop_runners
+from airflow_pywren.executor.config import load_config, storage_section
+from airflow_pywren.executor.storage import create_storage
 
 pytest_plugins = [
     "tests.services.s3",
@@ -34,6 +37,19 @@ def merge_config(*configs: dict[str, Any]) -> dict[str, Any]:
         for section, values in config.items():
             merged.setdefault(section, {}).update(copy.deepcopy(values))
     return merged
+
+
+def call_store_of(config: dict[str, Any]) -> CallStore:
+    """The call store of the storage a configuration names (how tests read call records of any layout)."""
+    loaded = load_config(config)
+    return call_store_for(create_storage(loaded["pywren"]["storage_backend"], storage_section(loaded)))
+
+
+def stored_status(config: dict[str, Any], executor_id: str, job_id: str, call_id: str) -> dict[str, Any]:
+    """The final status of a call as stored; fails the test when there is none."""
+    status = call_store_of(config).read_status(executor_id, job_id, call_id)
+    assert status is not None, f"call {call_id} of job {job_id} (executor {executor_id}) has no final status"
+    return status
 
 
 @pytest.fixture(scope="session")

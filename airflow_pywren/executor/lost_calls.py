@@ -28,8 +28,6 @@ from airflow_pywren.executor.worker import handler
 
 logger = logging.getLogger(__name__)
 
-CHECK_INTERVAL = 1.0
-"""Seconds between two checks, at least; more when a check is costly (many pending calls): see ``fail``."""
 CHECK_SHARE = 0.05
 """The share of the client's time lost-call checks may take."""
 
@@ -98,8 +96,9 @@ class LostCalls:
         end as the reason.
         The status is read again first, and the failure is recorded in storage, so every
         observer (another process, a rescheduled sensor) reaches the same verdict.
-        Checks run at most once a ``CHECK_INTERVAL``, and take at most ``CHECK_SHARE`` of the
-        time (a check of many pending calls runs less often); between them this returns 0.
+        Checks take at most ``CHECK_SHARE`` of the client's time (a check of many pending calls
+        runs less often; each compute backend also spaces its own requests by its
+        ``lost_check_interval``); between them this returns 0.
         """
         started_at = time.monotonic()
         if started_at < self._next_check:
@@ -108,7 +107,7 @@ class LostCalls:
             return self._fail(futures)
         finally:
             cost = time.monotonic() - started_at
-            self._next_check = time.monotonic() + max(CHECK_INTERVAL, cost / CHECK_SHARE)
+            self._next_check = time.monotonic() + cost / CHECK_SHARE
 
     def _fail(self, futures: Sequence[ResponseFuture]) -> int:
         grace = self.grace

@@ -10,11 +10,12 @@ from typing import Any
 
 import pytest
 
-from airflow_pywren.executor import keys
+from airflow_pywren.executor import signing
 from airflow_pywren.executor.jobref import JobRef
 from airflow_pywren.links.pywren import job_view_url
 from airflow_pywren.operators.pywren import executor_id_for
 from tests.airflow.conftest import AirflowHome, runner_stats
+from tests.conftest import call_store_of, stored_status
 
 pytestmark = pytest.mark.airflow
 
@@ -95,6 +96,7 @@ def test_three_operators_chain_through_job_references(
         "R001",
     )
     assert (described["kind"], described["job_ids"], described["total"]) == ("call_async", ["A000"], 1)
+    call_store = call_store_of(pywren_conn)
     for task_id, ref in (("square", square), ("total", total), ("describe", described)):
         assert ref["executor_id"] == executor_id_for(dag_id, result.run_id, task_id, -1)
         assert (ref["status"], ref["done"], ref["failed"]) == ("success", ref["total"], 0)
@@ -102,7 +104,7 @@ def test_three_operators_chain_through_job_references(
         assert ref["storage_backend"] == "localhost"
         for key in JobRef.parse(ref).result_keys:
             assert key.startswith(f"{ref['storage_prefix']}/{ref['executor_id']}/{ref['result_job_id']}/")
-            assert (Path(ref["location"][len("file://") :]).parent / key).is_file()
+            assert call_store.read_output_key(key).startswith(signing.MAGIC)  # a signed output is in storage
         # the extra link opens the job view of the task instance; the job record is what that view reads
         assert result.xcom(task_id, key="_link_PyWrenJobLink") == job_view_url(dag_id, result.run_id, task_id)
         assert result.xcom(task_id, key="_link_PyWrenJobLink").startswith("http://localhost:8080/dags/")
@@ -375,16 +377,8 @@ def test_execution_timeout_kills_the_task_and_cancels_its_activations(
     assert after["cancelled"] - before.get("cancelled", 0) == 4
     assert after["invoked"] - before.get("invoked", 0) == 4
     # every call of the job has its final (error) status in storage
-    storage_root = Path(pywren_conn["localhost"]["storage_dir"]) / "pywren"
     executor_id = executor_id_for("ops_on_kill", result.run_id, "naps", -1)
-    statuses = [
-        json.loads(
-            (
-                storage_root / keys.call_key("pywren.jobs", executor_id, "M000", f"{i:05d}", keys.STATUS_OBJECT)
-            ).read_text()
-        )
-        for i in range(4)
-    ]
+    statuses = [stored_status(pywren_conn, executor_id, "M000", f"{i:05d}") for i in range(4)]
     assert [s["status"] for s in statuses] == ["error"] * 4
     assert all("was cancelled" in s["error"]["message"] for s in statuses)
 

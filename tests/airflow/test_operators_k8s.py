@@ -21,6 +21,7 @@ import pytest
 
 from airflow_pywren.operators.pywren import executor_id_for
 from tests.airflow.conftest import AIRFLOW_BIN, AIRFLOW_ENV, CONN_ENV, REPO_ROOT, AirflowHome, connection_json
+from tests.conftest import stored_status
 from tests.services.kubernetes import KubernetesTestServer
 
 pytestmark = pytest.mark.airflow
@@ -127,7 +128,6 @@ def test_killed_task_reattaches_to_its_kubernetes_job(
     """,
         header=True,
     )
-    jobs_root = Path(config["localhost"]["storage_dir"]) / "pywren" / prefix
     env = {**os.environ, **AIRFLOW_ENV, "PYTHONPATH": str(REPO_ROOT)}
     first = subprocess.Popen(
         [AIRFLOW_BIN, "dags", "test", "k8s_killed"],
@@ -163,6 +163,6 @@ def test_killed_task_reattaches_to_its_kubernetes_job(
     executor_id = executor_id_for("k8s_killed", run_id, "work", -1)
     assert f"re-attached to map_reduce job M000+R001 of executor {executor_id}" in output
     assert k8s_server.requests_in(namespace)["POST batch/jobs"] == 2  # no new Job
-    status = json.loads((jobs_root / executor_id / "R001" / "status" / "00000.json").read_text())
+    status = stored_status(config, executor_id, "R001", "00000")
     assert status["status"] == "success"
     assert status["activation_id"].endswith("/0")

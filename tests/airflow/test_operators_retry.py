@@ -19,6 +19,7 @@ import pytest
 
 from airflow_pywren.operators.pywren import executor_id_for
 from tests.airflow.conftest import AIRFLOW_BIN, AIRFLOW_ENV, REPO_ROOT, AirflowHome, connection_json, runner_stats
+from tests.conftest import stored_status
 
 pytestmark = pytest.mark.airflow
 
@@ -277,8 +278,7 @@ def test_killed_task_process_is_rerun_and_reattaches(
     assert "map_reduce job M000+R001 succeeded" in output
     assert runner_stats(config)["invoked"] - before == 4  # nothing invoked again
     assert [p.parent.name for p in sorted(jobs_root.glob(f"{executor_id}/*/job.json"))] == ["M000", "R001"]
-    results = json.loads((jobs_root / executor_id / "R001" / "status" / "00000.json").read_text())
-    assert results["status"] == "success"
+    assert stored_status(config, executor_id, "R001", "00000")["status"] == "success"
 
 
 def _output(process: subprocess.Popen) -> str:
@@ -326,4 +326,4 @@ def test_a_task_run_again_after_it_succeeded_submits_a_new_job(
     assert "re-attached" not in output
     assert runner_stats(config)["invoked"] - before == 6  # the three calls ran again, as job M001
     assert sorted(p.parent.name for p in executor_dir.glob("*/job.json")) == ["M000", "M001"]
-    assert json.loads((executor_dir / "M001" / "status" / "00002.json").read_text())["status"] == "success"
+    assert stored_status(config, executor_id, "M001", "00002")["status"] == "success"

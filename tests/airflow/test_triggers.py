@@ -19,7 +19,8 @@ from typing import Any
 import cloudpickle
 import pytest
 
-from airflow_pywren.executor import keys
+from airflow_pywren.executor.callstore.base import CallUpdates
+from airflow_pywren.executor.callstore.segments import SegmentJobCalls
 from airflow_pywren.executor.errors import StorageError
 from airflow_pywren.executor.executor import FunctionExecutor
 from airflow_pywren.executor.jobs import job_reference
@@ -322,19 +323,19 @@ def test_connection_to_other_storage_gives_an_error_event(
 
 
 class FlakyStatusListing:
-    """Makes the first ``failures`` LISTs of job statuses raise StorageError (storage briefly unreachable)."""
+    """Makes the first ``failures`` polls of job statuses raise StorageError (storage briefly unreachable)."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch, failures: int) -> None:
         self.left = failures
-        original = LocalhostStorage.list_keys
+        original = SegmentJobCalls.poll
 
-        def list_keys(storage: LocalhostStorage, prefix: str) -> list[str]:
-            if f"/{keys.STATUS_DIR}" in prefix and self.left > 0:
+        def poll(view: SegmentJobCalls) -> CallUpdates:
+            if self.left > 0:
                 self.left -= 1
-                raise StorageError(f"storage unreachable while listing {prefix}")
-            return original(storage, prefix)
+                raise StorageError(f"storage unreachable while listing {view.directory}")
+            return original(view)
 
-        monkeypatch.setattr(LocalhostStorage, "list_keys", list_keys)
+        monkeypatch.setattr(SegmentJobCalls, "poll", poll)
 
 
 def test_a_few_failed_polls_are_retried(jobs: Jobs, monkeypatch: pytest.MonkeyPatch) -> None:

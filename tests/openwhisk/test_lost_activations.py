@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import requests
 
+from airflow_pywren.executor import lost_calls
 from airflow_pywren.executor.compute import ibm_cf_lost
 from airflow_pywren.executor.errors import ActivationLostError
 from tests.conftest import merge_config
@@ -151,7 +152,10 @@ def test_a_process_attached_by_ids_finds_an_activation_that_never_ran(server, na
 
 
 # ------------------------------------------------------------------ cost of the checks
-def test_normal_calls_are_never_flagged_and_a_check_is_one_request(server, namespace, ow_config, executors):
+def test_normal_calls_are_never_flagged_and_a_check_is_one_request(
+    server, namespace, ow_config, executors, monkeypatch
+):
+    monkeypatch.setattr(lost_calls, "CHECK_SHARE", 1.0)  # no client-side spacing of checks either
     pw = executors(merge_config(ow_config, {"ibm_cf": {"lost_check_interval": 0}}))  # check on every poll
     futures = pw.map(nap_and_double, range(40), timeout=LONG)
     assert pw.get_result(futures) == [2 * i for i in range(40)]

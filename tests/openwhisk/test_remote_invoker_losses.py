@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 import airflow_pywren as pywren
-from airflow_pywren.executor import keys
+from airflow_pywren.executor import keys, lost_calls
 from airflow_pywren.executor.errors import ActivationLostError
 from tests.conftest import merge_config
 from tests.openwhisk.calls import LONG, double, nap_and_double, tenfold_but_three_exits
@@ -101,8 +101,9 @@ def test_a_remote_invoked_call_that_never_ran_fails_with_the_platform_error(serv
     )
 
 
-def test_a_remote_invoked_map_has_no_false_losses(server, namespace, ow_config, executors):
+def test_a_remote_invoked_map_has_no_false_losses(server, namespace, ow_config, executors, monkeypatch):
     """The invoker ends while most of its calls are still queued: they are known by id, never failed."""
+    monkeypatch.setattr(lost_calls, "CHECK_SHARE", 1.0)  # no client-side spacing of checks either
     pw = executors(remote(ow_config, lost_check_interval=0))  # check on every poll
     futures = pw.map(nap_and_double, range(30), timeout=LONG)
     assert pw.get_result(futures) == [2 * i for i in range(30)]
