@@ -38,12 +38,7 @@ AIRFLOW_ENV = {
     "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
     "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{_ROOT / 'home' / 'airflow.db'}",
     "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
-    # OpenLineage (when its provider is installed) writes events to a file that tests can read
-    "AIRFLOW__OPENLINEAGE__TRANSPORT": json.dumps(
-        {"type": "file", "log_file_path": str(_ROOT / "openlineage.jsonl"), "append": True}
-    ),
 }
-OPENLINEAGE_EVENTS = _ROOT / "openlineage.jsonl"
 os.environ.update(AIRFLOW_ENV)
 (_ROOT / "home").mkdir()
 (_ROOT / "dags").mkdir()

@@ -3,7 +3,8 @@
 A small deployment (API server, scheduler with the LocalExecutor, triggerer; SQLite, all on
 127.0.0.1) runs one DAG: a deferrable map whose results a Python task sums through the hook,
 and a job submitted without waiting, watched by a deferrable ``PyWrenJobSensor`` (its call
-waits for a gate that the test opens once the sensor is deferred).
+waits for a gate that the test opens once the sensor is deferred). A deferrable map over
+files in storage reports its input dataset through the OpenLineage provider.
 """
 
 from __future__ import annotations
@@ -39,6 +40,10 @@ def square(x):
     return x * x
 
 
+def count_lines(obj):
+    return sum(1 for _ in obj.data_stream)
+
+
 def double_when_open(x):
     while not os.path.exists(GATE):
         time.sleep(0.05)
@@ -55,6 +60,8 @@ def deployed_deferrable():
         return sum(PyWrenHook().get_results(ref))
 
     total(squares.output)
+    PyWrenMapOperator(task_id="lines", map_function=count_lines, iterdata="{bucket}/logs/", chunk_size=100,
+                      deferrable=True)
     submit = PyWrenCallAsyncOperator(task_id="submit", func=double_when_open, data=21, wait_for_completion=False)
     PyWrenJobSensor(task_id="sense", job_ref=submit.output, deferrable=True, poke_interval=1, monitor="{monitor}")
 
@@ -87,12 +94,21 @@ def test_deferred_tasks_resume_after_the_triggerer_fires(
         config = merge_config(localhost_config, request.getfixturevalue("rabbitmq_config"))
     (tmp_path / "dags").mkdir()
     gate = tmp_path / "gate"  # the sensor's job waits for it: the sensor has to defer
-    source = DAG_SOURCE.replace("{gate}", str(gate)).replace("{monitor}", monitor)
+    bucket = "weblogs"
+    (Path(config["localhost"]["storage_dir"]) / bucket / "logs").mkdir(parents=True, exist_ok=True)
+    (Path(config["localhost"]["storage_dir"]) / bucket / "logs" / "a.log").write_bytes(b"x y\n" * 100)
+    source = DAG_SOURCE.replace("{gate}", str(gate)).replace("{monitor}", monitor).replace("{bucket}", bucket)
     (tmp_path / "dags" / f"{DAG_ID}.py").write_text(source.replace("{rabbitmq}", str(monitor == "rabbitmq")))
     (tmp_path / "airflow").mkdir()
     connection = {"conn_type": "pywren", "extra": {"config": config}}
+    events = tmp_path / "openlineage.jsonl"
+    transport = {"type": "file", "log_file_path": str(events), "append": True}
     with AirflowDeployment(
-        tmp_path / "airflow", tmp_path / "dags", {"pywren_default": connection}, parallelism=4
+        tmp_path / "airflow",
+        tmp_path / "dags",
+        {"pywren_default": connection},
+        parallelism=4,
+        extra_env={"AIRFLOW__OPENLINEAGE__TRANSPORT": json.dumps(transport)},
     ) as deployment:
         deployment.start()
         deployment.cli("dags", "unpause", DAG_ID)
@@ -109,11 +125,25 @@ def test_deferred_tasks_resume_after_the_triggerer_fires(
             timeout=300,
         )
         states = dict(deployment.query("SELECT task_id, state FROM task_instance WHERE dag_id = ?", DAG_ID))
-        assert states == {"squares": "success", "total": "success", "submit": "success", "sense": "success"}
+        assert states == {
+            "squares": "success",
+            "total": "success",
+            "lines": "success",
+            "submit": "success",
+            "sense": "success",
+        }
         assert _xcom(deployment, "total") == 1 + 4 + 9 + 16
         squares = _xcom(deployment, "squares")
         assert (squares["status"], squares["done"], squares["failed"]) == ("success", 4, 0)
         assert deployment.query('SELECT COUNT(*) FROM "trigger"') == [(0,)]  # every trigger fired and was removed
+    # the OpenLineage provider reported the map's input dataset
+    complete = [json.loads(line) for line in events.read_text().splitlines() if '"COMPLETE"' in line]
+    inputs = {e["job"]["name"]: e.get("inputs", []) for e in complete}
+    storage_dir = config["localhost"]["storage_dir"]
+    assert [(d["namespace"], d["name"]) for d in inputs[f"{DAG_ID}.lines"]] == [
+        ("file", f"{storage_dir}/{bucket}/logs/")
+    ]
+    assert inputs[f"{DAG_ID}.squares"] == []  # a map over plain values reads no dataset
     root = tmp_path / "airflow"
     for task_id, job in (("squares", "map job M000"), ("sense", "call_async job A000")):
         log = _trigger_logs(root, task_id)
