@@ -213,3 +213,42 @@ def test_stop_runners_finds_a_runner_whose_socket_moved_for_a_long_path(localhos
         time.sleep(0.05)
     assert compute.stats() is None
     pw.clean()
+
+
+def test_a_call_handed_ahead_behind_a_long_call_moves_to_an_idle_worker(pw, tmp_path):
+    """With two workers, call 2 is handed ahead to the worker running call 0 (which waits for a gate)."""
+    gate = str(tmp_path / "gate")
+
+    def first_waits_for_the_gate(x):
+        import os as _os
+        import time as _time
+
+        while x == 0 and not _os.path.exists(gate):
+            _time.sleep(0.02)
+        return x
+
+    futures = pw.map(first_waits_for_the_gate, [0, 1, 2, 3])
+    try:
+        assert [f.result(timeout=60) for f in futures[1:]] == [1, 2, 3]  # none waits behind call 0
+        assert not futures[0].done()
+    finally:
+        open(gate, "w").close()
+    assert futures[0].result(timeout=60) == 0
+
+
+def test_calls_taken_back_from_a_worker_run_exactly_once(pw, tmp_path):
+    marks = tmp_path / "marks"
+    marks.mkdir()
+
+    def mark_once(x):
+        import os as _os
+        import time as _time
+
+        _os.close(_os.open(str(marks / str(x)), _os.O_CREAT | _os.O_EXCL | _os.O_WRONLY))  # a second run fails
+        _time.sleep((x * 7 % 5) / 200)  # uneven durations: workers go idle while others still hold calls
+        return x
+
+    for round_ in range(5):
+        items = list(range(round_ * 40, round_ * 40 + 40))
+        assert pw.get_result(pw.map(mark_once, items)) == items
+    assert len(list(marks.iterdir())) == 200

@@ -13,7 +13,10 @@ calls of that job) and then only each call's own fields, and while it runs a cal
 already holds the next call of the same job (``PREFETCH``), so it never waits for the
 supervisor between calls. Only calls of the running call's job are handed ahead: a call
 that waits for other calls (a reducer, a nested executor) waits for calls of other jobs,
-which never queue behind it.
+which never queue behind it. A call handed ahead is taken back when a worker is idle
+and nothing else is queued, so it never waits behind a long call: each worker shares a
+claim slot with the supervisor (a word under a lock), and runs a call handed ahead only
+after claiming it, so a call taken back never runs twice.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import collections
 import fcntl
 import json
 import logging
+import multiprocessing
 import os
 import resource
 import selectors
@@ -77,7 +81,40 @@ def _address_space() -> int:
         return int(statm.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
 
 
-def _worker_loop(conn: Connection) -> None:
+class ClaimSlot:
+    """Which call a worker started and which one the supervisor took back, shared across the fork.
+
+    Tickets number the calls sent to one worker. The worker claims a ticket before it runs
+    the call; the supervisor takes a ticket back only while it is unclaimed. Both happen
+    under one lock, so exactly one of them wins.
+    """
+
+    def __init__(self) -> None:
+        self.lock = multiprocessing.Lock()
+        self.tickets = multiprocessing.RawArray("q", 2)  # [started, taken back]
+
+    def claim(self, ticket: int) -> bool:
+        """Worker side: whether the call may run (it was not taken back)."""
+        with self.lock:
+            if self.tickets[1] == ticket:
+                return False
+            self.tickets[0] = ticket
+            return True
+
+    def take_back(self, ticket: int) -> bool:
+        """Supervisor side: whether the call was taken back before the worker started it."""
+        if not self.lock.acquire(timeout=1.0):  # a worker killed inside the lock: leave its call alone
+            return False
+        try:
+            if self.tickets[0] >= ticket:
+                return False
+            self.tickets[1] = ticket
+            return True
+        finally:
+            self.lock.release()
+
+
+def _worker_loop(conn: Connection, slot: ClaimSlot) -> None:
     """Run calls received on ``conn`` one at a time, each under its memory limit."""
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -90,10 +127,13 @@ def _worker_loop(conn: Connection) -> None:
             message = conn.recv_bytes()
         except (EOFError, OSError):
             os._exit(0)
+        ticket_part, _, message = message.partition(b"\n")
         job_part, _, call_part = message.partition(b"\n")
         if job_part != _SAME_JOB:
             job = json.loads(job_part)
             baseline = _address_space()  # the worker's size as a job's calls begin
+        if not slot.claim(int(ticket_part)):
+            continue  # taken back by the supervisor: another worker runs it
         payload = {**job, **json.loads(call_part)}
         limit = baseline + int(payload.get("runtime_memory") or 0) * 1024 * 1024
         reply = b"done"
@@ -133,8 +173,12 @@ class QueuedCall:
 class Worker:
     pid: int
     conn: Connection
+    slot: ClaimSlot
     calls: collections.deque[QueuedCall] = field(default_factory=collections.deque)
     """The call it runs, then the one it holds next (same job)."""
+    tickets: collections.deque[int] = field(default_factory=collections.deque)
+    """The ticket of each call in ``calls``."""
+    last_ticket: int = 0
     last_job: QueuedJob | None = None
     started: float = 0.0
     deadline: float = float("inf")
@@ -180,16 +224,17 @@ class Runner:
     # workers -----------------------------------------------------------------
     def _spawn_worker(self) -> None:
         parent_conn, child_conn = Pipe(duplex=True)
+        slot = ClaimSlot()
         pid = os.fork()
         if pid == 0:
             try:
                 self.selector.close()
                 parent_conn.close()
-                _worker_loop(child_conn)
+                _worker_loop(child_conn, slot)
             finally:
                 os._exit(0)
         child_conn.close()
-        worker = Worker(pid=pid, conn=parent_conn)
+        worker = Worker(pid=pid, conn=parent_conn, slot=slot)
         self.workers[parent_conn.fileno()] = worker
         self.selector.register(parent_conn.fileno(), selectors.EVENT_READ, ("worker", worker))
 
@@ -210,6 +255,7 @@ class Runner:
 
     def _dispatch(self) -> None:
         """Give idle workers the next queued call, and busy ones the next call of the job they run."""
+        self._take_back_held()
         if not self.queue:
             return
         now = time.monotonic()
@@ -225,16 +271,33 @@ class Runner:
             if 0 < len(worker.calls) < PREFETCH and self.queue[0].job is worker.calls[-1].job:
                 self._send(worker, self.queue.popleft())
 
+    def _take_back_held(self) -> None:
+        """Move calls held behind running ones to idle workers, when there are more idle workers than queued calls."""
+        idle = sum(1 for w in self.workers.values() if not w.calls)
+        if idle <= len(self.queue):
+            return
+        for worker in list(self.workers.values()):
+            if idle <= len(self.queue):
+                return
+            if len(worker.calls) > 1 and worker.slot.take_back(worker.tickets[-1]):
+                worker.tickets.pop()
+                self.queue.appendleft(worker.calls.pop())
+
     def _send(self, worker: Worker, queued: QueuedCall) -> None:
         job_part = _SAME_JOB if worker.last_job is queued.job else queued.job.encoded
         worker.last_job = queued.job
+        worker.last_ticket += 1
         worker.calls.append(queued)
-        worker.conn.send_bytes(job_part + b"\n" + json.dumps(queued.call, separators=(",", ":")).encode())
+        worker.tickets.append(worker.last_ticket)
+        worker.conn.send_bytes(
+            b"%d\n%s\n%s" % (worker.last_ticket, job_part, json.dumps(queued.call, separators=(",", ":")).encode())
+        )
 
     def _requeue_held(self, worker: Worker) -> None:
         """Put the calls a retired worker held but never started back at the head of the queue."""
         held = list(worker.calls)[1:]
         worker.calls.clear()
+        worker.tickets.clear()
         self.queue.extendleft(reversed(held))
 
     def _on_worker_message(self, worker: Worker) -> None:
@@ -267,6 +330,7 @@ class Runner:
                 self.unrecorded.pop(next(iter(self.unrecorded)))
         if worker.calls:
             worker.calls.popleft()
+            worker.tickets.popleft()
         worker.start_next(time.monotonic())
         self.stats.completed += 1
         self.last_activity = time.monotonic()
@@ -362,6 +426,7 @@ class Runner:
             if worker.calls and matches(worker.calls[0]):
                 dropped.extend(worker.calls)  # the call it holds next is of the same job
                 worker.calls.clear()
+                worker.tickets.clear()
                 self._retire_worker(worker, kill=True)
         for queued in dropped:
             payload = queued.payload()
