@@ -12,6 +12,7 @@ import pytest
 
 import airflow_pywren as pywren
 from airflow_pywren.executor import keys
+from airflow_pywren.executor.callstore import call_store_for, segments
 from airflow_pywren.executor.serialization import ResultRef
 from airflow_pywren.executor.signing import SignatureError
 from tests.conftest import merge_config
@@ -57,8 +58,34 @@ def total(values):
     return sum(values)
 
 
-def output_key(executor, future) -> str:
-    return keys.call_key(executor.storage.prefix, future.executor_id, future.job_id, future.call_id, keys.OUTPUT_OBJECT)
+def stored_output(storage, executor_id: str, job_id: str, call_id: str) -> bytes:
+    return call_store_for(storage).read_output(executor_id, job_id, call_id)
+
+
+def replace_stored_output(storage, executor_id: str, job_id: str, call_id: str, blob: bytes) -> None:
+    """Overwrite a call's stored output as someone with write access to storage could, whatever the layout."""
+    store = call_store_for(storage)
+    if store.layout == "objects":
+        storage.put(store.output_key(executor_id, job_id, call_id), blob)
+        return
+    view = store.job(executor_id, job_id)
+    view.poll()
+    segment_name, offset, _ = view._finals[call_id]
+    segment = view.directory / segment_name
+    records, _ = segments.decode_records(segment.read_bytes())
+    rewritten = b""
+    for at, record, output in records:
+        if at == offset and record.get("output") == "object":
+            storage.put(store.output_key(executor_id, job_id, call_id), blob)
+        elif at == offset:
+            output = blob  # the record keeps a valid checksum: only the signature can tell
+        rewritten += segments.encode_record(record, output if record.get("output") == "inline" else None)
+    segment.write_bytes(rewritten)
+    store.forget(executor_id, job_id)
+
+
+def replace_output(executor, future, blob: bytes) -> None:
+    replace_stored_output(executor.storage, future.executor_id, future.job_id, future.call_id, blob)
 
 
 @pytest.mark.parametrize("how", ["planted", "tampered", "empty"])
@@ -67,10 +94,9 @@ def test_replaced_result_is_refused_on_every_backend(executor_config, tmp_path: 
     with pywren.FunctionExecutor(config=executor_config) as executor:
         futures = executor.map(square, [1, 2, 3])
         assert executor.get_result(futures) == [1, 4, 9]  # the function side signs what it writes
-        key = output_key(executor, futures[1])
-        original = executor.storage.get(key)
+        original = stored_output(executor.storage, executor.executor_id, futures[1].job_id, futures[1].call_id)
         blob = {"planted": planted_pickle(marker), "tampered": tampered(original, marker), "empty": b""}[how]
-        executor.storage.put(key, blob)
+        replace_output(executor, futures[1], blob)
         again = executor.job_futures(futures[0].job_id)
         with pytest.raises(SignatureError, match=f"call 00001 of job {futures[0].job_id}") as info:
             executor.get_result(again)
@@ -85,8 +111,7 @@ def test_replaced_exception_is_refused(pw, tmp_path: Path) -> None:
     marker = tmp_path / "planted-code-ran"
     future = pw.call_async(fail, 1)
     assert isinstance(future.exception(), ValueError)
-    key = output_key(pw, future)
-    pw.storage.put(key, planted_pickle(marker))
+    replace_output(pw, future, planted_pickle(marker))
     attached = pw.job_futures(future.job_id)[0]
     with pytest.raises(SignatureError, match="the exception of call 00000 .* is not signed"):
         attached.exception()
@@ -132,7 +157,7 @@ def test_worker_refuses_a_replaced_upstream_result(pw, tmp_path: Path) -> None:
     upstream = pw.map(square, [1, 2, 3])
     assert pw.get_result(upstream) == [1, 4, 9]
     refs = [ResultRef(f.output_key) for f in upstream]
-    pw.storage.put(refs[2].key, planted_pickle(marker))
+    replace_output(pw, upstream[2], planted_pickle(marker))
     downstream = pw.map(add_one, refs)
     pw.wait(downstream)
     assert [f.status for f in downstream] == ["success", "success", "error"]
@@ -147,8 +172,7 @@ def test_reducer_refuses_a_replaced_map_output(pw, monkeypatch, tmp_path: Path) 
     def invoke(job, calls):
         if job["job_id"].startswith("R"):
             map_job = calls[0]["reduce"]["job_id"]
-            key = keys.call_key(job["prefix"], job["executor_id"], map_job, "00001", keys.OUTPUT_OBJECT)
-            pw.storage.put(key, planted_pickle(marker))
+            replace_stored_output(pw.storage, job["executor_id"], map_job, "00001", planted_pickle(marker))
         return real_invoke(job, calls)
 
     monkeypatch.setattr(pw.compute, "invoke", invoke)
