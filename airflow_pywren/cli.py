@@ -19,21 +19,24 @@ there, which checks the image can be pulled, runs the handler and reaches the st
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import cloudpickle
+
+from airflow_pywren import runtime
+from airflow_pywren.executor import versions
 from airflow_pywren.executor.config import SCHEMA, Config, load_config, storage_section
 from airflow_pywren.executor.errors import PyWrenError
-
-SOURCE_ROOT = Path(__file__).resolve().parents[1]
-RUNTIME_DOCKERFILE = Path("docker") / "runtime" / "Dockerfile"
 
 
 def hello(name: str) -> str:
@@ -76,36 +79,38 @@ def _configured_runtime() -> str:
 
 # ------------------------------------------------------------------ runtime
 def runtime_build(args: argparse.Namespace) -> int:
-    context = Path(args.context).resolve() if args.context else SOURCE_ROOT
-    dockerfile = context / RUNTIME_DOCKERFILE
-    if not dockerfile.is_file():
-        raise PyWrenError(f"{dockerfile} not found: run from a source checkout of airflow-pywren or pass --context")
+    """``docker build`` the runtime image from this installation (and push it) for this client's versions."""
     tag = args.tag or _configured_runtime()
-    commands = [
-        [
-            "docker",
-            "build",
-            "--build-arg",
-            f"PYTHON_VERSION={args.python}",
-            "-f",
-            str(dockerfile),
-            "-t",
-            tag,
-            str(context),
-        ]
-    ]
-    if args.push:
-        commands.append(["docker", "push", tag])
-    for command in commands:
-        print("$ " + " ".join(command), flush=True)
-        if args.dry_run:
-            continue
-        if shutil.which("docker") is None:
-            raise PyWrenError("the 'docker' command is not on PATH; install the Docker client to build the runtime")
-        completed = subprocess.run(command, check=False)
-        if completed.returncode != 0:
-            raise PyWrenError(f"'{' '.join(command[:2])}' failed with exit code {completed.returncode}")
-    if not args.dry_run:
+    with contextlib.ExitStack() as cleanup:
+        if args.context:
+            context = Path(args.context).resolve()
+        else:
+            context = Path(tempfile.mkdtemp(prefix="pywren-runtime-"))
+            if not args.dry_run:
+                cleanup.callback(shutil.rmtree, context, ignore_errors=True)
+            runtime.make_build_context(context)
+        dockerfile = context / runtime.DOCKERFILE_IN_CONTEXT
+        if not dockerfile.is_file():
+            raise PyWrenError(
+                f"{dockerfile} not found: --context must be a source checkout of airflow-pywren "
+                "(a directory holding airflow_pywren/); leave it out to build from this installation"
+            )
+        commands = [runtime.build_command(context, tag, args.python, args.cloudpickle)]
+        if args.push:
+            commands.append(["docker", "push", tag])
+        for command in commands:
+            print("$ " + " ".join(command), flush=True)
+            if args.dry_run:
+                continue
+            if shutil.which("docker") is None:
+                raise PyWrenError("the 'docker' command is not on PATH; install the Docker client to build the runtime")
+            completed = subprocess.run(command, check=False)
+            if completed.returncode != 0:
+                raise PyWrenError(f"'{' '.join(command[:2])}' failed with exit code {completed.returncode}")
+    if args.dry_run:
+        if not args.context:
+            print(f"# the build context {context} is kept for these commands", flush=True)
+    else:
         print(f"built {tag}" + (" and pushed it" if args.push else ""))
     return 0
 
@@ -248,14 +253,21 @@ def build_parser() -> argparse.ArgumentParser:
         "on k8s and code_engine deploy runs one call with it)",
     )
     runtime_commands = runtime.add_subparsers(dest="runtime_command", required=True)
-    build = runtime_commands.add_parser("build", help="docker build docker/runtime (and push)")
+    build = runtime_commands.add_parser(
+        "build", help="docker build the runtime image from this installation (and push)"
+    )
     build.add_argument("--tag", help="image name (default: the configured runtime of the compute backend)")
     build.add_argument(
         "--python",
-        default=f"{sys.version_info.major}.{sys.version_info.minor}",
-        help="Python of the image; must match the clients' (default: this one)",
+        default=versions.python_version(),
+        help="Python minor version of the image; must be the clients' (default: this one's)",
     )
-    build.add_argument("--context", help="source checkout to build from (default: this installation's)")
+    build.add_argument(
+        "--cloudpickle",
+        default=cloudpickle.__version__,
+        help="cloudpickle version of the image; must match the clients' (default: this one's)",
+    )
+    build.add_argument("--context", help="a source checkout to build from (default: a copy of this installation)")
     build.add_argument("--push", action="store_true", help="docker push the image after building it")
     build.add_argument("--dry-run", action="store_true", help="print the docker commands only")
     build.set_defaults(handler=runtime_build)

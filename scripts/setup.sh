@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Prepare this checkout: a .venv with the package and its test extras, and (as root on
-# Debian, with --with-services) rabbitmq-server for the RabbitMQ tests and chromium + chromium-driver for
-# the UI tests. Safe to run again.
+# Prepare this checkout: a .venv with the package (editable) and the "dev" dependency group of
+# pyproject.toml (tests, linters, bench tools), and with --with-services (as root on Debian)
+# rabbitmq-server for the RabbitMQ tests and chromium + chromium-driver for the UI tests. Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,9 +20,9 @@ if [ ! -x .venv/bin/python ]; then
   fi
 fi
 stamp=.venv/.airflow-pywren-installed
-if [ ! -f "$stamp" ] || [ setup.py -nt "$stamp" ]; then
-  .venv/bin/python -m pip install --quiet --upgrade pip
-  .venv/bin/python -m pip install --quiet -e '.[test,bench]'
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+  .venv/bin/python -m pip install --quiet --upgrade pip  # dependency groups (--group) need pip >= 25.1
+  .venv/bin/python -m pip install --quiet -e '.[k8s]' --group dev
   touch "$stamp"
 fi
 
@@ -35,6 +35,8 @@ if [ "${1:-}" = "--with-services" ]; then
   if [ "${#missing[@]}" -gt 0 ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
       apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+      # the package may start its own service where a service manager exists; the tests start private nodes
+      service rabbitmq-server stop >/dev/null 2>&1 || true
     else
       echo "missing system packages: ${missing[*]} (Debian: apt-get install ${missing[*]}); the RabbitMQ and UI tests need them" >&2
       exit 1

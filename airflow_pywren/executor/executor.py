@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from airflow_pywren.executor import calls as arguments
-from airflow_pywren.executor import data, keys, legacy, serialization, signing, validation
+from airflow_pywren.executor import data, keys, legacy, serialization, signing, validation, versions
 from airflow_pywren.executor.callstore import CallStore, call_store_for
 from airflow_pywren.executor.compute import ComputeBackend, create_compute
 from airflow_pywren.executor.config import Config, load_config, storage_section
@@ -325,6 +325,7 @@ class FunctionExecutor:
             "timeout": timeout,
             "host_submit_time": submit_time,
             "rabbitmq": self.monitor.notifier_settings(self.executor_id, job_id),
+            "versions": versions.client_versions(),  # checked by the function side before unpickling
             "injected": arguments.injected_settings(func, self.config, self.storage),
             "signing": self.signer.payload(),
             "write_retry_seconds": self.config["pywren"]["write_retry_seconds"],

@@ -1,6 +1,6 @@
 """Timeline plots of finished calls: when each call was submitted, started and ended.
 
-Needs matplotlib (the ``bench`` extra). Two PNGs per set of futures: a timeline (one
+Needs matplotlib (the ``plots`` extra). Two PNGs per set of futures: a timeline (one
 row per call) and the number of calls running over time.
 """
 
@@ -19,7 +19,7 @@ def _matplotlib():
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError("timeline plots need matplotlib: pip install 'airflow-pywren[bench]'") from exc
+        raise ImportError("timeline plots need matplotlib: pip install 'airflow-pywren[plots]'") from exc
     return plt
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -107,14 +108,47 @@ def test_bad_key_is_reported_with_exit_code_1(server, namespace, localhost_confi
 
 def test_runtime_build_dry_run_prints_the_docker_commands(capsys):
     code, out, _ = run(
-        capsys, "runtime", "build", "--tag", "example/runtime:1", "--python", "3.11", "--push", "--dry-run"
+        capsys,
+        "runtime",
+        "build",
+        "--tag",
+        "example/runtime:1",
+        "--python",
+        "3.11",
+        "--cloudpickle",
+        "3.1.1",
+        "--push",
+        "--dry-run",
     )
     assert code == 0
-    assert out.splitlines() == [
-        f"$ docker build --build-arg PYTHON_VERSION=3.11 -f {REPO_ROOT / 'docker/runtime/Dockerfile'} "
-        f"-t example/runtime:1 {REPO_ROOT}",
-        "$ docker push example/runtime:1",
-    ]
+    build, push, kept = out.splitlines()
+    context = Path(kept.split()[4])
+    try:
+        assert build == (
+            f"$ docker build --build-arg PYTHON_VERSION=3.11 --build-arg CLOUDPICKLE_VERSION=3.1.1 "
+            f"-f {context / 'airflow_pywren/runtime/Dockerfile'} -t example/runtime:1 {context}"
+        )
+        assert push == "$ docker push example/runtime:1"
+        assert kept == f"# the build context {context} is kept for these commands"
+        # the context is a copy of this installation's package, Dockerfile included
+        assert (context / "airflow_pywren/runtime/Dockerfile").read_text() == (
+            REPO_ROOT / "airflow_pywren/runtime/Dockerfile"
+        ).read_text()
+        assert (context / "airflow_pywren/executor/worker/handler.py").is_file()
+        assert not list(context.rglob("__pycache__"))
+    finally:
+        shutil.rmtree(context, ignore_errors=True)
+
+
+def test_runtime_build_from_a_source_checkout_uses_it_as_the_context(capsys):
+    code, out, _ = run(capsys, "runtime", "build", "--tag", "t:1", "--context", str(REPO_ROOT), "--dry-run")
+    assert code == 0
+    assert out.splitlines()[0].endswith(f"-f {REPO_ROOT / 'airflow_pywren/runtime/Dockerfile'} -t t:1 {REPO_ROOT}")
+
+
+def test_runtime_build_refuses_a_context_without_the_package(capsys, tmp_path):
+    code, _, err = run(capsys, "runtime", "build", "--tag", "t:1", "--context", str(tmp_path), "--dry-run")
+    assert code == 1 and "--context must be a source checkout of airflow-pywren" in err
 
 
 def test_module_entry_point_in_a_subprocess(server, namespace, cli_config):

@@ -18,7 +18,7 @@ from airflow_pywren.executor.config import load_config
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO_ROOT / "docker" / "compose.yaml"
-RUNTIME_DOCKERFILE = REPO_ROOT / "docker" / "runtime" / "Dockerfile"
+RUNTIME_DOCKERFILE = REPO_ROOT / "airflow_pywren" / "runtime" / "Dockerfile"
 AIRFLOW_SIDE_ONLY = {"apache-airflow", "packaging"}  # the function side never imports Airflow
 
 
@@ -80,7 +80,7 @@ def test_compose_file_validates_and_binds_ports_to_loopback(compose):
 def test_compose_runtime_profile_builds_the_runtime_image(compose):
     runtime = compose_config(compose, "--profile", "runtime")["services"]["runtime"]
     assert Path(runtime["build"]["context"]) == REPO_ROOT
-    assert runtime["build"]["dockerfile"] == "docker/runtime/Dockerfile"
+    assert runtime["build"]["dockerfile"] == "airflow_pywren/runtime/Dockerfile"
     assert runtime["ports"][0]["host_ip"] == "127.0.0.1"
 
 
@@ -102,14 +102,16 @@ def test_runtime_dockerfile_installs_every_dependency_and_runs_the_action_proxy(
     install_line = next(line for line in text.splitlines() if line.startswith('RUN pip install "'))
     for name in runtime_deps:
         assert f'"{name}' in install_line, f"{name} is not installed in the runtime image"
+    # the client's cloudpickle version, passed by `pywren runtime build`
+    assert '"cloudpickle${CLOUDPICKLE_VERSION:+==${CLOUDPICKLE_VERSION}}"' in install_line
     cmd = json.loads(re.search(r"^CMD (.+)$", text, re.M).group(1))
     assert cmd[:3] == ["python", "-m", "airflow_pywren.executor.worker"] and cmd[-1] == "8080"
     assert importlib.util.find_spec(cmd[2] + ".__main__") is not None
 
 
-@pytest.mark.parametrize("dockerfile", ["runtime", "airflow"])
+@pytest.mark.parametrize("dockerfile", ["airflow_pywren/runtime/Dockerfile", "docker/airflow/Dockerfile"])
 def test_dockerfile_copies_existing_sources_that_the_context_keeps(dockerfile):
-    path = REPO_ROOT / "docker" / dockerfile / "Dockerfile"
+    path = REPO_ROOT / dockerfile
     kept = {
         line.strip("!/")
         for line in (path.parent / "Dockerfile.dockerignore").read_text().splitlines()
