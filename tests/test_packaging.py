@@ -62,7 +62,7 @@ def test_wheel_metadata_declares_airflow_the_license_and_a_documentation_url(whe
     metadata = _metadata(wheel)
     requires = metadata.get_all("Requires-Dist") or []
     assert f"apache-airflow>={MIN_AIRFLOW_VERSION}" in requires
-    assert metadata.get_all("Provides-Extra") == ["plots"]  # developer tools are dependency groups, not extras
+    assert metadata.get_all("Provides-Extra") == ["plots", "k8s"]  # developer tools are dependency groups, not extras
     assert not [r for r in requires if any(tool in r for tool in ("pytest", "moto", "ruff", "mypy", "selenium"))]
     assert metadata["License-Expression"] == "Apache-2.0"
     classifiers = metadata.get_all("Classifier") or []
