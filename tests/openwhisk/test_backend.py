@@ -251,6 +251,7 @@ def test_activation_payload_is_job_and_call_without_the_openwhisk_credential(ser
             "injected",
             "signing",
             "write_retry_seconds",
+            "versions",
         }
         assert set(payload["signing"]) == {"key", "previous", "source"}  # the pickle signing key travels, documented
         assert payload["storage"]["backend"] == "localhost"
