@@ -93,27 +93,7 @@ class LocalhostStorage(StorageBackend):
     def list_keys(self, prefix: str) -> list[str]:
         self.request_counts["LIST"] += 1
         self.confine(prefix, is_prefix=True)
-        directory, _, name_start = prefix.rpartition("/")
-        base = self.root / directory if directory else self.root
-        keys: list[str] = []
-        stack = [(base, directory + "/" if directory else "")]
-        while stack:
-            path, key_prefix = stack.pop()
-            try:
-                entries = os.scandir(path)
-            except (FileNotFoundError, NotADirectoryError):
-                continue
-            with entries:
-                for entry in entries:
-                    if _TEMP_MARK in entry.name:
-                        continue
-                    key = key_prefix + entry.name
-                    if path == base and not entry.name.startswith(name_start):
-                        continue
-                    if entry.is_dir(follow_symlinks=False):
-                        stack.append((Path(entry.path), key + "/"))
-                    else:
-                        keys.append(key)
+        keys = [key for key, _ in _walk(self.root, prefix, follow_symlinks=False)]
         keys.sort()
         return keys
 
@@ -171,24 +151,11 @@ class LocalhostStorage(StorageBackend):
                 f"{self.data_root} (localhost.data_dir)"
             )
         self.request_counts["LIST"] += 1
-        directory, _, name_start = prefix.rpartition("/")
-        base = bucket_dir / directory if directory else bucket_dir
-        found: list[ObjectInfo] = []
-        stack = [(base, directory + "/" if directory else "")]
-        while stack:
-            path, key_prefix = stack.pop()
-            try:
-                entries = os.scandir(path)
-            except (FileNotFoundError, NotADirectoryError):
-                continue
-            with entries:
-                for entry in entries:
-                    if _TEMP_MARK in entry.name or (path == base and not entry.name.startswith(name_start)):
-                        continue
-                    if entry.is_dir(follow_symlinks=True):
-                        stack.append((Path(entry.path), key_prefix + entry.name + "/"))
-                    elif entry.is_file():
-                        found.append(_info(key_prefix + entry.name, entry.stat()))
+        found = [
+            _info(key, entry.stat())
+            for key, entry in _walk(bucket_dir, prefix, follow_symlinks=True)
+            if entry.is_file()
+        ]
         found.sort(key=lambda info: info.key)
         yield from found
 
@@ -247,3 +214,24 @@ class RangeFile(io.RawIOBase):
     def close(self) -> None:
         self._file.close()
         super().close()
+
+
+def _walk(root: Path, prefix: str, follow_symlinks: bool) -> Iterator[tuple[str, os.DirEntry[str]]]:
+    """``(key, entry)`` of the files below ``root`` whose key (path relative to ``root``) starts with ``prefix``."""
+    directory, _, name_start = prefix.rpartition("/")
+    base = root / directory if directory else root
+    stack = [(base, directory + "/" if directory else "")]
+    while stack:
+        path, key_prefix = stack.pop()
+        try:
+            entries = os.scandir(path)
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        with entries:
+            for entry in entries:
+                if _TEMP_MARK in entry.name or (path == base and not entry.name.startswith(name_start)):
+                    continue
+                if entry.is_dir(follow_symlinks=follow_symlinks):
+                    stack.append((Path(entry.path), key_prefix + entry.name + "/"))
+                else:
+                    yield key_prefix + entry.name, entry
