@@ -4,40 +4,8 @@
 the Airflow hook, operators, sensors and triggers live in the sub-packages of the same name.
 """
 
-from airflow_pywren.executor import (
-    ALL_COMPLETED,
-    ALWAYS,
-    ANY_COMPLETED,
-    ActivationMemoryError,
-    ActivationTimeoutError,
-    ComputeError,
-    FunctionError,
-    FunctionExecutor,
-    PyWrenConfigError,
-    PyWrenError,
-    PyWrenSubmitError,
-    ResponseFuture,
-    ResultRef,
-    StorageError,
-    ibm_cf_executor,
-)
+from airflow_pywren import executor as _executor
+from airflow_pywren.executor import *  # noqa: F403 - the executor's public names are the package's
 from airflow_pywren.version import __version__
 
-__all__ = [
-    "ALL_COMPLETED",
-    "ALWAYS",
-    "ANY_COMPLETED",
-    "ActivationMemoryError",
-    "ActivationTimeoutError",
-    "ComputeError",
-    "FunctionError",
-    "FunctionExecutor",
-    "PyWrenConfigError",
-    "PyWrenError",
-    "PyWrenSubmitError",
-    "ResponseFuture",
-    "ResultRef",
-    "StorageError",
-    "__version__",
-    "ibm_cf_executor",
-]
+__all__ = [*_executor.__all__, "__version__"]
