@@ -82,6 +82,12 @@ SCHEMA: dict[str, dict[str, Setting]] = {
         "workers": Setting((int,), _cpu_count(), "concurrent calls on this machine"),
         "runner_dir": Setting((str,), "~/.pywren/runner", "directory of the runner's socket, lock and log"),
         "runner_idle_timeout": Setting((int, float), 600, "seconds an idle runner waits before exiting"),
+        "max_extra_workers": Setting(
+            (int,),
+            32,
+            "workers the runner may add while calls wait for calls they "
+            "submitted (nested executors), one per waiting call",
+        ),
     },
     "ibm_cos": {
         "endpoint": Setting((str, type(None)), None, "COS or S3-compatible endpoint URL"),
@@ -287,6 +293,7 @@ _MINIMUMS: dict[tuple[str, str], float] = {
     ("pywren", "write_retry_seconds"): 0,
     ("localhost", "workers"): 1,
     ("localhost", "runner_idle_timeout"): 1,
+    ("localhost", "max_extra_workers"): 0,
     ("ibm_cos", "max_attempts"): 1,
     ("ibm_cos", "connect_timeout"): 0.001,
     ("ibm_cos", "read_timeout"): 0.001,

@@ -5,13 +5,14 @@ from __future__ import annotations
 import itertools
 import json
 import logging
+import os
 import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from airflow_pywren.executor import calls as arguments
-from airflow_pywren.executor import data, keys, legacy, serialization, signing, validation, versions
+from airflow_pywren.executor import composition, data, keys, legacy, serialization, signing, validation, versions
 from airflow_pywren.executor.callstore import CallStore, call_store_for
 from airflow_pywren.executor.compute import ComputeBackend, create_compute
 from airflow_pywren.executor.config import Config, load_config, storage_section
@@ -30,8 +31,8 @@ from airflow_pywren.executor.jobs import JobProgress, ProgressLog
 from airflow_pywren.executor.lost_calls import LostCalls
 from airflow_pywren.executor.monitor import JobMonitor, create_monitor
 from airflow_pywren.executor.storage import StorageBackend, create_storage, storage_spec
-from airflow_pywren.executor.wait import ALL_COMPLETED, ALWAYS, ANY_COMPLETED, WAIT_MODES
-from airflow_pywren.executor.worker import handler
+from airflow_pywren.executor.wait import ALL_COMPLETED, ALWAYS, ANY_COMPLETED
+from airflow_pywren.executor.worker import blocking, handler
 
 logger = logging.getLogger(__name__)
 
@@ -319,7 +320,10 @@ class FunctionExecutor:
             "job_id": job_id,
             "func_key": keys.job_key(prefix, self.executor_id, job_id, keys.FUNC_OBJECT),
             "data_key": keys.job_key(prefix, self.executor_id, job_id, keys.DATA_OBJECT),
-            "extra_env": {k: str(v) for k, v in (extra_env or {}).items()},
+            "extra_env": {
+                **composition.nested_environment(func, self.config),
+                **{k: str(v) for k, v in (extra_env or {}).items()},
+            },
             "extra_meta": extra_meta or {},
             "runtime_memory": runtime_memory,
             "timeout": timeout,
@@ -367,14 +371,39 @@ class FunctionExecutor:
     def wait(
         self,
         futures: ResponseFuture | Sequence[ResponseFuture] | None = None,
-        return_when: str = ALL_COMPLETED,
+        return_when: str | int = ALL_COMPLETED,
         timeout: float | None = None,
+        throw_except: bool = False,
+        download_results: bool = False,
+        **legacy_kwargs: Any,
     ) -> tuple[list[ResponseFuture], list[ResponseFuture]]:
-        """Wait for ``futures`` (default: all of this executor's); return ``(done, not_done)``."""
-        if return_when not in WAIT_MODES:
-            raise ValueError(f"return_when must be one of {', '.join(WAIT_MODES)}, got {return_when!r}")
-        futures = self._future_list(futures)
+        """Wait for ``futures`` (default: all of this executor's); return ``(done, not_done)``.
+
+        PyWren keywords: ``throw_except=True`` re-raises the first failed call's exception;
+        ``download_results=True`` also reads the results of the calls that succeeded;
+        ``fs`` names the futures, ``WAIT_DUR_SEC`` the seconds between storage checks and
+        ``THREADPOOL_SIZE`` the threads reading results. ``return_when`` also takes the
+        original integer constants (1, 2, 3).
+        """
+        options = legacy.take("wait", legacy_kwargs, legacy.WAIT)
+        return_when = legacy.return_when(return_when)
+        futures = self._future_list(options.get("futures", futures))
+        wait_dur_sec = legacy.wait_dur_sec(options, self.config)
         deadline = None if timeout is None else time.monotonic() + timeout
+        with blocking.waiting_for_calls():
+            done = self._wait_loop(futures, return_when, deadline, wait_dur_sec)
+        if throw_except:
+            failed = [f for f in done if f.status == CallStatus.ERROR]
+            if failed:
+                failed[0].read = True
+                failed[0].result()
+        if download_results:
+            self._download([f for f in done if f.status == CallStatus.SUCCESS], options.get("threadpool_size"))
+        return done, [f for f in futures if not f.finished]
+
+    def _wait_loop(
+        self, futures: list[ResponseFuture], return_when: str, deadline: float | None, wait_dur_sec: float | None
+    ) -> list[ResponseFuture]:
         pending = [f for f in futures if not f.finished]
         while True:
             if pending:
@@ -388,24 +417,54 @@ class FunctionExecutor:
             remaining = float("inf") if deadline is None else deadline - time.monotonic()
             if remaining <= 0:
                 break
-            self.monitor.pause(remaining)
-        return [f for f in futures if f.finished], [f for f in futures if not f.finished]
+            if wait_dur_sec is None:
+                self.monitor.pause(remaining)
+            else:
+                time.sleep(min(remaining, wait_dur_sec))
+        return [f for f in futures if f.finished]
+
+    def _download(self, futures: Sequence[ResponseFuture], threads: int | None = None) -> None:
+        """Read the results of succeeded calls not read yet (in parallel threads on remote storage)."""
+        missing = [f for f in futures if not f._has_value and f.status == CallStatus.SUCCESS]
+        blobs = self.calls.read_outputs(
+            [(f.executor_id, f.job_id, f.call_id) for f in missing], threads or self.config["pywren"]["max_workers"]
+        )
+        for future, blob in zip(missing, blobs):
+            future._value = serialization.loads_signed(
+                blob, self.signer, f"the output of call {future.call_id} of job {future.job_id} ({future.output_key})"
+            )
+            future._has_value = True
 
     def get_result(
-        self, futures: ResponseFuture | Sequence[ResponseFuture] | None = None, timeout: float | None = None
+        self,
+        futures: ResponseFuture | Sequence[ResponseFuture] | None = None,
+        timeout: float | None = None,
+        throw_except: bool = True,
+        **legacy_kwargs: Any,
     ) -> Any:
         """Wait for and return results; a single value for one call_async or one reducer.
 
         With no ``futures``, the results not yet read of this executor's calls (map
-        results of a map_reduce are consumed by its reducer and left out).
+        results of a map_reduce are consumed by its reducer and left out). A call that
+        returned futures (an executor inside the call) gives their results, recursively.
+        ``throw_except=False`` returns None for failed calls instead of raising; ``fs``,
+        ``WAIT_DUR_SEC`` and ``THREADPOOL_SIZE`` are taken as in :meth:`wait`.
         """
+        options = legacy.take("get_result", legacy_kwargs, legacy.WAIT)
+        futures = options.pop("futures", futures)
+        threads = options.pop("threadpool_size", None)
         single = isinstance(futures, ResponseFuture)
         if futures is None:
             candidates = [f for f in self.futures if f.produce_output and not f.read]
         else:
             candidates = self._future_list(futures)
         wanted = candidates if single else ([f for f in candidates if f.produce_output] or candidates)
-        done, not_done = self.wait(wanted, return_when=ALL_COMPLETED, timeout=timeout)
+        done, not_done = self.wait(
+            wanted,
+            return_when=ALL_COMPLETED,
+            timeout=timeout,
+            **({"WAIT_DUR_SEC": options["wait_dur_sec"]} if "wait_dur_sec" in options else {}),
+        )
         if not_done:
             raise TimeoutError(
                 f"{len(not_done)} of {len(wanted)} call(s) did not finish within {timeout} s "
@@ -414,7 +473,7 @@ class FunctionExecutor:
         failed = [f for f in wanted if f.status == CallStatus.ERROR]
         for future in failed:
             future.read = True  # reported once: a later get_result() does not raise it again
-        if failed:
+        if failed and throw_except:
             if len(failed) > 1:
                 logger.error(
                     "%d of %d call(s) failed; raising the first (job %s call %s)",
@@ -424,16 +483,10 @@ class FunctionExecutor:
                     failed[0].call_id,
                 )
             failed[0].result()
-        missing = [f for f in wanted if not f._has_value]
-        blobs = self.calls.read_outputs(
-            [(f.executor_id, f.job_id, f.call_id) for f in missing], self.config["pywren"]["max_workers"]
-        )
-        for future, blob in zip(missing, blobs):
-            future._value = serialization.loads_signed(
-                blob, self.signer, f"the output of call {future.call_id} of job {future.job_id} ({future.output_key})"
-            )
-            future._has_value = True
-        results = [f.result() for f in wanted]
+        self._download(wanted, threads)
+        results = [
+            composition.resolve(self, f.result(throw_except=throw_except), timeout, throw_except) for f in wanted
+        ]
         if single or (len(wanted) == 1 and wanted[0].kind in (CALL_ASYNC, REDUCE)):
             return results[0]
         return results
@@ -489,8 +542,34 @@ class FunctionExecutor:
         jobs = {(f.executor_id, f.job_id) for f in self._future_list(futures) if not f.finished}
         return sum(self.compute.cancel(executor_id, job_id) for executor_id, job_id in jobs)
 
-    def clean(self, executor_id: str | None = None) -> int:
-        """Delete everything this executor (or ``executor_id``) stored; return the object count."""
+    def clean(
+        self,
+        executor_id: str | None = None,
+        fs: Sequence[ResponseFuture] | None = None,
+        local_execution: bool = True,
+        delete_all: bool = False,
+    ) -> int:
+        """Delete everything this executor (or ``executor_id``) stored; return the object count.
+
+        PyWren keywords: ``fs`` deletes only those futures' jobs; ``delete_all=True`` deletes
+        the data of every executor under the storage prefix; ``local_execution=False`` is
+        accepted (cleaning always runs in this process).
+        """
+        if not local_execution:
+            legacy.warn_once("clean", "local_execution", "cleaning runs in this process")
+        if fs is not None:
+            jobs = dict.fromkeys((f.executor_id, f.job_id) for f in self._future_list(fs))
+            removed = 0
+            for job_executor, job_id in jobs:
+                self.monitor.forget(job_executor, job_id)
+                removed += self.storage.delete_prefix(keys.job_prefix(self.storage.prefix, job_executor, job_id))
+            return removed
+        if delete_all:
+            executors = {
+                key[len(self.storage.prefix) + 1 :].split("/")[0]
+                for key in self.storage.list_keys(self.storage.prefix + "/")
+            }
+            return sum(self.clean(executor_id=other) for other in sorted(executors) if other)
         executor_id = validation.check_executor_id(self.executor_id if executor_id is None else executor_id)
         self.monitor.forget(executor_id)  # first: it may look up the executor's jobs in storage
         self.compute.clean(executor_id)
@@ -499,13 +578,37 @@ class FunctionExecutor:
         return removed
 
     def plot(
-        self, futures: Sequence[ResponseFuture] | None = None, dst_dir: str = ".", dst_file_prefix: str | None = None
+        self,
+        futures: Sequence[ResponseFuture] | None = None,
+        dst_dir: str | None = None,
+        dst_file_prefix: str | None = None,
+        dst: str | None = None,
+        **legacy_kwargs: Any,
     ) -> list:
-        """Write timeline plots (PNG) of finished calls; see :func:`plots.create_timeline_plots`."""
+        """Write timeline plots (PNG) of finished calls; see :func:`plots.create_timeline_plots`.
+
+        ``dst`` (PyWren 1.5) is a path and file prefix (``~/plots/test`` writes
+        ``~/plots/test_timeline.png``, ...); with neither ``dst`` nor ``dst_dir`` the plots go
+        to ``./plots`` with a timestamp prefix. ``fs`` names the futures.
+        """
         from airflow_pywren.executor.plots import create_timeline_plots
 
-        futures = self._future_list(futures)
-        return create_timeline_plots(futures, dst_dir, dst_file_prefix or f"{self.executor_id}")
+        futures = self._future_list(legacy.take("plot", legacy_kwargs, ("fs",)).get("futures", futures))
+        if dst is not None:
+            dst_dir, dst_file_prefix = os.path.split(os.path.expanduser(dst))
+        elif dst_dir is None:
+            dst_dir, dst_file_prefix = "plots", dst_file_prefix or time.strftime("%Y%m%d_%H%M%S")
+        return create_timeline_plots(futures, dst_dir or ".", dst_file_prefix or f"{self.executor_id}")
+
+    def create_timeline_plots(self, dst: str, name: str, futures: Sequence[ResponseFuture] | None = None) -> list:
+        """PyWren 1.0's name of :meth:`plot`: plots in directory ``dst`` with file prefix ``name``."""
+        return self.plot(futures, dst_dir=os.path.expanduser(dst), dst_file_prefix=name)
+
+    def create_execution_plots(
+        self, dst_dir: str, dst_name: str, futures: Sequence[ResponseFuture] | None = None
+    ) -> list:
+        """PyWren 1.0's other name of :meth:`plot`."""
+        return self.plot(futures, dst_dir=os.path.expanduser(dst_dir), dst_file_prefix=dst_name)
 
     def close(self) -> None:
         """Release the monitor, compute and storage connections."""
@@ -613,8 +716,13 @@ def ibm_cf_executor(
     runtime_memory: int | None = None,
     log_level: str | None = None,
     rabbitmq_monitor: bool = False,
+    storage_backend: str | None = None,
+    remote_invoker: bool | None = None,
 ) -> FunctionExecutor:
     """An executor configured from the config file, ``PYWREN_CONFIG`` and ``config``.
+
+    ``storage_backend`` and ``remote_invoker`` (PyWren 1.5) override ``pywren.storage_backend``
+    and ``ibm_cf.remote_invoker``.
 
     ``runtime_memory`` (MB) and each call's ``timeout`` default to ``pywren.runtime_memory``
     (256) and ``pywren.runtime_timeout`` (600 s) of the configuration.
@@ -623,7 +731,7 @@ def ibm_cf_executor(
     ``~/.pywren/storage``.
     """
     return FunctionExecutor(
-        config=config,
+        config=legacy.backend_config(config, None, storage_backend, remote_invoker),
         runtime=runtime,
         runtime_memory=runtime_memory,
         log_level=log_level,

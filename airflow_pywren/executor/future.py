@@ -36,6 +36,7 @@ class ResponseFuture:
         "read",
         "_has_value",
         "_value",
+        "storage_location",
         "__weakref__",
     )
 
@@ -65,6 +66,29 @@ class ResponseFuture:
         self.read = False
         self._has_value = False
         self._value: Any = None
+        self.storage_location: str | None = None
+        """Where the call's records live, once the future travelled without its executor."""
+
+    # --- travelling as a call's return value (composition) ----------------------
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled without the executor; ``attach_executor`` gives it one on the other side."""
+        skipped = ("_executor", "_value", "_has_value", "__weakref__")
+        state = {k: getattr(self, k) for k in self.__slots__ if k not in skipped and hasattr(self, k)}
+        state["storage_location"] = (
+            self._executor.storage.location() if self._executor is not None else self.storage_location
+        )
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        for name, value in {**state, "_executor": None, "_value": None, "_has_value": False}.items():
+            setattr(self, name, value)
+
+    def has_executor(self) -> bool:
+        return self._executor is not None
+
+    def attach_executor(self, executor: FunctionExecutor) -> None:
+        """For executors: follow a future that was unpickled (returned by a call)."""
+        self._executor = executor
 
     # --- state -----------------------------------------------------------------
     @property
@@ -114,10 +138,19 @@ class ResponseFuture:
         raise AttributeError(name)
 
     # --- results ---------------------------------------------------------------
-    def result(self, timeout: float | None = None) -> Any:
-        """The call's return value; re-raises its exception with the remote traceback chained."""
+    def result(self, timeout: float | None = None, throw_except: bool = True, **legacy_kwargs: Any) -> Any:
+        """The call's return value; re-raises its exception with the remote traceback chained.
+
+        ``throw_except=False`` (PyWren) returns None for a failed call instead of raising.
+        """
+        from airflow_pywren.executor import legacy
+
+        legacy.take("result", legacy_kwargs, ("internal_storage",))
         self._wait(timeout)
         if self.status == ERROR:
+            if not throw_except:
+                self.read = True
+                return None
             raise self._exception_object()
         if not self._has_value:
             self._value = serialization.loads_signed(
@@ -127,6 +160,9 @@ class ResponseFuture:
             )
             self._has_value = True
         self.read = True
+        from airflow_pywren.executor.composition import attach_returned
+
+        attach_returned(self._executor, self._value)
         return self._value
 
     def exception(self, timeout: float | None = None) -> BaseException | None:

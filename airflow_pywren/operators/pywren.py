@@ -75,6 +75,8 @@ class BasePyWrenOperator(BaseOperator):
     :param runtime: runtime image (default: the connection's).
     :param timeout: seconds each call may run (default: ``pywren.runtime_timeout``).
     :param exclude_modules: local modules not to ship with the function.
+    :param include_modules: ship only these local modules (None: none; default: all it uses).
+    :param extra_args: added to every call's arguments: a tuple is appended, a dict passed as keywords.
     :param rabbitmq_monitor: follow calls through RabbitMQ (None: the connection's choice).
     :param pywren_conn_id: the ``pywren`` connection with the executor configuration.
     :param deferrable: wait in the triggerer (``PyWrenJobTrigger``), freeing the worker slot.
@@ -103,6 +105,8 @@ class BasePyWrenOperator(BaseOperator):
         runtime: str | None = None,
         timeout: float | None = None,
         exclude_modules: Sequence[str] | None = None,
+        include_modules: Sequence[str] | None = (),
+        extra_args: Any = None,
         rabbitmq_monitor: bool | None = None,
         pywren_conn_id: str = PyWrenHook.default_conn_name,
         deferrable: bool = False,
@@ -128,6 +132,8 @@ class BasePyWrenOperator(BaseOperator):
         self.runtime = runtime
         self.timeout = timeout
         self.exclude_modules = exclude_modules
+        self.include_modules = include_modules
+        self.extra_args = extra_args
         self.rabbitmq_monitor = rabbitmq_monitor
         self.pywren_conn_id = pywren_conn_id
         self.deferrable = deferrable
@@ -402,6 +408,8 @@ class BasePyWrenOperator(BaseOperator):
             "extra_meta": self.extra_meta,
             "timeout": pw["runtime_timeout"] if self.timeout is None else self.timeout,
             "exclude_modules": self.exclude_modules,
+            "include_modules": self.include_modules,
+            "extra_args": self.extra_args,
         }
 
 

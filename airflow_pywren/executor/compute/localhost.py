@@ -21,6 +21,7 @@ from airflow_pywren.executor.compute.localhost_runner import recv_message, send_
 from airflow_pywren.executor.config import Config
 from airflow_pywren.executor.errors import ComputeError
 from airflow_pywren.executor.private_dirs import private_dir, user_temp_dir
+from airflow_pywren.executor.worker import blocking
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +39,7 @@ class LocalhostCompute(ComputeBackend):
         settings = config["localhost"]
         self.workers: int = settings["workers"]
         self.idle_timeout: float = settings["runner_idle_timeout"]
+        self.max_extra_workers: int = settings["max_extra_workers"]
         self.runner_dir = Path(os.path.expanduser(settings["runner_dir"]))
         self.socket_path = _socket_path(self.runner_dir, self.workers)
         self._runner_alive: dict[int, tuple[float, bool]] = {}
@@ -95,6 +97,8 @@ class LocalhostCompute(ComputeBackend):
                         str(self.workers),
                         "--idle-timeout",
                         str(self.idle_timeout),
+                        "--max-extra-workers",
+                        str(self.max_extra_workers),
                     ],
                     cwd=self.runner_dir,
                     env=env,
@@ -131,6 +135,7 @@ class LocalhostCompute(ComputeBackend):
                 "call_ids": [call["call_id"] for call in calls],
                 "ranges": ranges,
                 "extra": extra,
+                "nested": blocking.inside_localhost_call(),
             }
         )
         prefix, first = reply["activation_prefix"], reply["first_sequence"]

@@ -41,7 +41,7 @@ from typing import Any
 
 from airflow_pywren.executor.callstore import call_store_for
 from airflow_pywren.executor.errors import ActivationTimeoutError, CallCancelledError, PyWrenError
-from airflow_pywren.executor.worker import handler
+from airflow_pywren.executor.worker import blocking, handler
 
 logger = logging.getLogger("airflow_pywren.runner")
 
@@ -53,6 +53,7 @@ KILL_GRACE_SECONDS = 2.0
 PREFETCH = 2
 """Calls a worker holds at once: the one it runs and the next one of the same job."""
 _SAME_JOB = b"="  # a dispatch message without the job's fields: same job as the worker's last call
+BLOCKED, UNBLOCKED = b"blocked", b"unblocked"  # a call waits for other calls (nested executors), or no longer
 
 
 def send_message(sock: socket.socket, message: dict[str, Any]) -> None:
@@ -119,6 +120,8 @@ def _worker_loop(conn: Connection, slot: ClaimSlot) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     handler._storages.clear()  # never share a parent's connections
+    blocking.set_reporter(lambda blocked: conn.send_bytes(BLOCKED if blocked else UNBLOCKED))
+    os.register_at_fork(after_in_child=lambda: blocking.set_reporter(None))  # a call's own children are not workers
     soft_limit, hard_limit = resource.getrlimit(resource.RLIMIT_AS)
     job: dict[str, Any] = {}
     baseline = 0
@@ -158,6 +161,8 @@ class QueuedJob:
 
     fields: dict[str, Any]
     encoded: bytes
+    nested: bool = False
+    """Submitted by a running call that waits for it (a nested executor): queued first, runs on lent workers too."""
 
 
 @dataclass
@@ -182,6 +187,8 @@ class Worker:
     last_job: QueuedJob | None = None
     started: float = 0.0
     deadline: float = float("inf")
+    blocked: bool = False
+    lent: bool = False  # added while a call waits for other calls; runs only such nested calls
 
     @property
     def payload(self) -> dict[str, Any] | None:
@@ -207,9 +214,10 @@ class RunnerStats:
 class Runner:
     """Supervisor of the worker pool: queues calls, dispatches them, enforces timeouts."""
 
-    def __init__(self, socket_path: str, workers: int, idle_timeout: float) -> None:
+    def __init__(self, socket_path: str, workers: int, idle_timeout: float, max_extra_workers: int = 0) -> None:
         self.socket_path = socket_path
         self.worker_count = workers
+        self.max_extra_workers = max_extra_workers
         self.idle_timeout = idle_timeout
         self.queue: collections.deque[QueuedCall] = collections.deque()
         self.workers: dict[int, Worker] = {}
@@ -222,7 +230,7 @@ class Runner:
         """Activation id -> why its call wrote no status: the client fails such calls (``lost`` requests)."""
 
     # workers -----------------------------------------------------------------
-    def _spawn_worker(self) -> None:
+    def _spawn_worker(self, lent: bool = False) -> None:
         parent_conn, child_conn = Pipe(duplex=True)
         slot = ClaimSlot()
         pid = os.fork()
@@ -234,11 +242,11 @@ class Runner:
             finally:
                 os._exit(0)
         child_conn.close()
-        worker = Worker(pid=pid, conn=parent_conn, slot=slot)
+        worker = Worker(pid=pid, conn=parent_conn, slot=slot, lent=lent)
         self.workers[parent_conn.fileno()] = worker
         self.selector.register(parent_conn.fileno(), selectors.EVENT_READ, ("worker", worker))
 
-    def _retire_worker(self, worker: Worker, kill: bool) -> int:
+    def _retire_worker(self, worker: Worker, kill: bool, respawn: bool = True) -> int:
         """Take ``worker`` out of the pool (a new one replaces it while running); its wait status."""
         self.selector.unregister(worker.conn.fileno())
         del self.workers[worker.conn.fileno()]
@@ -249,9 +257,44 @@ class Runner:
                 pass
         worker.conn.close()
         _, wait_status = os.waitpid(worker.pid, 0)
-        if self.running:
-            self._spawn_worker()
+        if self.running and respawn:
+            if not worker.lent:
+                self._spawn_worker()
+            elif self._count(lent=True) < self._count(blocked=True):
+                self._spawn_worker(lent=True)
         return wait_status
+
+    # calls that wait for other calls -------------------------------------------
+    def _count(self, lent: bool = False, blocked: bool = False) -> int:
+        return sum((lent and w.lent) or (blocked and w.blocked) for w in self.workers.values())
+
+    def _on_blocked(self, worker: Worker, blocked: bool) -> None:
+        """A call waits for other calls (nested executors), or stopped waiting.
+
+        Each waiting call lends the pool one extra worker (at most ``max_extra_workers`` in
+        all), which runs only calls submitted from inside calls (queued first); a lent
+        worker retires once there are more lent workers than waiting calls.
+        """
+        worker.blocked = blocked
+        if blocked and len(worker.calls) > 1 and worker.slot.take_back(worker.tickets[-1]):
+            worker.tickets.pop()
+            self.queue.appendleft(worker.calls.pop())  # it would wait behind a call that waits
+        lent, waiting = self._count(lent=True), self._count(blocked=True)
+        if blocked and lent < waiting:
+            if lent < self.max_extra_workers:
+                self._spawn_worker(lent=True)
+            else:
+                logger.warning(
+                    "%d calls wait for other calls and %d extra workers (localhost.max_extra_workers) "
+                    "are lent already; nested calls wait for a free worker",
+                    waiting,
+                    lent,
+                )
+        elif not blocked:
+            for idle in [w for w in self.workers.values() if w.lent and w.payload is None]:
+                if self._count(lent=True) <= self._count(blocked=True):
+                    break
+                self._retire_worker(idle, kill=True, respawn=False)  # idle: killing loses nothing
 
     def _dispatch(self) -> None:
         """Give idle workers the next queued call, and busy ones the next call of the job they run."""
@@ -263,17 +306,33 @@ class Runner:
             if not self.queue:
                 return
             if not worker.calls:
-                self._send(worker, self.queue.popleft())
-                worker.start_next(now)
+                queued = self._next_nested() if worker.lent else self.queue.popleft()
+                if queued is not None:
+                    self._send(worker, queued)
+                    worker.start_next(now)
         for worker in list(self.workers.values()):
             if not self.queue:
                 return
-            if 0 < len(worker.calls) < PREFETCH and self.queue[0].job is worker.calls[-1].job:
+            if (
+                0 < len(worker.calls) < PREFETCH
+                and not (worker.lent or worker.blocked)
+                and self.queue[0].job is worker.calls[-1].job
+            ):
                 self._send(worker, self.queue.popleft())
+
+    def _next_nested(self) -> QueuedCall | None:
+        """Take the first queued call submitted from inside a call (the only ones lent workers run)."""
+        for position, queued in enumerate(self.queue):
+            if queued.job.nested:
+                del self.queue[position]
+                return queued
+            if position >= 1000:  # nested calls are queued first: none further back
+                break
+        return None
 
     def _take_back_held(self) -> None:
         """Move calls held behind running ones to idle workers, when there are more idle workers than queued calls."""
-        idle = sum(1 for w in self.workers.values() if not w.calls)
+        idle = sum(1 for w in self.workers.values() if not w.calls and not w.lent)
         if idle <= len(self.queue):
             return
         for worker in list(self.workers.values()):
@@ -320,6 +379,10 @@ class Runner:
                     worker.started,
                 )
             return
+        if answer in (BLOCKED, UNBLOCKED):
+            self._on_blocked(worker, answer == BLOCKED)
+            return
+        worker.blocked = False
         if answer.startswith(UNRECORDED) and worker.calls:
             payload = worker.calls[0].payload()
             self.unrecorded[payload["activation_id"]] = (
@@ -334,6 +397,8 @@ class Runner:
         worker.start_next(time.monotonic())
         self.stats.completed += 1
         self.last_activity = time.monotonic()
+        if worker.lent and not worker.calls and self._count(lent=True) > self._count(blocked=True):
+            self._retire_worker(worker, kill=True, respawn=False)  # idle, and no call waits for it any more
 
     def _enforce_timeouts(self) -> None:
         now = time.monotonic()
@@ -382,13 +447,19 @@ class Runner:
         op = request.get("op")
         if op == "invoke":
             job = request["job"]
-            queued_job = QueuedJob(job, json.dumps(job, separators=(",", ":")).encode())
+            nested = bool(request.get("nested"))
+            queued_job = QueuedJob(job, json.dumps(job, separators=(",", ":")).encode(), nested)
             first = self.sequence + 1
             runner_pid = os.getpid()
+            queued = []
             for call in _calls_of(request):
                 self.sequence += 1
                 call["activation_id"] = f"local-{runner_pid}-{self.sequence}"
-                self.queue.append(QueuedCall(queued_job, call))
+                queued.append(QueuedCall(queued_job, call))
+            if nested:  # a running call waits for these: they go first
+                self.queue.extendleft(reversed(queued))
+            else:
+                self.queue.extend(queued)
             count = self.sequence - first + 1
             self.stats.invoked += count
             return {"ok": True, "activation_prefix": f"local-{runner_pid}-", "first_sequence": first, "count": count}
@@ -403,6 +474,8 @@ class Runner:
                 "workers": self.worker_count,
                 "queued": len(self.queue) + held,
                 "running": busy,
+                "waiting": self._count(blocked=True),
+                "lent": self._count(lent=True),
                 **self.stats.__dict__,
             }
         if op == "lost":
@@ -488,7 +561,7 @@ def _describe_exit(wait_status: int) -> str:
     return f"exited with code {os.WEXITSTATUS(wait_status)}"
 
 
-def serve(socket_path: str, workers: int, idle_timeout: float) -> int:
+def serve(socket_path: str, workers: int, idle_timeout: float, max_extra_workers: int = 0) -> int:
     """Run a runner on ``socket_path`` unless one already holds its lock."""
     os.umask(0o077)  # whatever the submitter's umask: files and directories of the runner and its calls are private
     lock = open(os.open(socket_path + ".lock", os.O_WRONLY | os.O_CREAT, 0o600), "w")
@@ -503,7 +576,7 @@ def serve(socket_path: str, workers: int, idle_timeout: float) -> int:
     os.chmod(socket_path, 0o600)
     listener.listen(128)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    runner = Runner(socket_path, workers, idle_timeout)
+    runner = Runner(socket_path, workers, idle_timeout, max_extra_workers)
     try:
         runner.serve(listener)
     finally:
@@ -522,9 +595,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--socket", required=True)
     parser.add_argument("--workers", type=int, required=True)
     parser.add_argument("--idle-timeout", type=float, default=600)
+    parser.add_argument("--max-extra-workers", type=int, default=0)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(process)d %(levelname)s %(message)s")
-    return serve(args.socket, args.workers, args.idle_timeout)
+    return serve(args.socket, args.workers, args.idle_timeout, args.max_extra_workers)
 
 
 if __name__ == "__main__":
