@@ -9,17 +9,19 @@ a localhost worker there is no reporter and nothing happens.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 _reporter: Callable[[bool], None] | None = None
 _depth = 0
+_lock = threading.Lock()  # threads of one call may wait at once: report the first entry and the last exit
 
 
 def set_reporter(reporter: Callable[[bool], None] | None) -> None:
     """Install (or remove) the function that tells the runner this worker is blocked (True) or not."""
-    global _reporter, _depth
-    _reporter, _depth = reporter, 0
+    global _reporter, _depth, _lock
+    _reporter, _depth, _lock = reporter, 0, threading.Lock()
 
 
 def inside_localhost_call() -> bool:
@@ -35,12 +37,14 @@ def waiting_for_calls() -> Iterator[None]:
     if reporter is None:
         yield
         return
-    _depth += 1
-    if _depth == 1:
-        reporter(True)
+    with _lock:
+        _depth += 1
+        if _depth == 1:
+            reporter(True)
     try:
         yield
     finally:
-        _depth -= 1
-        if _depth == 0:
-            reporter(False)
+        with _lock:
+            _depth -= 1
+            if _depth == 0:
+                reporter(False)
