@@ -64,24 +64,3 @@ def resolve(executor: FunctionExecutor, value: Any, timeout: float | None, throw
     ):
         return [results]  # a list of one call_async future stays a list; map_reduce futures give the reducer's value
     return results
-
-
-NESTED_SECTIONS = ("pywren", "localhost", "rabbitmq")
-
-
-def nested_environment(func: Any, config: dict[str, Any]) -> dict[str, str]:
-    """``PYWREN_CONFIG`` for the call, when ``func`` uses this package (it may create executors inside the call).
-
-    An executor created in the call with no configuration then uses the same backends as the
-    client: the ``pywren``, ``localhost`` and ``rabbitmq`` sections and those of the storage
-    and compute backends in use (their credentials included).
-    """
-    import json
-
-    from airflow_pywren.executor import serialization
-
-    if not serialization.uses_package(func, "airflow_pywren"):
-        return {}
-    pw = config["pywren"]
-    sections = dict.fromkeys((*NESTED_SECTIONS, pw["storage_backend"], pw["compute_backend"]))
-    return {"PYWREN_CONFIG": json.dumps({name: config[name] for name in sections})}

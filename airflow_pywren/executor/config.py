@@ -403,9 +403,15 @@ def config_file_path() -> Path | None:
     return path if path.is_file() else None
 
 
-def load_config(overrides: Mapping[str, Any] | None = None) -> Config:
-    """Build and validate the configuration from every layer; later layers win."""
+def load_config(overrides: Mapping[str, Any] | None = None, base: Mapping[str, Any] | None = None) -> Config:
+    """Build and validate the configuration from every layer; later layers win.
+
+    ``base`` (settings inherited by an executor created inside a call) comes right after
+    the defaults.
+    """
     config = defaults()
+    if base:
+        config = merge(config, base, "the settings of the call that creates this executor")
     path = config_file_path()
     if path is not None:
         config = merge(config, _read_file(path), f"config file {path}")

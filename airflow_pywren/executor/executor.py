@@ -11,8 +11,18 @@ import uuid
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+from airflow_pywren.executor import (
+    call_context,
+    composition,
+    data,
+    keys,
+    legacy,
+    serialization,
+    signing,
+    validation,
+    versions,
+)
 from airflow_pywren.executor import calls as arguments
-from airflow_pywren.executor import composition, data, keys, legacy, serialization, signing, validation, versions
 from airflow_pywren.executor.callstore import CallStore, call_store_for
 from airflow_pywren.executor.compute import ComputeBackend, create_compute
 from airflow_pywren.executor.config import Config, load_config, storage_section
@@ -70,7 +80,16 @@ class FunctionExecutor:
             raise PyWrenConfigError(f"config must be a dict of sections, got {type(config).__name__}")
         config = dict(config or {})
         config["pywren"] = {**(config.get("pywren") or {}), **overrides["pywren"]}
-        self.config: Config = load_config(config)
+        inherited = call_context.inherited()
+        try:
+            self.config: Config = load_config(config, base=inherited.config if inherited else None)
+        except PyWrenConfigError as exc:
+            if inherited is None:
+                raise
+            raise PyWrenConfigError(
+                f"{exc} (an executor created inside a call inherits the client's settings without their "
+                "credentials: give it its compute credentials with config=... or PYWREN_CONFIG in extra_env)"
+            ) from exc
         if self.config["pywren"]["log_level"]:
             logging.getLogger("airflow_pywren").setLevel(self.config["pywren"]["log_level"].upper())
         self.executor_id = uuid.uuid4().hex[:12] if executor_id is None else executor_id
@@ -79,7 +98,11 @@ class FunctionExecutor:
             self.config["pywren"]["storage_backend"], storage_section(self.config)
         )
         self.storage.check()
-        self.signer: signing.Signer = signing.signer_from_config(self.config)
+        self.signer: signing.Signer = (
+            inherited.signer
+            if inherited is not None and not self.config["pywren"]["signing_key"]
+            else signing.signer_from_config(self.config)
+        )
         self.calls: CallStore = call_store_for(self.storage)
         if self.config["pywren"]["compute_backend"] != "localhost" and self.storage.name == "localhost":
             logger.warning(
@@ -89,6 +112,13 @@ class FunctionExecutor:
             )
         self.compute: ComputeBackend = create_compute(self.config)
         self.compute.check()
+        logger.debug(
+            "executor %s: %s compute, storage %s, pickles signed with %s",
+            self.executor_id,
+            self.compute.name,
+            self.storage.location(),
+            self.signer.describe(),
+        )
         self.monitor: JobMonitor = create_monitor(self.config, self.storage, self.executor_id)
         self.lost_calls = LostCalls(self.storage, self.compute, self.config["pywren"]["lost_call_grace"], self.signer)
         self.futures: list[ResponseFuture] = []
@@ -313,6 +343,14 @@ class FunctionExecutor:
             )
         except OSError as exc:
             raise StorageError(f"could not stage job {job_id} in {self.storage.location()}: {exc}") from exc
+        logger.debug(
+            "%s job %s staged in %s: function %d bytes, data %d bytes",
+            kind,
+            job_id,
+            self.storage.location(),
+            len(func_bytes),
+            len(data_bytes) if reduce is None else 0,
+        )
         job_payload = {
             "storage": storage_spec(self.storage),
             "prefix": prefix,
@@ -320,10 +358,8 @@ class FunctionExecutor:
             "job_id": job_id,
             "func_key": keys.job_key(prefix, self.executor_id, job_id, keys.FUNC_OBJECT),
             "data_key": keys.job_key(prefix, self.executor_id, job_id, keys.DATA_OBJECT),
-            "extra_env": {
-                **composition.nested_environment(func, self.config),
-                **{k: str(v) for k, v in (extra_env or {}).items()},
-            },
+            "extra_env": {k: str(v) for k, v in (extra_env or {}).items()},
+            "nested": call_context.nested_settings(self.config),
             "extra_meta": extra_meta or {},
             "runtime_memory": runtime_memory,
             "timeout": timeout,

@@ -321,8 +321,3 @@ def is_plain(item: Any) -> bool:
     if kind is dict:
         return len(item) <= 64 and all(type(k) in PLAIN_SCALARS and type(v) in PLAIN_SCALARS for k, v in item.items())
     return False
-
-
-def uses_package(func: Callable, package: str) -> bool:
-    """True when ``func`` (or local code it calls) refers to ``package`` or one of its modules."""
-    return any(m.__name__ == package or m.__name__.startswith(package + ".") for m in _referenced_modules(func))

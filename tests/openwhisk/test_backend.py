@@ -252,7 +252,10 @@ def test_activation_payload_is_job_and_call_without_the_openwhisk_credential(ser
             "signing",
             "write_retry_seconds",
             "versions",
+            "nested",
         }
+        assert set(payload["nested"]) == {"pywren", "localhost", "ibm_cf"}  # what executors inside calls inherit
+        assert "api_key" not in payload["nested"]["ibm_cf"] and "signing_key" not in payload["nested"]["pywren"]
         assert set(payload["signing"]) == {"key", "previous", "source"}  # the pickle signing key travels, documented
         assert payload["storage"]["backend"] == "localhost"
         assert set(payload["storage"]["settings"]) <= set(pw.config["localhost"])

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
-from airflow_pywren.executor import calls, serialization, versions
+from airflow_pywren.executor import call_context, calls, serialization, versions
 from airflow_pywren.executor.call_env import call_environment
 from airflow_pywren.executor.callstore import call_store_for
 from airflow_pywren.executor.errors import (
@@ -191,7 +191,11 @@ def run_call(payload: dict[str, Any]) -> dict[str, Any]:
     error: dict[str, Any] | None = None
     output: bytes | None = None
     try:
-        with _call_environment(payload.get("extra_env")), _soft_timeout(payload.get("timeout", 0), describe):
+        with (
+            _call_environment(payload.get("extra_env")),
+            call_context.running(payload, signer),
+            _soft_timeout(payload.get("timeout", 0), describe),
+        ):
             versions.check_client_versions(payload.get("versions"))
             func = _function_for(storage, payload["func_key"], signer)
             if payload.get("reduce"):
