@@ -119,7 +119,7 @@ class FunctionExecutor:
             self.storage.location(),
             self.signer.describe(),
         )
-        self.monitor: JobMonitor = create_monitor(self.config, self.storage, self.executor_id)
+        self.job_monitor: JobMonitor = create_monitor(self.config, self.storage, self.executor_id)
         self.lost_calls = LostCalls(self.storage, self.compute, self.config["pywren"]["lost_call_grace"], self.signer)
         self.futures: list[ResponseFuture] = []
         self._job_counter = itertools.count(self._first_free_job_number() if executor_id else 0)
@@ -364,7 +364,7 @@ class FunctionExecutor:
             "runtime_memory": runtime_memory,
             "timeout": timeout,
             "host_submit_time": submit_time,
-            "rabbitmq": self.monitor.notifier_settings(self.executor_id, job_id),
+            "rabbitmq": self.job_monitor.notifier_settings(self.executor_id, job_id),
             "versions": versions.client_versions(),  # checked by the function side before unpickling
             "injected": arguments.injected_settings(func, self.config, self.storage),
             "signing": self.signer.payload(),
@@ -404,6 +404,18 @@ class FunctionExecutor:
         return futures
 
     # ------------------------------------------------------------------- wait
+    def monitor(
+        self,
+        futures: ResponseFuture | Sequence[ResponseFuture] | None = None,
+        throw_except: bool = True,
+        return_when: str | int = ALL_COMPLETED,
+        download_results: bool = False,
+        timeout: float | None = None,
+        **legacy_kwargs: Any,
+    ) -> tuple[list[ResponseFuture], list[ResponseFuture]]:
+        """PyWren 1.0's name of :meth:`wait`, with its default ``throw_except=True``."""
+        return self.wait(futures, return_when, timeout, throw_except, download_results, **legacy_kwargs)
+
     def wait(
         self,
         futures: ResponseFuture | Sequence[ResponseFuture] | None = None,
@@ -443,7 +455,7 @@ class FunctionExecutor:
         pending = [f for f in futures if not f.finished]
         while True:
             if pending:
-                self.monitor.refresh(pending)
+                self.job_monitor.refresh(pending)
                 self.fail_lost_calls(pending)
                 pending = [f for f in pending if not f.finished]
                 self._log_progress(futures, finished=not pending)
@@ -454,7 +466,7 @@ class FunctionExecutor:
             if remaining <= 0:
                 break
             if wait_dur_sec is None:
-                self.monitor.pause(remaining)
+                self.job_monitor.pause(remaining)
             else:
                 time.sleep(min(remaining, wait_dur_sec))
         return [f for f in futures if f.finished]
@@ -597,7 +609,7 @@ class FunctionExecutor:
             jobs = dict.fromkeys((f.executor_id, f.job_id) for f in self._future_list(fs))
             removed = 0
             for job_executor, job_id in jobs:
-                self.monitor.forget(job_executor, job_id)
+                self.job_monitor.forget(job_executor, job_id)
                 removed += self.storage.delete_prefix(keys.job_prefix(self.storage.prefix, job_executor, job_id))
             return removed
         if delete_all:
@@ -607,7 +619,7 @@ class FunctionExecutor:
             }
             return sum(self.clean(executor_id=other) for other in sorted(executors) if other)
         executor_id = validation.check_executor_id(self.executor_id if executor_id is None else executor_id)
-        self.monitor.forget(executor_id)  # first: it may look up the executor's jobs in storage
+        self.job_monitor.forget(executor_id)  # first: it may look up the executor's jobs in storage
         self.compute.clean(executor_id)
         removed = self.storage.delete_prefix(keys.executor_prefix(self.storage.prefix, executor_id))
         logger.info("removed %d object(s) of executor %s from %s", removed, executor_id, self.storage.location())
@@ -648,7 +660,7 @@ class FunctionExecutor:
 
     def close(self) -> None:
         """Release the monitor, compute and storage connections."""
-        self.monitor.close()
+        self.job_monitor.close()
         self.compute.close()
         self.storage.close()
 

@@ -106,7 +106,7 @@ class ResponseFuture:
     def done(self) -> bool:
         """True if the call has finished (asks storage once when not yet known)."""
         if not self.finished:
-            self._executor.monitor.refresh([self])
+            self._executor.job_monitor.refresh([self])
         return self.finished
 
     def running(self) -> bool:

@@ -144,7 +144,7 @@ class JobWatcher:
         """Refresh once (one LIST per unfinished job, or drained messages) and report progress."""
         pending = [f for f in self.futures if not f.finished]
         if pending:
-            self.executor.monitor.refresh(pending)
+            self.executor.job_monitor.refresh(pending)
             self.executor.fail_lost_calls(pending)
         return self.progress()
 
@@ -170,7 +170,7 @@ class JobWatcher:
             remaining = float("inf") if deadline is None else deadline - time.monotonic()
             if progress.finished or remaining <= 0:
                 return progress
-            self.executor.monitor.pause(remaining)
+            self.executor.job_monitor.pause(remaining)
 
     def results(self) -> list[Any]:
         """The values of the job's results, read from storage in call order (raises the first call error)."""

@@ -331,7 +331,7 @@ class BasePyWrenOperator(BaseOperator):
     # ------------------------------------------------------------------ wait
     def wait_for_job(self, watcher: JobWatcher) -> JobProgress:
         """Block until every call finished, logging a progress line every few seconds."""
-        monitor = watcher.executor.monitor
+        monitor = watcher.executor.job_monitor
         by_storage = isinstance(monitor, StorageMonitor)
         self.log.info(
             "waiting for %s job %s, following it by %s",

@@ -201,7 +201,7 @@ class PyWrenJobTrigger(BaseTrigger):
             self.poll_interval,
             "" if self.end_time is None else f", for at most {max(self._remaining(), 0):.0f} s",
         )
-        broker = watcher.executor.monitor if self.monitor == RABBITMQ else None
+        broker = watcher.executor.job_monitor if self.monitor == RABBITMQ else None
         if broker is not None and not hasattr(broker, "connected"):
             self.log.warning(
                 "the connection's executor has no RabbitMQ monitor (no 'rabbitmq.amqp_url'?); "

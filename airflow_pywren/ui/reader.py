@@ -94,7 +94,7 @@ class JobView:
             pending = [f for f in self.futures if not f.finished]
             if pending:
                 self.list_requests += len({f.job_id for f in pending})
-                self.executor.monitor.refresh(pending)
+                self.executor.job_monitor.refresh(pending)
             elif time.monotonic() - self.checked_at > CHECK_CLEANED_SECONDS:
                 self.checked_at = time.monotonic()
                 self._load_futures()  # raises JobCleaned once the objects are gone

@@ -156,7 +156,7 @@ class PollLog:
             log.polls.append(
                 {
                     "thread": threading.current_thread().name,
-                    "monitor": type(watcher.executor.monitor).__name__,
+                    "monitor": type(watcher.executor.job_monitor).__name__,
                     "done": progress.done,
                     "finished": progress.finished,
                 }

@@ -67,6 +67,15 @@ def test_wait_throw_except_and_download_results(pw):
     assert pw.get_result(good) == [2, 4]
 
 
+def test_monitor_is_wait_raising_by_default(pw):
+    futures = pw.map(refuse_odd, [0, 1])
+    with pytest.raises(Refused, match="odd 1"):
+        pw.monitor()
+    done, not_done = pw.monitor(fs=futures, throw_except=False, WAIT_DUR_SEC=0.05)
+    assert done == futures and not_done == []
+    assert pw.get_result(pw.map(refuse_odd, [2])) == [2]
+
+
 @pytest.mark.parametrize(("code", "name"), [(1, "ALL_COMPLETED"), (2, "ANY_COMPLETED"), (3, "ALWAYS")])
 def test_return_when_takes_the_original_integer_constants(pw, code, name):
     assert legacy.return_when(code) == name == legacy.return_when(name.lower())

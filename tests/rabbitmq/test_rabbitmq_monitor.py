@@ -55,7 +55,7 @@ def make_executor():
 @pytest.fixture
 def pw(rabbit_config, make_executor):
     executor = make_executor(rabbit_config)
-    assert isinstance(executor.monitor, RabbitMQMonitor) and executor.monitor.connected
+    assert isinstance(executor.job_monitor, RabbitMQMonitor) and executor.job_monitor.connected
     return executor
 
 
@@ -67,7 +67,7 @@ def lists(executor) -> int:
 # --- same results as storage monitoring --------------------------------------------------
 def test_results_and_stats_match_storage_monitoring(pw, localhost_config, make_executor):
     by_storage = make_executor(localhost_config)
-    assert isinstance(by_storage.monitor, StorageMonitor)
+    assert isinstance(by_storage.job_monitor, StorageMonitor)
     outcomes = []
     for executor in (pw, by_storage):
         single = executor.call_async(square, 9)
@@ -94,14 +94,14 @@ def test_futures_resolve_from_notices_without_listing_storage(rabbit_config, mak
 def test_lost_notices_only_delay_results(rabbit_config, make_executor, rabbitmq_broker):
     config = merge_config(rabbit_config, {"rabbitmq": {"reconcile_interval": 0.5}})
     executor = make_executor(config)
-    declare = executor.monitor.notifier_settings
+    declare = executor.job_monitor.notifier_settings
     # the calls' notices go to another queue: the client's queue never hears of them
-    executor.monitor.notifier_settings = lambda e, j: {**declare(e, j), "queue": f"pywren.elsewhere.{e}"}
+    executor.job_monitor.notifier_settings = lambda e, j: {**declare(e, j), "queue": f"pywren.elsewhere.{e}"}
     futures = executor.map(square, range(4))
     assert executor.get_result(futures) == [0, 1, 4, 9]
     assert lists(executor) >= 1  # found by the periodic check of storage
     assert queue_depth(rabbitmq_broker.amqp_url, queue_name(executor.executor_id, futures[0].job_id)) == 0
-    executor.monitor.link.delete([f"pywren.elsewhere.{executor.executor_id}"])
+    executor.job_monitor.link.delete([f"pywren.elsewhere.{executor.executor_id}"])
 
 
 def test_errors_keep_type_and_remote_traceback(pw):
@@ -128,11 +128,11 @@ def test_extra_meta_survives_on_the_future(pw):
 
 # --- queues -----------------------------------------------------------------------------
 def test_the_client_declares_the_queue_before_any_call_runs(pw, rabbitmq_broker):
-    settings = pw.monitor.notifier_settings(pw.executor_id, "A900")
+    settings = pw.job_monitor.notifier_settings(pw.executor_id, "A900")
     assert settings["queue"] == queue_name(pw.executor_id, "A900")
     assert settings["amqp_url"] == rabbitmq_broker.amqp_url and settings["queue_ttl"] == 86_400
     assert queue_depth(rabbitmq_broker.amqp_url, settings["queue"]) == 0
-    pw.monitor.forget(pw.executor_id, "A900")
+    pw.job_monitor.forget(pw.executor_id, "A900")
     assert queue_depth(rabbitmq_broker.amqp_url, settings["queue"]) is None
 
 
@@ -250,7 +250,7 @@ def test_broker_down_at_start_falls_back_to_storage_polling(localhost_config, ma
     config = merge_config(localhost_config, {"pywren": {"rabbitmq_monitor": True}, "rabbitmq": {"amqp_url": dead_url}})
     with caplog.at_level(logging.WARNING, logger="airflow_pywren"):
         executor = make_executor(config)
-    assert isinstance(executor.monitor, RabbitMQMonitor) and not executor.monitor.connected
+    assert isinstance(executor.job_monitor, RabbitMQMonitor) and not executor.job_monitor.connected
     assert any(
         "unreachable" in r.getMessage() and "polling storage" in r.getMessage()
         for r in caplog.records
@@ -263,7 +263,7 @@ def test_broker_down_at_start_falls_back_to_storage_polling(localhost_config, ma
 
 def test_broker_stopped_mid_job_the_job_completes_and_everything_reconnects(pw, rabbitmq_broker, caplog, tmp_path):
     gate = tmp_path / "gate"
-    publisher = RabbitMQNotifier.shared(pw.monitor.notifier_settings(pw.executor_id, "A901"))
+    publisher = RabbitMQNotifier.shared(pw.job_monitor.notifier_settings(pw.executor_id, "A901"))
     publisher.publish({"executor_id": pw.executor_id, "job_id": "A901", "call_id": "00000", "status": "running"})
     try:
         futures = pw.map(wait_for_gate, [(str(gate), i) for i in range(4)])
@@ -276,16 +276,16 @@ def test_broker_stopped_mid_job_the_job_completes_and_everything_reconnects(pw, 
             for r in caplog.records
             if r.levelno == logging.WARNING
         )
-        assert not pw.monitor.connected
+        assert not pw.job_monitor.connected
         assert pw.get_result(pw.call_async(square, 6)) == 36  # by storage polling
 
         rabbitmq_broker.start()
         LocalhostCompute(pw.config).shutdown()  # workers wait a while after a failed publish: use fresh ones
-        assert wait_until(lambda: pw.monitor.connected, timeout=30)
+        assert wait_until(lambda: pw.job_monitor.connected, timeout=30)
         assert pw.get_result(pw.map(square, range(4))) == [0, 1, 4, 9]
         # a process's connection broken by the restart is replaced on its next notice
         publisher.publish({"executor_id": pw.executor_id, "job_id": "A901", "call_id": "00001", "status": "running"})
-        assert wait_until(lambda: "00001" in pw.monitor.inbox.notices.get((pw.executor_id, "A901"), {}), timeout=30)
+        assert wait_until(lambda: "00001" in pw.job_monitor.inbox.notices.get((pw.executor_id, "A901"), {}), timeout=30)
     finally:
         rabbitmq_broker.start()
         RabbitMQNotifier.close_all()
