@@ -379,15 +379,18 @@ def secret_values(config: dict[str, dict[str, Any]]) -> list[str]:
 def conn_fields() -> dict[str, dict[str, Any]]:
     """The declarative form (``conn-fields``) Airflow 3.2+ reads from provider info.
 
-    Selects list only real backends (the embedded default first, preselected), and no field
-    is nullable: the form then leaves empty fields out of ``extra`` instead of saving nulls.
+    Selects list only real backends (the embedded default first, preselected; no ``null``
+    choice). Every other field is optional: its type admits ``null``, else the UI's form marks
+    it required and will not save. The plugin keeps nulls out of the JSON editor and of what
+    is saved (:mod:`airflow_pywren.ui.connection_form`).
     """
     fields: dict[str, dict[str, Any]] = {}
     for field in FIELDS:
-        schema: dict[str, Any] = {"type": field.kind}
+        schema: dict[str, Any] = {"type": [field.kind, "null"]}
         if field.sensitive:
             schema["format"] = "password"
         if field.choices:
+            schema["type"] = field.kind
             schema["enum"] = list(field.choices)
             schema["default"] = field.choices[0]  # the embedded default
         fields[field.name] = {"label": field.label, "description": field.description, "schema": schema}

@@ -30,6 +30,8 @@ FIRST_ERRORS = 3
 """Failed calls the summary describes in full (the calls page lists them all)."""
 MIN_REFRESH_SECONDS = 1.0
 """Requests within this time of the last refresh (other viewers, paging) reuse it."""
+MAX_CATCH_UP_POLLS = 1000
+"""Polls one refresh makes at most while each stops at the layout's read limit (a GiB of backlog per segment)."""
 CHECK_CLEANED_SECONDS = 10.0
 """How often a cached finished job is checked for having been cleaned (one manifest GET)."""
 
@@ -87,14 +89,23 @@ class JobView:
         return all(f.finished for f in self.futures)
 
     def refresh(self) -> None:
-        """One LIST of the statuses of each unfinished job; GETs only of statuses that are new."""
+        """One LIST of the statuses of each unfinished job; GETs only of statuses that are new.
+
+        A poll reads a bounded backlog (the segment layout reads at most a MiB per segment): while
+        one stops at that bound, the next follows at once, so a page never shows a finished job
+        as partly done.
+        """
         with self.lock:
             if time.time() - self.refreshed_at < MIN_REFRESH_SECONDS:
                 return
             pending = [f for f in self.futures if not f.finished]
             if pending:
-                self.list_requests += len({f.job_id for f in pending})
-                self.executor.job_monitor.refresh(pending)
+                for _ in range(MAX_CATCH_UP_POLLS):
+                    self.list_requests += len({f.job_id for f in pending})
+                    self.executor.job_monitor.refresh(pending)
+                    pending = [f for f in pending if not f.finished]
+                    if not pending or not getattr(self.executor.job_monitor, "truncated", False):
+                        break
             elif time.monotonic() - self.checked_at > CHECK_CLEANED_SECONDS:
                 self.checked_at = time.monotonic()
                 self._load_futures()  # raises JobCleaned once the objects are gone

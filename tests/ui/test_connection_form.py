@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
+from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
 
@@ -115,6 +117,91 @@ def test_connection_list_test_button_shows_success(ui: UI, browser) -> None:
     assert tests[0]["status"] == 200, tests[0]  # ...and the test runs anyway
     assert json.loads(tests[0]["response"])["status"] is True, tests[0]
     screenshot(browser, "connection-test")
+
+
+def _open_section(driver, name: str, shows: tuple[str, str]) -> None:
+    """Open a section of the connection dialog (clicked until what it shows is visible: the form re-renders)."""
+
+    def opened(d) -> bool:
+        try:
+            if any(element.is_displayed() for element in d.find_elements(*shows)):
+                return True
+            button = d.find_element(By.XPATH, f"//*[@role='dialog']//button[normalize-space()='{name}']")
+            d.execute_script("arguments[0].scrollIntoView({block: 'center'})", button)
+            button.click()
+        except WebDriverException:
+            pass
+        return False
+
+    _wait(driver).until(opened)
+
+
+def _select_options(driver, field: str) -> list[str]:
+    """The options a select of the form offers (opened with the keyboard, closed by leaving it)."""
+
+    def options(d) -> list[str] | None:
+        try:
+            box = d.find_element(By.CSS_SELECTOR, f"#element_{field} input[role=combobox]")
+            d.execute_script("arguments[0].scrollIntoView({block: 'center'})", box)
+            if box.get_attribute("aria-expanded") != "true":
+                d.execute_script("arguments[0].focus()", box)
+                box.send_keys(Keys.ARROW_DOWN)
+            return [o.text for o in d.find_elements(By.CSS_SELECTOR, f"#element_{field} [id*='-option-']")] or None
+        except StaleElementReferenceException:
+            return None
+
+    found = _wait(driver).until(options)
+    box = driver.find_element(By.CSS_SELECTOR, f"#element_{field} input[role=combobox]")
+    driver.execute_script("arguments[0].blur()", box)
+    return found
+
+
+def _editor_text(driver) -> str:
+    script = "return Array.from(document.querySelectorAll('[role=dialog] .view-lines')).map(e => e.innerText)"
+    return _wait(driver).until(lambda d: "".join(d.execute_script(script)).replace("\xa0", " ").strip() or None)
+
+
+def test_add_form_offers_real_backends_prefills_no_nulls_and_saves_none(ui: UI, browser) -> None:
+    token = ui.deployment.token("admin")
+    ui.deployment.request("DELETE", "/api/v2/connections/pw_form", token=token)
+    sign_in(browser, ui, "admin")
+    browser.get(f"{ui.url}/connections")
+    _wait(browser).until(ec.element_to_be_clickable((By.XPATH, "//button[normalize-space()='Add Connection']"))).click()
+    dialog = _wait(browser).until(ec.visibility_of_element_located((By.CSS_SELECTOR, "[role='dialog']")))
+    dialog.find_element(By.CSS_SELECTOR, "input[name='connection_id']").send_keys("pw_form")
+    kind = dialog.find_element(By.CSS_SELECTOR, "input[role='combobox']")
+    kind.click()
+    kind.send_keys("PyWren")
+    _wait(browser).until(
+        ec.element_to_be_clickable((By.XPATH, "//*[@role='option'][normalize-space()='PyWren']"))
+    ).click()
+
+    _open_section(browser, "Extra Fields", (By.NAME, "element_localhost_workers"))
+    assert _select_options(browser, "compute_backend") == ["localhost", "ibm_cf", "k8s", "code_engine"]
+    assert _select_options(browser, "storage_backend") == ["localhost", "ibm_cos"]
+    assert "Local storage directory" in dialog.text and "Local workers" in dialog.text
+    workers = browser.find_element(By.NAME, "element_localhost_workers")
+    browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", workers)
+    workers.click()
+    workers.send_keys("3")
+    browser.execute_script("arguments[0].blur()", workers)
+
+    _open_section(browser, "Extra Fields JSON", (By.CSS_SELECTOR, "[role=dialog] .view-lines"))
+    text = _editor_text(browser)
+    assert '"compute_backend": "localhost"' in text and '"localhost_workers": 3' in text, text
+    assert "null" not in text, text
+    screenshot(browser, "connection-form")
+    # the optional fields left empty do not block saving (a required field would keep Save disabled)
+    _wait(browser).until(
+        ec.element_to_be_clickable((By.XPATH, "//*[@role='dialog']//button[normalize-space()='Save']"))
+    ).click()
+    _wait(browser).until(ec.invisibility_of_element_located((By.CSS_SELECTOR, "[role='dialog']")))
+
+    status, saved = ui.deployment.request("GET", "/api/v2/connections/pw_form", token=token)
+    assert status == 200, saved
+    extra = json.loads(saved["extra"])
+    assert extra == {"compute_backend": "localhost", "storage_backend": "localhost", "localhost_workers": 3}, extra
+    assert not [key for key, value in extra.items() if value is None]
 
 
 def test_providers_page_shows_the_description(ui: UI, browser) -> None:

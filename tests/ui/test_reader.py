@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from airflow_pywren.executor.callstore import segments
 from airflow_pywren.executor.executor import FunctionExecutor
 from airflow_pywren.ui import reader
 from airflow_pywren.ui.reader import JobCleaned, JobView
@@ -141,3 +142,28 @@ def test_a_cleaned_job_is_reported_as_cleaned(
             view.close()
         with pytest.raises(JobCleaned, match="is no longer in"):
             JobView(FunctionExecutor(config=localhost_config), _ref(futures))
+
+
+def test_a_finished_job_with_more_statuses_than_one_poll_reads_is_shown_whole(
+    localhost_config: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A view opened on a finished job shows every call done at its first refresh, even when the
+    statuses are more than one poll reads (segments: a bounded read per segment and poll)."""
+    with FunctionExecutor(config=localhost_config) as pw:
+        futures = pw.map(lambda x: x, list(range(300)))
+        pw.wait(futures)
+        monkeypatch.setattr(segments, "READ_LIMIT", 4096)  # a few dozen records per poll
+        view = JobView(FunctionExecutor(config=localhost_config), _ref(futures))
+        try:
+            view.refresh()
+            summary = view.summary()
+            assert (summary["done"], summary["success"], summary["pending"], summary["status"]) == (
+                300,
+                300,
+                0,
+                "success",
+            )
+            if view.executor.calls.layout == "segments":
+                assert view.list_requests > 1  # it took several polls, made in one refresh
+        finally:
+            view.close()

@@ -27,11 +27,13 @@ class CallUpdates:
     """What one poll of a job found: calls that started and calls that reached a final status.
 
     ``started`` maps a call id to its start record (may be ``{}`` when the layout tells
-    only that it started); ``finished`` maps a call id to its final status.
+    only that it started); ``finished`` maps a call id to its final status; ``truncated``
+    says the poll stopped at its read limit: polling again at once reads the rest.
     """
 
     started: dict[str, dict[str, Any]] = field(default_factory=dict)
     finished: dict[str, dict[str, Any]] = field(default_factory=dict)
+    truncated: bool = False
 
 
 class JobCalls(ABC):

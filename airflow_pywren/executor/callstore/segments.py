@@ -278,6 +278,8 @@ class SegmentJobCalls(JobCalls):
                 with open(entry.path, "rb") as segment:
                     segment.seek(start)
                     records, end = decode_records(segment.read())
+            elif len(data) == READ_LIMIT:
+                updates.truncated = True  # the rest of the segment comes with the next poll
             self._read_up_to[entry.name] = start + end
             for offset, record, output in records:
                 self._apply(entry.name, start + offset, record, output, updates)

@@ -41,6 +41,8 @@ class StorageMonitor(JobMonitor):
         self.threads = threads
         self._last_poll_cost = 0.0
         self._views: dict[tuple[str, str], JobCalls] = {}
+        self.truncated = False
+        """Whether the last poll stopped at a read limit (a backlog of statuses is left for the next poll)."""
 
     def refresh(self, futures: Sequence[ResponseFuture]) -> int:
         started_at = time.perf_counter()
@@ -55,11 +57,13 @@ class StorageMonitor(JobMonitor):
             if not future.finished:
                 by_job[(future.executor_id, future.job_id)].append(future)
         finished = 0
+        self.truncated = False
         for (executor_id, job_id), job_futures in by_job.items():
             view = self._views.get((executor_id, job_id))
             if view is None:
                 view = self._views[(executor_id, job_id)] = self.calls.job(executor_id, job_id)
             updates = view.poll()
+            self.truncated = self.truncated or updates.truncated
             for future in job_futures:
                 call_id = future.call_id
                 status = updates.finished.get(call_id)
