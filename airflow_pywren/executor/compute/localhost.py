@@ -50,10 +50,14 @@ class LocalhostCompute(ComputeBackend):
         private_dir(self.runner_dir, "'localhost.runner_dir'")
 
     def request(self, message: dict[str, Any], start: bool = True) -> dict[str, Any]:
-        """Send one request to the runner, starting it first if needed and ``start`` is set."""
+        """Send one request to the runner, starting it first if needed and ``start`` is set.
+
+        A runner that stops accepting (idle, or told to stop) closes the connections it has not
+        read: such a request goes to a new runner, once (the old one finishes its calls first).
+        """
         try:
             return self._send(message)
-        except (FileNotFoundError, ConnectionRefusedError, ConnectionResetError):  # none, or one that is stopping
+        except (FileNotFoundError, ConnectionError):  # none, or one that stopped accepting
             if not start:
                 raise
         self._start_runner()
@@ -77,7 +81,7 @@ class LocalhostCompute(ComputeBackend):
             try:
                 self._send({"op": "ping"})
                 return
-            except (FileNotFoundError, ConnectionRefusedError, ConnectionResetError):
+            except (FileNotFoundError, ConnectionError):
                 pass
             # where the socket is, for stop_runners() (long runner_dir paths put it under /tmp)
             _write_private(self.runner_dir / f"runner-{self.workers}w.addr", self.socket_path.encode())
@@ -114,7 +118,7 @@ class LocalhostCompute(ComputeBackend):
                     self._send({"op": "ping"})
                     logger.debug("started localhost runner pid %s with %d workers", process.pid, self.workers)
                     return
-                except (FileNotFoundError, ConnectionRefusedError, ConnectionResetError):
+                except (FileNotFoundError, ConnectionError):
                     if process.poll() is not None and not os.path.exists(self.socket_path):
                         break
                     time.sleep(0.005)

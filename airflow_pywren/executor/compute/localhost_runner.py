@@ -35,6 +35,7 @@ import socket
 import struct
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, Pipe
 from typing import Any
@@ -225,6 +226,9 @@ class Runner:
         self.stats = RunnerStats()
         self.last_activity = time.monotonic()
         self.running = True
+        self.accepting = True
+        self.on_stop_accepting: Callable[[], None] | None = None
+        """Unlinks the socket and releases its lock, so that clients coming now start a new runner."""
         self.sequence = 0
         self.unrecorded: dict[str, str] = {}
         """Activation id -> why its call wrote no status: the client fails such calls (``lost`` requests)."""
@@ -484,7 +488,7 @@ class Runner:
         if op == "ping":
             return {"ok": True, "pid": os.getpid()}
         if op == "shutdown":
-            self.running = False
+            self.accepting = False  # calls already accepted still run (see serve)
             return {"ok": True}
         return {"ok": False, "error": f"unknown op {op!r}"}
 
@@ -517,22 +521,45 @@ class Runner:
             self._spawn_worker()
         listener.setblocking(False)
         self.selector.register(listener, selectors.EVENT_READ, ("listener", None))
-        while self.running:
-            self._dispatch()
-            busy = [w.deadline for w in self.workers.values() if w.calls]
-            now = time.monotonic()
-            if not busy and not self.queue and now - self.last_activity > self.idle_timeout:
+        while self.accepting:
+            busy = self._step(listener)
+            if not busy and not self.queue and time.monotonic() - self.last_activity > self.idle_timeout:
                 logger.info("idle for %.0f s, exiting", self.idle_timeout)
                 break
-            wait = min([d - now for d in busy] + [self.idle_timeout, 1.0])
-            for key, _ in self.selector.select(max(wait, 0.0)):
-                kind, worker = key.data
-                if kind == "listener":
-                    self._on_request(listener)
-                elif self.workers.get(key.fd) is worker and worker is not None:
-                    self._on_worker_message(worker)
-            self._enforce_timeouts()
+        self.stop_accepting(listener)
+        if self.queue or any(w.calls for w in self.workers.values()):
+            logger.info("stopping: %d queued call(s) and the running ones finish first", len(self.queue))
+        while self.queue or any(w.calls for w in self.workers.values()):
+            self._step(None)
         self.running = False
+
+    def _step(self, listener: socket.socket | None) -> list[float]:
+        """Dispatch, wait for one round of events, enforce timeouts; the deadlines of busy workers."""
+        self._dispatch()
+        busy = [w.deadline for w in self.workers.values() if w.calls]
+        now = time.monotonic()
+        wait = min([d - now for d in busy] + [self.idle_timeout, 1.0])
+        for key, _ in self.selector.select(max(wait, 0.0)):
+            kind, worker = key.data
+            if kind == "listener" and listener is not None:
+                self._on_request(listener)
+            elif self.workers.get(key.fd) is worker and worker is not None:
+                self._on_worker_message(worker)
+        self._enforce_timeouts()
+        return busy
+
+    def stop_accepting(self, listener: socket.socket) -> None:
+        """Take no more requests: connections waiting in the backlog are closed unread (their clients
+        retry on a new runner), and a new runner may take the socket path at once."""
+        self.accepting = False
+        try:
+            self.selector.unregister(listener)
+        except (KeyError, ValueError):
+            pass
+        listener.close()
+        if self.on_stop_accepting is not None:
+            self.on_stop_accepting()
+            self.on_stop_accepting = None
 
     def stop_workers(self) -> None:
         """Kill the pool (after the socket is gone, so no client reaches a runner that is stopping)."""
@@ -577,15 +604,20 @@ def serve(socket_path: str, workers: int, idle_timeout: float, max_extra_workers
     listener.listen(128)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     runner = Runner(socket_path, workers, idle_timeout, max_extra_workers)
-    try:
-        runner.serve(listener)
-    finally:
-        listener.close()
+
+    def release_socket() -> None:
         try:
             os.unlink(socket_path)
         except FileNotFoundError:
             pass
+        fcntl.flock(lock, fcntl.LOCK_UN)  # workers share the lock's open file: unlock it for all of them
         lock.close()  # a new runner may start now
+
+    runner.on_stop_accepting = release_socket
+    try:
+        runner.serve(listener)
+    finally:
+        runner.stop_accepting(listener)
         runner.stop_workers()
     return 0
 

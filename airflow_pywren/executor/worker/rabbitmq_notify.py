@@ -25,6 +25,8 @@ from typing import Any, ClassVar
 import pika
 import pika.exceptions
 
+from airflow_pywren.executor.worker.outbox import Outbox
+
 logger = logging.getLogger(__name__)
 
 RETRY_AFTER_SECONDS = 10.0
@@ -201,9 +203,19 @@ class RabbitMQNotifier:
         return cls(publisher, settings["queue"], settings["queue_ttl"])
 
     def publish(self, message: dict[str, Any]) -> None:
-        """Send ``message`` as JSON; log and carry on when the broker cannot take it."""
+        """Send ``message`` as JSON in the background (see :mod:`.outbox`): a hung broker never delays the call.
+
+        An end notice waits up to ``outbox.END_WAIT_SECONDS`` for the notices before it to leave.
+        """
+        body = json.dumps(message).encode()
+        outbox = Outbox.for_process()
+        outbox.submit(lambda: self._send(body))
+        if message.get("status") != "running":
+            outbox.drain()
+
+    def _send(self, body: bytes) -> None:
         try:
-            self.publisher.publish(self.queue, self.queue_ttl, json.dumps(message).encode())
+            self.publisher.publish(self.queue, self.queue_ttl, body)
         except Exception:  # never let a notice fail the call
             logger.exception("unexpected error publishing a notice to queue %s", self.queue)
 
