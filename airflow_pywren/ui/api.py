@@ -186,6 +186,28 @@ def _job_state(dag_id: str, run_id: str, task_id: str, map_index: str | None) ->
     return ti, view
 
 
+def readable_dag_ids(user: Any, dag_ids: set[str], session: Any) -> set[str]:
+    """The DAGs among ``dag_ids`` whose task instances ``user`` may read.
+
+    The auth manager gets the details the job endpoints' check (``requires_access_dag``) gives it,
+    the DAG's team included, so that a multi-team deployment keeps each team to its own DAGs.
+    """
+    from airflow.models.dag import DagModel
+
+    teams = DagModel.get_dag_id_to_team_name_mapping(sorted(dag_ids), session=session)
+    auth_manager = get_auth_manager()
+    return {
+        dag_id
+        for dag_id in dag_ids
+        if auth_manager.is_authorized_dag(
+            method="GET",
+            access_entity=DagAccessEntity.TASK_INSTANCE,
+            details=DagDetails(id=dag_id, team_name=teams.get(dag_id)),
+            user=user,
+        )
+    }
+
+
 TaskInstanceQuery = Annotated[str, Query(min_length=1)]
 
 
@@ -261,8 +283,6 @@ def jobs(user: GetUserDep, limit: Annotated[int, Query(ge=1, le=RECENT_JOBS)] = 
     from airflow.utils.session import create_session
     from sqlalchemy import select
 
-    auth_manager = get_auth_manager()
-    allowed: dict[str, bool] = {}
     rows: list[dict[str, Any]] = []
     with create_session() as session:
         query = (
@@ -278,15 +298,10 @@ def jobs(user: GetUserDep, limit: Annotated[int, Query(ge=1, le=RECENT_JOBS)] = 
             .order_by(XComModel.timestamp.desc())
             .limit(RECENT_JOBS * 5)
         )
-        for xcom, ti in session.execute(query):
-            if xcom.dag_id not in allowed:
-                allowed[xcom.dag_id] = auth_manager.is_authorized_dag(
-                    method="GET",
-                    access_entity=DagAccessEntity.TASK_INSTANCE,
-                    details=DagDetails(id=xcom.dag_id),
-                    user=user,
-                )
-            if not allowed[xcom.dag_id]:
+        found = session.execute(query).all()
+        readable = readable_dag_ids(user, {xcom.dag_id for xcom, _ in found}, session)
+        for xcom, ti in found:
+            if xcom.dag_id not in readable:
                 continue
             record = XComModel.deserialize_value(xcom)
             if not isinstance(record, dict):
