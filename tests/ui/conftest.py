@@ -1,12 +1,15 @@
 """One running Airflow with its UI for the whole UI test session, and one headless Chromium.
 
 The deployment (API server with the UI and the plugin, scheduler, triggerer; SQLite, all on
-127.0.0.1) runs the ``pywren_ui`` DAG once; its ``gated_map`` task keeps two calls running
-until a test opens the gate. Screenshots go to ``tests/ui/artifacts/`` (not committed).
+127.0.0.1) runs the ``pywren_ui`` DAG and the small ``pywren_ui_other`` DAG once; its
+``gated_map`` task keeps two calls running until a test opens the gate. Its auth manager
+(``tests/ui/auth``) lets the user ``other`` read ``pywren_ui_other`` only. Screenshots go to
+``tests/ui/artifacts/`` (not committed).
 """
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,11 +18,13 @@ from typing import Any
 import pytest
 
 from tests.services.airflow import AirflowDeployment
-from tests.ui.dag_source import DAG_ID, SOURCE
+from tests.ui.dag_source import DAG_ID, OTHER_DAG_ID, OTHER_SOURCE, SOURCE
 
 ARTIFACTS = Path(__file__).with_name("artifacts")
+AUTH_DIR = Path(__file__).with_name("auth")
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
-USERS = "admin:admin,viewer:viewer"
+OTHER_USER = "other"
+USERS = f"admin:admin,viewer:viewer,{OTHER_USER}:viewer"
 FINAL = ("success", "failed", "upstream_failed", "skipped")
 SECRET = "ui-test-broker-secret"
 
@@ -31,31 +36,37 @@ class UI:
         self.deployment = deployment
         self.gate = gate
         self.storage_dir = storage_dir
-        self.run_id = ""
+        self.run_ids: dict[str, str] = {}
+
+    @property
+    def run_id(self) -> str:
+        """The run of ``pywren_ui``."""
+        return self.run_ids[DAG_ID]
 
     @property
     def url(self) -> str:
         return self.deployment.url
 
-    def states(self) -> dict[tuple[str, int], str]:
-        rows = self.deployment.query("SELECT task_id, map_index, state FROM task_instance WHERE dag_id = ?", DAG_ID)
+    def states(self, dag_id: str = DAG_ID) -> dict[tuple[str, int], str]:
+        rows = self.deployment.query("SELECT task_id, map_index, state FROM task_instance WHERE dag_id = ?", dag_id)
         return {(task_id, map_index): state for task_id, map_index, state in rows}
 
-    def wait_for_states(self, predicate: Any, timeout: float = 300) -> dict[tuple[str, int], str]:
+    def wait_for_states(self, predicate: Any, timeout: float = 300, dag_id: str = DAG_ID) -> dict[tuple[str, int], str]:
         deadline = time.monotonic() + timeout
         while True:
             self.deployment._check_alive()
-            states = self.states()
+            states = self.states(dag_id)
             if predicate(states):
                 return states
             if time.monotonic() > deadline:
                 raise TimeoutError(f"task instances did not get there within {timeout:g} s: {states}")
             time.sleep(0.5)
 
-    def job_query(self, task_id: str, map_index: int = -1) -> str:
+    def job_query(self, task_id: str, map_index: int = -1, dag_id: str = DAG_ID) -> str:
         from urllib.parse import urlencode
 
-        return urlencode({"dag_id": DAG_ID, "run_id": self.run_id, "task_id": task_id, "map_index": map_index})
+        run_id = self.run_ids[dag_id]
+        return urlencode({"dag_id": dag_id, "run_id": run_id, "task_id": task_id, "map_index": map_index})
 
 
 @pytest.fixture(scope="session")
@@ -65,6 +76,7 @@ def ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UI]:
     (root / "airflow").mkdir()
     gate = root / "gate"
     (root / "dags" / f"{DAG_ID}.py").write_text(SOURCE.replace("{gate}", str(gate)))
+    (root / "dags" / f"{OTHER_DAG_ID}.py").write_text(OTHER_SOURCE)
     storage_dir = root / "pywren" / "storage"
     config = {
         "pywren": {"monitor_interval": 0.05},
@@ -75,19 +87,24 @@ def ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UI]:
     extra_env = {
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": USERS,
         "AIRFLOW__CORE__TEST_CONNECTION": "Enabled",
+        "AIRFLOW__CORE__AUTH_MANAGER": "dag_access_auth_manager.DagAccessAuthManager",
+        "AIRFLOW__PYWREN_TEST_AUTH__DAG_ACCESS": f"{OTHER_USER}:{OTHER_DAG_ID}",
         "HOME": str(root / "home"),
     }
     with AirflowDeployment(
         root / "airflow", root / "dags", {"pywren_default": connection}, parallelism=4, extra_env=extra_env, apps="all"
     ) as deployment:
+        path = deployment.env.get("PYTHONPATH")
+        deployment.env["PYTHONPATH"] = os.pathsep.join(p for p in (str(AUTH_DIR), path) if p)
         deployment.start(timeout=300)  # a busy machine: the API server with the UI starts slowly
         ui = UI(deployment, gate, storage_dir)
         token = deployment.token("admin")
-        status, body = deployment.request("PATCH", f"/api/v2/dags/{DAG_ID}", {"is_paused": False}, token)
-        assert status == 200, body
-        status, body = deployment.request("POST", f"/api/v2/dags/{DAG_ID}/dagRuns", {"logical_date": None}, token)
-        assert status == 200, body
-        ui.run_id = body["dag_run_id"]
+        for dag_id in (DAG_ID, OTHER_DAG_ID):
+            status, body = deployment.request("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": False}, token)
+            assert status == 200, body
+            status, body = deployment.request("POST", f"/api/v2/dags/{dag_id}/dagRuns", {"logical_date": None}, token)
+            assert status == 200, body
+            ui.run_ids[dag_id] = body["dag_run_id"]
         try:
             yield ui
         finally:

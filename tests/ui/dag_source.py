@@ -66,3 +66,24 @@ def pywren_ui():
 
 pywren_ui()
 """
+
+# A second DAG, for access control: a user allowed only this one sees its job and no other.
+OTHER_DAG_ID = "pywren_ui_other"
+OTHER_SOURCE = """
+import pendulum
+from airflow.sdk import dag
+
+from airflow_pywren.operators.pywren import PyWrenMapOperator
+
+
+def double(x):
+    return 2 * x
+
+
+@dag(dag_id="pywren_ui_other", schedule=None, start_date=pendulum.datetime(2024, 1, 1, tz="UTC"), catchup=False)
+def pywren_ui_other():
+    PyWrenMapOperator(task_id="double_map", map_function=double, iterdata=[1, 2, 3])
+
+
+pywren_ui_other()
+"""
