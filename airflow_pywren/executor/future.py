@@ -148,8 +148,8 @@ class ResponseFuture:
         legacy.take("result", legacy_kwargs, ("internal_storage",))
         self._wait(timeout)
         if self.status == ERROR:
+            self.read = True  # reported: a later get_result() of the executor's unread calls skips it
             if not throw_except:
-                self.read = True
                 return None
             raise self._exception_object()
         if not self._has_value:

@@ -55,6 +55,14 @@ def test_get_result_fs_and_throw_except(pw):
         futures[1].result(throw_except=True)
 
 
+def test_an_exception_raised_by_result_is_not_raised_again_by_get_result(pw):
+    failed = pw.call_async(refuse_odd, 1)
+    with pytest.raises(Refused):
+        failed.result()
+    pw.map(refuse_odd, [2, 4])
+    assert pw.get_result() == [2, 4]  # the executor's unread calls: the failure was reported already
+
+
 def test_wait_throw_except_and_download_results(pw):
     futures = pw.map(refuse_odd, [0, 1])
     done, not_done = pw.wait(fs=futures)  # today's default: wait never raises
