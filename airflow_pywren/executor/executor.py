@@ -435,13 +435,14 @@ class FunctionExecutor:
         """
         options = legacy.take("wait", legacy_kwargs, legacy.WAIT)
         return_when = legacy.return_when(return_when)
-        futures = self._future_list(options.get("futures", futures))
+        named = options.get("futures", futures)
+        futures = self._future_list(named)
         wait_dur_sec = legacy.wait_dur_sec(options, self.config)
         deadline = None if timeout is None else time.monotonic() + timeout
         with blocking.waiting_for_calls():
             done = self._wait_loop(futures, return_when, deadline, wait_dur_sec)
-        if throw_except:
-            failed = [f for f in done if f.status == CallStatus.ERROR]
+        if throw_except:  # over all the executor's calls, a failure reported already is not raised again
+            failed = [f for f in done if f.status == CallStatus.ERROR and (named is not None or not f.read)]
             if failed:
                 failed[0].read = True
                 failed[0].result()

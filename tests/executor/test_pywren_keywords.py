@@ -61,6 +61,10 @@ def test_an_exception_raised_by_result_is_not_raised_again_by_get_result(pw):
         failed.result()
     pw.map(refuse_odd, [2, 4])
     assert pw.get_result() == [2, 4]  # the executor's unread calls: the failure was reported already
+    done, _ = pw.monitor()  # nor does waiting for all of them
+    assert failed in done
+    with pytest.raises(Refused):
+        pw.monitor(fs=[failed])  # named, it is raised
 
 
 def test_wait_throw_except_and_download_results(pw):
