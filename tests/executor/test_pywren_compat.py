@@ -19,14 +19,6 @@ from tests.conftest import merge_config
 from tests.services.s3 import s3_client
 
 
-@pytest.fixture
-def pw(localhost_config):
-    executor = pywren.ibm_cf_executor(config=localhost_config)
-    yield executor
-    executor.clean()
-    executor.close()
-
-
 @pytest.fixture(params=["localhost", "ibm_cos"])
 def storage_config(request, localhost_config):
     """Localhost compute with each storage backend."""

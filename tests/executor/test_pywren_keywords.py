@@ -20,14 +20,6 @@ from airflow_pywren.executor.errors import PyWrenConfigError
 from tests.conftest import merge_config
 
 
-@pytest.fixture
-def pw(localhost_config):
-    executor = pywren.ibm_cf_executor(config=localhost_config)
-    yield executor
-    executor.clean()
-    executor.close()
-
-
 class Refused(Exception):
     pass
 
