@@ -16,7 +16,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from airflow_pywren.executor.errors import PyWrenError, StorageKeyNotFound
 from airflow_pywren.executor.executor import FunctionExecutor
@@ -34,8 +34,14 @@ MAX_CATCH_UP_POLLS = 1000
 """Polls one refresh makes at most while each stops at the layout's read limit (a GiB of backlog per segment)."""
 CHECK_CLEANED_SECONDS = 10.0
 """How often a cached finished job is checked for having been cleaned (one manifest GET)."""
+MAX_TIMELINE_BARS = 2000
+"""Start-end bars the timeline sends at most; larger jobs send an even sample of their calls."""
+MAX_TIMELINE_POINTS = 1000
+"""Points of the running-calls-over-time series at most: every change up to this (jobs of ~500 calls),
+then the most running in each of this many equal time slices (more than a screen's pixels)."""
 
 ExecutorFactory = Callable[[], FunctionExecutor]
+T = TypeVar("T")
 
 
 class JobCleaned(PyWrenError):
@@ -174,24 +180,45 @@ class JobView:
             "calls": [call_row(index, future) for index, future in page],
         }
 
-    def timeline(self) -> dict[str, Any]:
-        """Start and end of every call that started, in seconds after the first start, in call order."""
+    def timeline(self, max_bars: int = MAX_TIMELINE_BARS, max_points: int = MAX_TIMELINE_POINTS) -> dict[str, Any]:
+        """The calls that started as start-end bars (seconds after the first start, in call order) and
+        the number of calls running over time, both bounded for large jobs.
+
+        Up to ``max_bars`` started calls every bar is sent; beyond that an even sample across the
+        started calls (``sampled`` says so). The running-calls series is computed here from every
+        started call: each change exactly, or, beyond ``max_points``, the most running in each of
+        ``max_points`` equal time slices, so that peaks are kept.
+        """
         origin = min((f.stats.get("start_time") or float("inf") for f in self.futures), default=float("inf"))
         submitted = min((f.stats.get("host_submit_time") or float("inf") for f in self.futures), default=float("inf"))
-        rows = []
+        now = time.time()
+        known = origin != float("inf")
+        started: list[tuple[int, float, float | None, str]] = []
         for index, future in enumerate(self.futures):
             start = future.stats.get("start_time")
-            if not start:
-                continue
-            end = future.stats.get("end_time")
-            rows.append([index, round(start - origin, 4), round(end - origin, 4) if end else None, future.status])
-        known = origin != float("inf")
+            if start:
+                end = future.stats.get("end_time")
+                started.append((index, start - origin, end - origin if end else None, future.status))
+        elapsed = max(now - origin, 0.0) if known else 0.0
+        end = max((stop if stop is not None else elapsed for _, _, stop, _ in started), default=0.0)
+        running, peak = running_over_time(
+            [(start, stop if stop is not None else elapsed) for _, start, stop, _ in started], end, max_points
+        )
+        shown = sample_evenly(started, max_bars)
         return {
             "origin": origin if known else None,
-            "now": time.time(),
+            "now": now,
             "total": len(self.futures),
             "queued": round(origin - submitted, 4) if known and submitted != float("inf") else None,
-            "calls": rows,
+            "started": len(started),
+            "sampled": len(shown) < len(started),
+            "end": round(end, 4),
+            "calls": [
+                [index, round(start, 4), round(stop, 4) if stop is not None else None, status]
+                for index, start, stop, status in shown
+            ],
+            "running": running,
+            "peak": peak,
         }
 
     def result_preview(self, index: int) -> dict[str, Any]:
@@ -249,6 +276,52 @@ class JobView:
 
 def _duration(start: float | None, end: float | None) -> float | None:
     return end - start if start is not None and end is not None else None
+
+
+def sample_evenly(items: Sequence[T], limit: int) -> list[T]:
+    """``items`` when there are at most ``limit``; else ``limit`` of them evenly spread, first and last included."""
+    count = len(items)
+    if count <= limit:
+        return list(items)
+    if limit <= 1:
+        return list(items[:limit])
+    return [items[round(i * (count - 1) / (limit - 1))] for i in range(limit)]
+
+
+def running_over_time(
+    spans: Sequence[tuple[float, float]], end: float, max_points: int
+) -> tuple[list[list[float]], int]:
+    """How many of ``spans`` (start, stop) run over time, as ``[time, running]`` steps, and the peak.
+
+    Every change is a point while there are at most ``max_points``; beyond that the span
+    ``[0, end]`` is cut into ``max_points`` equal slices, each point giving the most calls running
+    during its slice (a peak is never hidden by the sampling).
+    """
+    events = sorted([(start, 1) for start, _ in spans] + [(stop, -1) for _, stop in spans], key=lambda e: (e[0], e[1]))
+    steps: list[list[float]] = [[0.0, 0]]
+    running = peak = 0
+    for moment, delta in events:
+        running += delta
+        peak = max(peak, running)
+        if steps[-1][0] == moment:
+            steps[-1][1] = running
+        else:
+            steps.append([moment, running])
+    if len(steps) <= max_points or end <= 0:
+        return [[round(t, 4), n] for t, n in steps], peak
+    width = end / max_points
+    slices = [0] * max_points
+    level = 0
+    position = 0
+    for slot in range(max_points):
+        slice_end = (slot + 1) * width
+        most = level
+        while position < len(steps) and (steps[position][0] < slice_end or slot == max_points - 1):
+            level = int(steps[position][1])
+            most = max(most, level)
+            position += 1
+        slices[slot] = most
+    return [[round(slot * width, 4), most] for slot, most in enumerate(slices)], peak
 
 
 def call_row(index: int, future: ResponseFuture) -> dict[str, Any]:

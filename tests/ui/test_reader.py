@@ -167,3 +167,50 @@ def test_a_finished_job_with_more_statuses_than_one_poll_reads_is_shown_whole(
                 assert view.list_requests > 1  # it took several polls, made in one refresh
         finally:
             view.close()
+
+
+def test_the_timeline_of_a_large_job_is_an_even_sample_and_a_bounded_running_series(
+    localhost_config: dict[str, Any],
+) -> None:
+    with FunctionExecutor(config=localhost_config) as pw:
+        futures = pw.map(lambda x: x, list(range(300)))
+        pw.wait(futures)
+        view = JobView(FunctionExecutor(config=localhost_config), _ref(futures))
+        try:
+            view.refresh()
+            exact = view.timeline()  # below the bound: every bar, every change of the running count
+            assert (exact["started"], exact["sampled"], len(exact["calls"])) == (300, False, 300)
+            assert [row[0] for row in exact["calls"]] == list(range(300))
+            assert exact["running"][-1][1] == 0 and 1 <= exact["peak"] <= localhost_config["localhost"]["workers"]
+
+            sampled = view.timeline(max_bars=100, max_points=20)
+            assert (sampled["started"], sampled["sampled"], sampled["total"]) == (300, True, 300)
+            indexes = [row[0] for row in sampled["calls"]]
+            assert len(indexes) == 100 and indexes[0] == 0 and indexes[-1] == 299
+            assert sorted(set(indexes)) == indexes  # in call order, no call twice
+            assert max(b - a for a, b in zip(indexes, indexes[1:])) <= 4  # spread evenly
+            assert len(sampled["running"]) == 20 and sampled["peak"] == exact["peak"]
+            assert max(n for _, n in sampled["running"]) == exact["peak"]  # the peak survives the slicing
+            assert sampled["end"] == exact["end"] >= max(row[2] for row in exact["calls"])
+        finally:
+            view.close()
+
+
+def test_running_over_time_is_exact_for_few_changes_and_keeps_peaks_when_sliced() -> None:
+    steps, peak = reader.running_over_time([(0.0, 2.0), (1.0, 3.0), (1.0, 1.5)], 3.0, 100)
+    assert (steps, peak) == ([[0.0, 1], [1.0, 3], [1.5, 2], [2.0, 1], [3.0, 0]], 3)
+
+    # 10,000 calls of 1 s starting every 10 ms (about 100 running), and a burst of 500 calls of 1 ms
+    spans = [(i / 100, i / 100 + 1.0) for i in range(10_000)] + [(50.2051, 50.2061)] * 500
+    exact, exact_peak = reader.running_over_time(spans, 101.0, 100_000)
+    assert len(exact) > 10_000 and exact_peak == max(n for _, n in exact) >= 600
+    steps, peak = reader.running_over_time(spans, 101.0, 500)
+    assert len(steps) == 500 and peak == exact_peak
+    assert max(n for _, n in steps) == exact_peak  # the burst is shown although it lasts a tenth of a slice
+    assert steps[0][0] == 0.0 and steps[-1][0] < 101.0 and [t for t, _ in steps] == sorted(t for t, _ in steps)
+
+
+def test_sample_evenly_keeps_small_lists_whole_and_bounds_large_ones() -> None:
+    assert reader.sample_evenly(list(range(5)), 10) == [0, 1, 2, 3, 4]
+    sample = reader.sample_evenly(list(range(10_000)), reader.MAX_TIMELINE_BARS)
+    assert len(sample) == 2000 and sample[0] == 0 and sample[-1] == 9999 and len(set(sample)) == 2000

@@ -71,6 +71,8 @@ const PyWren = (() => {
     });
     doc.getElementById("pw-prev").addEventListener("click", () => { page.offset = Math.max(0, page.offset - PAGE); refresh(); });
     doc.getElementById("pw-next").addEventListener("click", () => { page.offset += PAGE; refresh(); });
+    doc.getElementById("pw-first").addEventListener("click", () => { page.offset = 0; refresh(); });
+    doc.getElementById("pw-last").addEventListener("click", () => { page.offset = Math.max(0, Math.floor((page.total - 1) / PAGE) * PAGE); refresh(); });
 
     async function refresh() {
       clearTimeout(timer);
@@ -169,8 +171,8 @@ const PyWren = (() => {
       body.replaceChildren(...rows);
       const last = Math.min(calls.offset + calls.calls.length, calls.total);
       doc.getElementById("pw-page").textContent = calls.total ? `calls ${fmt.int(calls.offset + 1)}–${fmt.int(last)} of ${fmt.int(calls.total)}` : "";
-      doc.getElementById("pw-prev").disabled = calls.offset <= 0;
-      doc.getElementById("pw-next").disabled = last >= calls.total;
+      doc.getElementById("pw-prev").disabled = doc.getElementById("pw-first").disabled = calls.offset <= 0;
+      doc.getElementById("pw-next").disabled = doc.getElementById("pw-last").disabled = last >= calls.total;
     }
 
     async function preview(call, cell) {
@@ -194,9 +196,9 @@ const PyWren = (() => {
         return;
       }
       const now = t.origin ? t.now - t.origin : 0;
-      const end = Math.max(...calls.map((c) => c[2] ?? now), 1e-3);
+      const end = Math.max(t.end || 0, 1e-3);
       const width = Math.max(600, box.clientWidth - 12), left = 48, right = 12, barsTop = 4;
-      const rowH = Math.max(1, Math.min(12, 360 / calls.length));
+      const rowH = Math.min(12, 360 / calls.length);  // at most 360 px of bars, however many
       const barsH = rowH * calls.length;
       const chartTop = barsTop + barsH + 26, chartH = 70, height = chartTop + chartH + 22;
       const x = (s) => left + ((width - left - right) * Math.max(0, s)) / end;
@@ -204,21 +206,22 @@ const PyWren = (() => {
       const bars = svg("g", { class: "pw-bars" });
       calls.forEach(([index, start, stop, status], row) => {
         const rect = svg("rect", { class: `pw-bar ${status}`, x: x(start), y: barsTop + row * rowH,
-          width: Math.max(1, x(stop ?? now) - x(start)), height: Math.max(1, rowH - (rowH > 3 ? 1 : 0)), "data-index": index });
+          width: Math.max(1, x(stop ?? now) - x(start)), height: rowH > 3 ? rowH - 1 : rowH, "data-index": index });
         const title = svg("title"); title.textContent = `call ${index}: ${status}, ${fmt.secs(start)} → ${stop === null ? "running" : fmt.secs(stop)}`;
         rect.append(title);
         bars.append(rect);
       });
       root.append(bars);
-      // running calls over time
-      const events = [];
-      for (const [, start, stop] of calls) { events.push([start, 1]); events.push([stop ?? now, -1]); }
-      events.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
-      let running = 0, peak = 0;
-      const points = [[0, 0]];
-      for (const [time, delta] of events) { points.push([time, running]); running += delta; points.push([time, running]); peak = Math.max(peak, running); }
+      // running calls over time, as steps computed by the server from every started call
+      const peak = t.peak;
       const y = (n) => chartTop + chartH - (chartH * n) / Math.max(1, peak);
-      root.append(svg("path", { class: "concurrency", d: points.map(([s, n], i) => `${i ? "L" : "M"}${x(s).toFixed(1)},${y(n).toFixed(1)}`).join("") }));
+      const path = [];
+      t.running.forEach(([time, running], i) => {
+        if (i) path.push(`H${x(time).toFixed(1)}`);
+        path.push(`${i ? "V" : `M${x(time).toFixed(1)},`}${y(running).toFixed(1)}`);
+      });
+      path.push(`H${x(end).toFixed(1)}`);
+      root.append(svg("path", { class: "concurrency", d: path.join("") }));
       const label = (tx, ty, text, anchor = "start") => { const node = svg("text", { x: tx, y: ty, "text-anchor": anchor }); node.textContent = text; root.append(node); };
       label(4, barsTop + 10, "calls");
       label(4, chartTop + 10, "running");
@@ -227,7 +230,10 @@ const PyWren = (() => {
       for (let i = 0; i <= 4; i += 1) label(x((end * i) / 4), height - 6, fmt.secs((end * i) / 4), i === 0 ? "start" : i === 4 ? "end" : "middle");
       box.replaceChildren(root);
       const queued = t.queued === null || t.queued === undefined ? "" : `; the first call started ${fmt.secs(t.queued)} after submission`;
-      caption.textContent = `${fmt.int(calls.length)} of ${fmt.int(t.total)} calls started; at most ${peak} running at once; time since the first start${queued}`;
+      const sample = doc.getElementById("pw-timeline-sample");
+      sample.hidden = !t.sampled;
+      sample.textContent = t.sampled ? `showing ${fmt.int(calls.length)} of ${fmt.int(t.started)} calls (an even sample; the running line counts every call)` : "";
+      caption.textContent = `${fmt.int(t.started)} of ${fmt.int(t.total)} calls started; at most ${fmt.int(peak)} running at once; time since the first start${queued}`;
     }
 
     refresh();
