@@ -43,6 +43,7 @@ def pywren_ui():
     PyWrenMapOperator(task_id="deferred_map", map_function=slow_square, iterdata=list(range(6)),
                       deferrable=True)
     PyWrenMapOperator(task_id="gated_map", map_function=wait_for_gate, iterdata=[0, 1, 2, 3])
+    PyWrenMapOperator(task_id="large_map", map_function=square, iterdata=list(range(10000)))
     PyWrenCallAsyncOperator.partial(task_id="mapped_call", func=square).expand(data=[3, 4])
 
     @task.pywren

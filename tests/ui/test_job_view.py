@@ -198,3 +198,41 @@ def test_anonymous_browser_is_asked_to_sign_in(ui: UI, browser) -> None:
     state = _wait(browser).until(ec.visibility_of_element_located((By.CSS_SELECTOR, "#pw-state[data-state='error']")))
     assert "Sign in to Airflow" in state.text
     assert not browser.find_element(By.ID, "pw-job").is_displayed()
+
+
+def test_job_view_of_a_10000_call_job_pages_its_calls_and_samples_its_timeline(ui: UI, browser) -> None:
+    ui.wait_for_states(_finished("large_map"), timeout=540)
+    status, body = _api(ui, f"/pywren/api/job?{ui.job_query('large_map')}", ui.deployment.token("viewer"))
+    assert status == 200 and body["summary"]["done"] == 10_000, body.get("summary")
+    timeline = body["timeline"]
+    assert (timeline["started"], timeline["sampled"], len(timeline["calls"])) == (10_000, True, 2000)
+    assert len(timeline["running"]) <= 1000 and len(json.dumps(timeline)) < 150_000
+    sign_in(browser, ui, "viewer")
+    browser.get(f"{ui.url}/pywren/job?{ui.job_query('large_map')}")
+    _text_is(browser, "pw-done", "10,000", seconds=120)
+    assert [
+        browser.find_element(By.ID, name).text for name in ("pw-total", "pw-running", "pw-pending", "pw-failed")
+    ] == [
+        "10,000",
+        "0",
+        "0",
+        "0",
+    ]
+    assert browser.find_element(By.ID, "pw-status").text == "job success"
+    assert browser.find_element(By.ID, "pw-timeline-sample").text.startswith("showing 2,000 of 10,000 calls")
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#pw-timeline rect.pw-bar.success")) == 2000
+    rows = browser.find_elements(By.CSS_SELECTOR, "tr.call-row")
+    assert [row.get_attribute("data-index") for row in rows] == [str(i) for i in range(50)]
+    assert browser.find_element(By.ID, "pw-page").text == "calls 1–50 of 10,000"
+    screenshot(browser, "job-view-large")
+    browser.find_element(By.ID, "pw-next").click()
+    _text_is(browser, "pw-page", "calls 51–100 of 10,000")
+    browser.find_element(By.ID, "pw-last").click()
+    _text_is(browser, "pw-page", "calls 9,951–10,000 of 10,000")
+    last = browser.find_elements(By.CSS_SELECTOR, "tr.call-row")[-1]
+    cells = [cell.text for cell in last.find_elements(By.TAG_NAME, "td")]
+    assert (cells[0], cells[1], cells[2]) == ("9999", "M000/09999", "success")
+    assert browser.find_element(By.ID, "pw-next").get_attribute("disabled") == "true"
+    last.find_element(By.CSS_SELECTOR, "button.pw-result").click()
+    _wait(browser).until(lambda d: last.find_element(By.CSS_SELECTOR, ".preview").text == str(9999 * 9999))
+    screenshot(browser, "job-view-large-last-page")
