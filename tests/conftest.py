@@ -7,11 +7,13 @@ Service fixtures (local S3 server, OpenWhisk, Kubernetes and Code Engine test se
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+import airflow_pywren as pywren
 from airflow_pywren.executor.callstore import CallStore, call_store_for
 from airflow_pywren.executor.compute.localhost import stop_runners
 from airflow_pywren.executor.config import load_config, storage_section
@@ -71,6 +73,15 @@ def localhost_config(pywren_home: Path) -> dict[str, Any]:
             "workers": 2,
         },
     }
+
+
+@pytest.fixture
+def pw(localhost_config: dict[str, Any]) -> Iterator[pywren.FunctionExecutor]:
+    """An executor on the embedded default backends; cleaned and closed after the test."""
+    executor = pywren.FunctionExecutor(config=localhost_config)
+    yield executor
+    executor.clean()
+    executor.close()
 
 
 @pytest.fixture(autouse=True)

@@ -2,22 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-import airflow_pywren as pywren
 from tests.conftest import merge_config
-
-
-@pytest.fixture
-def pw(localhost_config: dict[str, Any]) -> Iterator[pywren.FunctionExecutor]:
-    """An executor on the embedded default backends (cleaned after the test)."""
-    executor = pywren.FunctionExecutor(config=localhost_config)
-    yield executor
-    executor.clean()
-    executor.close()
 
 
 @pytest.fixture
