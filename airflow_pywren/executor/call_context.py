@@ -35,7 +35,8 @@ class InheritedBackends:
     signer: Signer
 
 
-_current: list[InheritedBackends] = []
+_running: list[tuple[dict[str, Any], Signer]] = []
+"""The payload and signer of each call running in this process (innermost last)."""
 
 
 def nested_settings(config: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -53,18 +54,20 @@ def nested_settings(config: dict[str, dict[str, Any]]) -> dict[str, dict[str, An
 @contextmanager
 def running(payload: dict[str, Any], signer: Signer) -> Iterator[None]:
     """Within the block (one call), executors created with no configuration use the call's backends."""
-    config = {name: dict(section) for name, section in (payload.get("nested") or {}).items()}
-    if config:
-        storage = payload["storage"]
-        config["pywren"]["storage_backend"] = storage["backend"]
-        config[storage["backend"]] = {**config.get(storage["backend"], {}), **storage["settings"]}
-    _current.append(InheritedBackends(config, signer))
+    _running.append((payload, signer))
     try:
         yield
     finally:
-        _current.pop()
+        _running.pop()
 
 
 def inherited() -> InheritedBackends | None:
-    """The running call's backends, when this code runs inside a call."""
-    return _current[-1] if _current and _current[-1].config else None
+    """The running call's backends, when this code runs inside a call (built when an executor asks)."""
+    if not _running or not _running[-1][0].get("nested"):
+        return None
+    payload, signer = _running[-1]
+    config = {name: dict(section) for name, section in payload["nested"].items()}
+    storage = payload["storage"]
+    config["pywren"]["storage_backend"] = storage["backend"]
+    config[storage["backend"]] = {**config.get(storage["backend"], {}), **storage["settings"]}
+    return InheritedBackends(config, signer)

@@ -33,7 +33,7 @@ def attach(executor: FunctionExecutor, futures: Sequence[ResponseFuture]) -> Non
         if future.has_executor():
             continue
         location = future.storage_location
-        if location is not None and location != executor.storage.location():
+        if location is not None and not executor.storage.same_location(location):
             raise PyWrenError(
                 f"a call returned futures of executor {future.executor_id} stored in {location}, but this "
                 f"executor uses {executor.storage.location()}; read them with an executor configured for that storage"

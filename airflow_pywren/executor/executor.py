@@ -437,40 +437,39 @@ class FunctionExecutor:
         return_when = legacy.return_when(return_when)
         named = options.get("futures", futures)
         futures = self._future_list(named)
-        wait_dur_sec = legacy.wait_dur_sec(options, self.config)
-        deadline = None if timeout is None else time.monotonic() + timeout
-        with blocking.waiting_for_calls():
-            done = self._wait_loop(futures, return_when, deadline, wait_dur_sec)
+        done, not_done = self._wait(futures, return_when, timeout, legacy.wait_dur_sec(options, self.config))
         if throw_except:  # over all the executor's calls, a failure reported already is not raised again
             failed = [f for f in done if f.status == CallStatus.ERROR and (named is not None or not f.read)]
             if failed:
-                failed[0].read = True
                 failed[0].result()
         if download_results:
             self._download([f for f in done if f.status == CallStatus.SUCCESS], options.get("threadpool_size"))
-        return done, [f for f in futures if not f.finished]
+        return done, not_done
 
-    def _wait_loop(
-        self, futures: list[ResponseFuture], return_when: str, deadline: float | None, wait_dur_sec: float | None
-    ) -> list[ResponseFuture]:
+    def _wait(
+        self, futures: list[ResponseFuture], return_when: str, timeout: float | None, wait_dur_sec: float | None
+    ) -> tuple[list[ResponseFuture], list[ResponseFuture]]:
+        """The wait loop: refresh, fail lost calls, log progress, pause (the monitor's pace, or ``wait_dur_sec``)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
         pending = [f for f in futures if not f.finished]
-        while True:
-            if pending:
-                self.job_monitor.refresh(pending)
-                self.fail_lost_calls(pending)
-                pending = [f for f in pending if not f.finished]
-                self._log_progress(futures, finished=not pending)
-            done_count = len(futures) - len(pending)
-            if return_when == ALWAYS or not pending or (return_when == ANY_COMPLETED and done_count):
-                break
-            remaining = float("inf") if deadline is None else deadline - time.monotonic()
-            if remaining <= 0:
-                break
-            if wait_dur_sec is None:
-                self.job_monitor.pause(remaining)
-            else:
-                time.sleep(min(remaining, wait_dur_sec))
-        return [f for f in futures if f.finished]
+        with blocking.waiting_for_calls():  # a call waiting here lends its localhost runner a worker
+            while True:
+                if pending:
+                    self.job_monitor.refresh(pending)
+                    self.fail_lost_calls(pending)
+                    pending = [f for f in pending if not f.finished]
+                    self._log_progress(futures, finished=not pending)
+                done_count = len(futures) - len(pending)
+                if return_when == ALWAYS or not pending or (return_when == ANY_COMPLETED and done_count):
+                    break
+                remaining = float("inf") if deadline is None else deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                if wait_dur_sec is None:
+                    self.job_monitor.pause(remaining)
+                else:
+                    time.sleep(min(remaining, wait_dur_sec))
+        return [f for f in futures if f.finished], pending
 
     def _download(self, futures: Sequence[ResponseFuture], threads: int | None = None) -> None:
         """Read the results of succeeded calls not read yet (in parallel threads on remote storage)."""
@@ -479,10 +478,7 @@ class FunctionExecutor:
             [(f.executor_id, f.job_id, f.call_id) for f in missing], threads or self.config["pywren"]["max_workers"]
         )
         for future, blob in zip(missing, blobs):
-            future._value = serialization.loads_signed(
-                blob, self.signer, f"the output of call {future.call_id} of job {future.job_id} ({future.output_key})"
-            )
-            future._has_value = True
+            future.set_output(blob)
 
     def get_result(
         self,
@@ -500,20 +496,14 @@ class FunctionExecutor:
         ``WAIT_DUR_SEC`` and ``THREADPOOL_SIZE`` are taken as in :meth:`wait`.
         """
         options = legacy.take("get_result", legacy_kwargs, legacy.WAIT)
-        futures = options.pop("futures", futures)
-        threads = options.pop("threadpool_size", None)
+        futures = options.get("futures", futures)
         single = isinstance(futures, ResponseFuture)
         if futures is None:
             candidates = [f for f in self.futures if f.produce_output and not f.read]
         else:
             candidates = self._future_list(futures)
         wanted = candidates if single else ([f for f in candidates if f.produce_output] or candidates)
-        done, not_done = self.wait(
-            wanted,
-            return_when=ALL_COMPLETED,
-            timeout=timeout,
-            **({"WAIT_DUR_SEC": options["wait_dur_sec"]} if "wait_dur_sec" in options else {}),
-        )
+        _, not_done = self._wait(wanted, ALL_COMPLETED, timeout, legacy.wait_dur_sec(options, self.config))
         if not_done:
             raise TimeoutError(
                 f"{len(not_done)} of {len(wanted)} call(s) did not finish within {timeout} s "
@@ -532,7 +522,7 @@ class FunctionExecutor:
                     failed[0].call_id,
                 )
             failed[0].result()
-        self._download(wanted, threads)
+        self._download(wanted, options.get("threadpool_size"))
         results = [
             composition.resolve(self, f.result(throw_except=throw_except), timeout, throw_except) for f in wanted
         ]

@@ -153,17 +153,19 @@ class ResponseFuture:
                 return None
             raise self._exception_object()
         if not self._has_value:
-            self._value = serialization.loads_signed(
-                self._executor.calls.read_output(self.executor_id, self.job_id, self.call_id),
-                self._executor.signer,
-                what=f"the output of call {self.call_id} of job {self.job_id}",
-            )
-            self._has_value = True
+            self.set_output(self._executor.calls.read_output(self.executor_id, self.job_id, self.call_id))
         self.read = True
         from airflow_pywren.executor.composition import attach_returned
 
         attach_returned(self._executor, self._value)
         return self._value
+
+    def set_output(self, blob: bytes) -> None:
+        """For executors: the call's output as stored, verified with the executor's key, then unpickled."""
+        self._value = serialization.loads_signed(
+            blob, self._executor.signer, what=f"the output of call {self.call_id} of job {self.job_id}"
+        )
+        self._has_value = True
 
     def exception(self, timeout: float | None = None) -> BaseException | None:
         """The call's exception, or None if it succeeded."""

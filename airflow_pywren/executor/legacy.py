@@ -11,7 +11,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from airflow_pywren.executor.errors import PyWrenSubmitError
+from airflow_pywren.executor.errors import PyWrenConfigError, PyWrenSubmitError
 from airflow_pywren.executor.wait import ALL_COMPLETED, ALWAYS, ANY_COMPLETED, WAIT_MODES
 
 logger = logging.getLogger("airflow_pywren.executor")
@@ -109,8 +109,6 @@ def backend_config(
     remote_invoker: bool | None = None,
 ) -> dict[str, Any] | None:
     """``config`` with the factory keywords of PyWren 1.5 (``backend``, ``storage_backend``, ``remote_invoker``) applied."""
-    from airflow_pywren.executor.errors import PyWrenConfigError
-
     if backend is None and storage_backend is None and remote_invoker is None:
         return dict(config) if config is not None else None
     if config is not None and not isinstance(config, Mapping):
