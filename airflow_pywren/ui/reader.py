@@ -110,7 +110,7 @@ class JobView:
                     self.list_requests += len({f.job_id for f in pending})
                     self.executor.job_monitor.refresh(pending)
                     pending = [f for f in pending if not f.finished]
-                    if not pending or not getattr(self.executor.job_monitor, "truncated", False):
+                    if not pending or not self.executor.job_monitor.truncated:
                         break
             elif time.monotonic() - self.checked_at > CHECK_CLEANED_SECONDS:
                 self.checked_at = time.monotonic()

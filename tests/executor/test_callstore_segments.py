@@ -15,6 +15,7 @@ from airflow_pywren.executor import keys, serialization
 from airflow_pywren.executor.callstore import call_store_for
 from airflow_pywren.executor.callstore.segments import HEADER, INLINE_OUTPUT_LIMIT, SegmentCallStore, encode_record
 from airflow_pywren.executor.storage.localhost import LocalhostStorage
+from tests.conftest import merge_config
 
 
 @pytest.fixture
@@ -180,3 +181,23 @@ def test_a_map_leaves_at_most_one_file_per_call_and_under_1kb_each(localhost_con
     assert other.get_result(attached) == list(range(n))
     assert all(f.worker_pid and f.start_time <= f.end_time for f in attached)
     pw.clean()
+
+
+def test_waiting_reads_a_backlog_of_statuses_without_pausing_between_polls(localhost_config, monkeypatch):
+    """A poll that stops at the read limit is followed at once: the monitor pauses only when it has read everything."""
+    from airflow_pywren.executor.callstore import segments
+    from airflow_pywren.executor.monitor import storage as storage_monitor
+
+    with pywren.FunctionExecutor(config=localhost_config) as pw:
+        futures = pw.map(abs, list(range(300)))
+        pw.wait(futures)
+        monkeypatch.setattr(segments, "READ_LIMIT", 4096)  # a few dozen records per poll
+        pauses: list[float] = []
+        monkeypatch.setattr(storage_monitor.time, "sleep", pauses.append)
+        slow = merge_config(localhost_config, {"pywren": {"monitor_interval": 5}})
+        with pywren.FunctionExecutor(config=slow, executor_id=pw.executor_id) as attached:
+            fresh = attached.job_futures(futures[0].job_id)
+            done, not_done = attached.wait(fresh)
+        assert len(done) == 300 and not not_done
+        assert pauses == []  # every poll but the last stopped at the limit, and the last finished the job
+        pw.clean()

@@ -13,6 +13,11 @@ if TYPE_CHECKING:
 class JobMonitor(ABC):
     """Updates futures from the backend; storage stays the source of truth."""
 
+    @property
+    def truncated(self) -> bool:
+        """Whether the last refresh stopped at a read limit: a backlog is left, refresh again at once."""
+        return False
+
     @abstractmethod
     def refresh(self, futures: Sequence[ResponseFuture]) -> int:
         """Update the status of ``futures``; return how many reached a final status."""

@@ -41,8 +41,7 @@ class StorageMonitor(JobMonitor):
         self.threads = threads
         self._last_poll_cost = 0.0
         self._views: dict[tuple[str, str], JobCalls] = {}
-        self.truncated = False
-        """Whether the last poll stopped at a read limit (a backlog of statuses is left for the next poll)."""
+        self._truncated = False
 
     def refresh(self, futures: Sequence[ResponseFuture]) -> int:
         started_at = time.perf_counter()
@@ -57,13 +56,13 @@ class StorageMonitor(JobMonitor):
             if not future.finished:
                 by_job[(future.executor_id, future.job_id)].append(future)
         finished = 0
-        self.truncated = False
+        self._truncated = False
         for (executor_id, job_id), job_futures in by_job.items():
             view = self._views.get((executor_id, job_id))
             if view is None:
                 view = self._views[(executor_id, job_id)] = self.calls.job(executor_id, job_id)
             updates = view.poll()
-            self.truncated = self.truncated or updates.truncated
+            self._truncated = self._truncated or updates.truncated
             for future in job_futures:
                 call_id = future.call_id
                 status = updates.finished.get(call_id)
@@ -78,7 +77,13 @@ class StorageMonitor(JobMonitor):
                 self._views.pop((executor_id, job_id), None)
         return finished
 
+    @property
+    def truncated(self) -> bool:
+        return self._truncated
+
     def pause(self, seconds: float) -> None:
+        if self._truncated:
+            return  # statuses are left over from the last poll: read them now
         time.sleep(max(0.0, min(max(self.interval, 2 * self._last_poll_cost), seconds)))
 
     def forget(self, executor_id: str, job_id: str | None = None) -> None:
