@@ -358,11 +358,21 @@ def check_reducer(func: Callable) -> None:
         )
 
 
+def injected_names(func: Callable) -> list[str]:
+    """The injected parameters (``storage``, ``ibm_cos``, ``id``...) that ``func`` declares."""
+    return list(_parameters(func).injected)
+
+
 def injected_settings(func: Callable, config: dict[str, Any], storage: StorageBackend) -> dict[str, Any]:
     """What the injected parameters ``func`` declares need from the client (travels in the payload)."""
+    return injected_settings_named(injected_names(func), config, storage)
+
+
+def injected_settings_named(names: Sequence[str], config: dict[str, Any], storage: StorageBackend) -> dict[str, Any]:
+    """:func:`injected_settings` of a function known by the names of its injected parameters."""
     registered = injected_parameters()
     settings: dict[str, Any] = {}
-    for name in _parameters(func).injected:
+    for name in names:
         parameter = registered[name]
         settings[name] = parameter.settings(config, storage) if parameter.settings else None
     return settings

@@ -55,6 +55,12 @@ SCHEMA: dict[str, dict[str, Setting]] = {
         "lost_call_grace": Setting(
             (int, float), 30, "seconds past its timeout after which a running call with no status is failed"
         ),
+        "invocation_grace": Setting(
+            (int, float),
+            60,
+            "seconds without news from a process invoking a job's calls after which an attaching "
+            "process takes its uninvoked calls for never invoked (an Airflow retry invokes them)",
+        ),
         "write_retry_seconds": Setting(
             (int, float),
             30,
@@ -291,6 +297,7 @@ _MINIMUMS: dict[tuple[str, str], float] = {
     ("pywren", "max_workers"): 1,
     ("pywren", "lost_call_grace"): 0,
     ("pywren", "write_retry_seconds"): 0,
+    ("pywren", "invocation_grace"): 1,
     ("localhost", "workers"): 1,
     ("localhost", "runner_idle_timeout"): 1,
     ("localhost", "max_extra_workers"): 0,
@@ -325,6 +332,7 @@ _MAXIMUMS: dict[tuple[str, str], float] = {
     ("pywren", "monitor_interval"): validation.MAX_MONITOR_INTERVAL,
     ("pywren", "lost_call_grace"): validation.MAX_TIMEOUT,
     ("pywren", "write_retry_seconds"): validation.MAX_TIMEOUT,
+    ("pywren", "invocation_grace"): validation.MAX_TIMEOUT,
     ("localhost", "workers"): validation.MAX_WORKERS,
     ("localhost", "runner_idle_timeout"): validation.MAX_TIMEOUT,
     ("ibm_cf", "timeout"): validation.MAX_TIMEOUT,

@@ -58,6 +58,10 @@ class ActivationLostError(PyWrenError):
     """A call started but its activation vanished without writing a final status."""
 
 
+class CallNeverInvokedError(ActivationLostError):
+    """The process invoking a job's calls stopped before it invoked this one (see ``invoke_missing``)."""
+
+
 class UnpicklableResultError(PyWrenError, TypeError):
     """A call's return value cannot be pickled: the message names the call."""
 

@@ -15,6 +15,7 @@ from airflow_pywren.executor import (
     call_context,
     composition,
     data,
+    invocation,
     keys,
     legacy,
     serialization,
@@ -25,6 +26,7 @@ from airflow_pywren.executor import (
 from airflow_pywren.executor import calls as arguments
 from airflow_pywren.executor.callstore import CallStore, call_store_for
 from airflow_pywren.executor.compute import ComputeBackend, create_compute
+from airflow_pywren.executor.compute.base import Invocation
 from airflow_pywren.executor.config import Config, load_config, storage_section
 from airflow_pywren.executor.data.locations import looks_like_location
 from airflow_pywren.executor.errors import (
@@ -36,6 +38,7 @@ from airflow_pywren.executor.errors import (
     StorageKeyNotFound,
 )
 from airflow_pywren.executor.future import ResponseFuture
+from airflow_pywren.executor.invocation import InvocationProgress, InvocationRecorder, read_progress
 from airflow_pywren.executor.jobref import CallStatus
 from airflow_pywren.executor.jobs import JobProgress, ProgressLog
 from airflow_pywren.executor.lost_calls import LostCalls
@@ -120,7 +123,13 @@ class FunctionExecutor:
             self.signer.describe(),
         )
         self.job_monitor: JobMonitor = create_monitor(self.config, self.storage, self.executor_id)
-        self.lost_calls = LostCalls(self.storage, self.compute, self.config["pywren"]["lost_call_grace"], self.signer)
+        self.lost_calls = LostCalls(
+            self.storage,
+            self.compute,
+            self.config["pywren"]["lost_call_grace"],
+            self.signer,
+            self.config["pywren"]["invocation_grace"],
+        )
         self.futures: list[ResponseFuture] = []
         self._job_counter = itertools.count(self._first_free_job_number() if executor_id else 0)
         self._progress_logs: dict[str, ProgressLog] = {}
@@ -302,7 +311,7 @@ class FunctionExecutor:
         include_modules: Sequence[str] | None = (),
         data_plan: data.DataPlan | None = None,
     ) -> list[ResponseFuture]:
-        """Validate and serialize everything, stage it in storage (3 PUTs), invoke, record the activation ids (1 PUT)."""
+        """Validate and serialize everything, stage it in storage (3 PUTs), invoke, record that it was invoked (1 PUT)."""
         runtime_memory, timeout = self._call_defaults(runtime_memory, timeout)
         _check_call_options(extra_env, extra_meta, runtime_memory, timeout, exclude_modules)
         if not items:
@@ -320,6 +329,12 @@ class FunctionExecutor:
         prefix = self.storage.prefix
         call_ids = [keys.call_id_of(i) for i in range(len(items))]
         submit_time = time.time()
+        calls: list[dict[str, Any]] = [
+            {"call_id": call_id, "data_byte_range": list(byte_range)} for call_id, byte_range in zip(call_ids, ranges)
+        ]
+        for call, reduce_of_call in zip(calls, reduce or ()):
+            call["reduce"] = reduce_of_call
+        invoke_batch = self.compute.invoke_batch(len(calls))
         manifest = {
             "executor_id": self.executor_id,
             "job_id": job_id,
@@ -331,6 +346,13 @@ class FunctionExecutor:
             "location": self.storage.location(),
             "reduce_of": reduce and reduce[0]["job_id"],
             "timeout": timeout,
+            # what invoking the calls again needs (FunctionExecutor.invoke_missing), secrets left out
+            "invoke_batch": invoke_batch,
+            "runtime_memory": runtime_memory,
+            "injected": sorted(arguments.injected_names(func)),
+            "versions": versions.client_versions(),
+            "data_ends": [end for _, end in ranges] if reduce is None else None,
+            "reduce": reduce,
         }
         if data_plan is not None:
             manifest["inputs"] = self.job_inputs[job_id] = data_plan.summary()
@@ -351,57 +373,95 @@ class FunctionExecutor:
             len(func_bytes),
             len(data_bytes) if reduce is None else 0,
         )
-        job_payload = {
-            "storage": storage_spec(self.storage),
-            "prefix": prefix,
-            "executor_id": self.executor_id,
-            "job_id": job_id,
-            "func_key": keys.job_key(prefix, self.executor_id, job_id, keys.FUNC_OBJECT),
-            "data_key": keys.job_key(prefix, self.executor_id, job_id, keys.DATA_OBJECT),
-            "extra_env": {k: str(v) for k, v in (extra_env or {}).items()},
-            "nested": call_context.nested_settings(self.config),
-            "extra_meta": extra_meta or {},
-            "runtime_memory": runtime_memory,
-            "timeout": timeout,
-            "host_submit_time": submit_time,
-            "rabbitmq": self.job_monitor.notifier_settings(self.executor_id, job_id),
-            "versions": versions.client_versions(),  # checked by the function side before unpickling
-            "injected": arguments.injected_settings(func, self.config, self.storage),
-            "signing": self.signer.payload(),
-            "write_retry_seconds": self.config["pywren"]["write_retry_seconds"],
-        }
-        calls: list[dict[str, Any]] = [
-            {"call_id": call_id, "data_byte_range": list(byte_range)} for call_id, byte_range in zip(call_ids, ranges)
-        ]
-        for call, reduce_of_call in zip(calls, reduce or ()):
-            call["reduce"] = reduce_of_call
+        job_payload = self._job_payload(
+            manifest, extra_env, arguments.injected_settings(func, self.config, self.storage)
+        )
         job_meta = dict(extra_meta or {})
         futures = [
             ResponseFuture(self, self.executor_id, job_id, call_id, kind, submit_time, job_meta) for call_id in call_ids
         ]
         for future in futures:
             future.timeout = timeout
-        try:
-            invocations = self.compute.invoke(job_payload, calls)
-        except ComputeError as exc:
-            invocations = None
-            failure: BaseException = exc
-        except OSError as exc:
-            invocations = None
-            failure = ComputeError(f"could not invoke job {job_id} on {self.compute.name}: {exc}")
-        for index, future in enumerate(futures):
-            invocation = invocations[index] if invocations is not None else None
-            if invocation is not None and invocation.error is None:
-                future.stats["activation_id"] = invocation.activation_id
-                if invocation.invoker_id:
-                    future.stats["invoker_id"] = invocation.invoker_id
-                continue
-            reason = failure if invocation is None else ComputeError(invocation.error)
-            handler.record_failure({**job_payload, **calls[index]}, reason)
-        self.lost_calls.record_activations(self.executor_id, job_id, futures)
+        first = invoke_batch or len(calls)
+        progress = InvocationProgress(len(calls), 0, min(first, len(calls)), False, submit_time)
+        self._invoke(job_payload, calls, futures, progress, invoke_batch)
         self.futures.extend(futures)
         logger.info("%s job %s: %d call(s) submitted to %s", kind, job_id, len(futures), self.compute.name)
         return futures
+
+    def _job_payload(
+        self, manifest: dict[str, Any], extra_env: dict[str, str] | None, injected: dict[str, Any]
+    ) -> dict[str, Any]:
+        """The fields every activation of a job gets (its calls add ``call_id``, ``data_byte_range``, ``reduce``)."""
+        prefix, executor_id, job_id = self.storage.prefix, manifest["executor_id"], manifest["job_id"]
+        return {
+            "storage": storage_spec(self.storage),
+            "prefix": prefix,
+            "executor_id": executor_id,
+            "job_id": job_id,
+            "func_key": keys.job_key(prefix, executor_id, job_id, keys.FUNC_OBJECT),
+            "data_key": keys.job_key(prefix, executor_id, job_id, keys.DATA_OBJECT),
+            "extra_env": {k: str(v) for k, v in (extra_env or {}).items()},
+            "nested": call_context.nested_settings(self.config),
+            "extra_meta": manifest["extra_meta"] or {},
+            "runtime_memory": manifest["runtime_memory"],
+            "timeout": manifest["timeout"],
+            "host_submit_time": manifest["host_submit_time"],
+            "rabbitmq": self.job_monitor.notifier_settings(executor_id, job_id),
+            "versions": manifest["versions"],  # checked by the function side before unpickling
+            "injected": injected,
+            "signing": self.signer.payload(),
+            "write_retry_seconds": self.config["pywren"]["write_retry_seconds"],
+        }
+
+    def _invoke(
+        self,
+        job_payload: dict[str, Any],
+        calls: Sequence[dict[str, Any]],
+        futures: Sequence[ResponseFuture],
+        progress: InvocationProgress,
+        batch: int,
+        resuming: bool = False,
+    ) -> None:
+        """Invoke ``calls`` (one future each) ``batch`` at a time (0: at once), recording the progress in
+        storage (see :mod:`.invocation`): calls refused, or not invoked after a compute error, are
+        recorded as failed; then the activation ids, then that the invocation is complete."""
+        size = batch or len(calls) or 1
+        invocations: list[Invocation] = []
+        failure: BaseException | None = None
+        job_id = job_payload["job_id"]
+        heartbeat = min(10.0, self.config["pywren"]["invocation_grace"] / 4)
+        with InvocationRecorder(self.storage, self.executor_id, job_id, progress, heartbeat) as recorder:
+            if resuming:  # news at once, so that attaching processes wait instead of failing these calls
+                recorder.invoking(progress.invoked, progress.invoking)
+            for start in range(0, len(calls), size):
+                if start and not resuming:
+                    recorder.invoking(progress.invoked + start, progress.invoked + min(start + size, len(calls)))
+                try:
+                    invocations.extend(self.compute.invoke(job_payload, calls[start : start + size]))
+                except ComputeError as exc:
+                    failure = exc
+                    break
+                except OSError as exc:
+                    failure = ComputeError(f"could not invoke job {job_id} on {self.compute.name}: {exc}")
+                    break
+            for index, future in enumerate(futures):
+                invocation = invocations[index] if index < len(invocations) else None
+                if invocation is not None and invocation.error is None:
+                    future.stats["activation_id"] = invocation.activation_id
+                    if invocation.invoker_id:
+                        future.stats["invoker_id"] = invocation.invoker_id
+                    continue
+                reason = failure if invocation is None else ComputeError(invocation.error)
+                handler.record_failure(
+                    {**job_payload, **calls[index]},
+                    reason or ComputeError(f"{self.compute.name} returned no invocation for call {future.call_id}"),
+                )
+            activations = {f.call_id: f.activation_id for f in futures if f.activation_id}
+            invoker_id = next((f.stats["invoker_id"] for f in futures if f.stats.get("invoker_id")), None)
+            if resuming:
+                activations = {**progress.activations, **activations}
+            recorder.complete(self.config["pywren"]["write_retry_seconds"], activations, invoker_id)
 
     # ------------------------------------------------------------------- wait
     def monitor(
@@ -532,18 +592,14 @@ class FunctionExecutor:
 
     # ----------------------------------------------------------- other jobs
     def job_futures(self, job_id: str, executor_id: str | None = None) -> list[ResponseFuture]:
-        """Futures of a job submitted earlier, maybe by another process, read from its manifest."""
+        """Futures of a job submitted earlier, maybe by another process, read from its manifest.
+
+        If the process that submitted it stopped before invoking every call, waiting for the
+        futures reports the calls it never invoked as failed (``CallNeverInvokedError``) once
+        ``pywren.invocation_grace`` seconds have passed without news from it; see :meth:`invoke_missing`.
+        """
         executor_id = validation.check_executor_id(self.executor_id if executor_id is None else executor_id)
-        validation.check_job_id(job_id)
-        try:
-            manifest = json.loads(
-                self.storage.get(keys.job_key(self.storage.prefix, executor_id, job_id, keys.JOB_MANIFEST))
-            )
-        except StorageKeyNotFound:
-            raise PyWrenError(
-                f"no job {job_id} of executor {executor_id} in {self.storage.location()}; "
-                "check the ids and that this executor uses the same storage configuration"
-            ) from None
+        manifest = self._manifest(executor_id, job_id)
         kind = manifest["kind"]
         job_meta = dict(manifest["extra_meta"] or {})
         futures = [
@@ -554,8 +610,80 @@ class FunctionExecutor:
             future.timeout = manifest.get("timeout")
         if manifest.get("inputs"):
             self.job_inputs[job_id] = manifest["inputs"]
-        self.lost_calls.attach_ids(executor_id, job_id, futures)
+        progress = read_progress(self.storage, executor_id, job_id, manifest)
+        self.lost_calls.attach_ids(executor_id, job_id, futures, progress)
+        if not progress.complete:
+            self.lost_calls.follow_invocation(manifest, progress)
         return futures
+
+    def invoke_missing(self, job_id: str, extra_env: dict[str, str] | None = None) -> int:
+        """Invoke the calls of this executor's job ``job_id`` that the process submitting it never invoked
+        (it stopped part-way); return how many. Each call runs once: a call is invoked here only if it
+        has not started and was not invoked (see :mod:`.invocation`).
+
+        While that process may still be invoking, this waits for it: at most ``pywren.invocation_grace``
+        seconds past its last record, and twice that for calls it was invoking when it stopped that the
+        compute backend cannot vouch for. Pass the ``extra_env`` the job was submitted with.
+        """
+        manifest = self._manifest(self.executor_id, job_id)
+        grace = self.config["pywren"]["invocation_grace"]
+        while True:
+            progress = read_progress(self.storage, self.executor_id, job_id, manifest)
+            if progress.complete:
+                return 0
+            if progress.stopped(grace):
+                verdict = invocation.uninvoked_calls(self.calls, self.compute, manifest, progress, grace)
+                if not verdict.undecided:
+                    break
+            time.sleep(min(1.0, grace / 4))
+        missing = sorted(verdict.never_invoked, key=int)
+        logger.warning(
+            "job %s of executor %s: the process submitting it stopped after invoking %d of %d call(s); "
+            "invoking the %d call(s) it never invoked",
+            job_id,
+            self.executor_id,
+            progress.invoked,
+            progress.calls,
+            len(missing),
+        )
+        ends = manifest.get("data_ends")
+        reduce = manifest.get("reduce")
+        calls: list[dict[str, Any]] = []
+        for call_id in missing:
+            index = int(call_id)
+            call: dict[str, Any] = {"call_id": call_id, "data_byte_range": [0, 0]}
+            if ends is not None:
+                call["data_byte_range"] = [ends[index - 1] if index else 0, ends[index]]
+            if reduce:
+                call["reduce"] = reduce[index]
+            calls.append(call)
+        job_payload = self._job_payload(
+            manifest, extra_env, arguments.injected_settings_named(manifest["injected"], self.config, self.storage)
+        )
+        job_meta = dict(manifest["extra_meta"] or {})
+        futures = [
+            ResponseFuture(
+                self, self.executor_id, job_id, call_id, manifest["kind"], manifest["host_submit_time"], job_meta
+            )
+            for call_id in missing
+        ]
+        for future in futures:
+            future.timeout = manifest.get("timeout")
+        resumed = InvocationProgress(progress.calls, progress.invoked, progress.calls, False, time.time())
+        self._invoke(job_payload, calls, futures, resumed, self.compute.invoke_batch(len(calls)), resuming=True)
+        return len(missing)
+
+    def _manifest(self, executor_id: str, job_id: str) -> dict[str, Any]:
+        validation.check_job_id(job_id)
+        try:
+            return json.loads(
+                self.storage.get(keys.job_key(self.storage.prefix, executor_id, job_id, keys.JOB_MANIFEST))
+            )
+        except StorageKeyNotFound:
+            raise PyWrenError(
+                f"no job {job_id} of executor {executor_id} in {self.storage.location()}; "
+                "check the ids and that this executor uses the same storage configuration"
+            ) from None
 
     def job_ids(self, executor_id: str | None = None) -> list[str]:
         """Ids of the jobs stored under an executor (default: this one), in submission order."""

@@ -132,6 +132,12 @@ class ResponseFuture:
         self.error = status.get("error")
         self.status = CallStatus(status["status"])
 
+    def set_failure(self, status: dict[str, Any], exception: BaseException) -> None:
+        """For executors: the call failed without running (nothing stored); ``exception()`` returns ``exception``."""
+        self._set_final(status)
+        self._value = exception
+        self._has_value = True
+
     def __getattr__(self, name: str) -> Any:
         if name in _STAT_FIELDS:
             return self.stats.get(name)
@@ -181,6 +187,8 @@ class ResponseFuture:
             raise TimeoutError(f"call {self.call_id} of job {self.job_id} did not finish within {timeout} s")
 
     def _exception_object(self) -> BaseException:
+        if self._has_value and isinstance(self._value, BaseException):  # set_failure
+            return self._value
         error = self.error or {}
         traceback_text = error.get("traceback", "")
         exc: BaseException | None = None

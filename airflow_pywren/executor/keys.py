@@ -5,8 +5,10 @@
     {prefix}/{executor_id}/{job_id}/job.json                    job manifest (kind, call ids)
     {prefix}/{executor_id}/{job_id}/func.pickle                 the function and shipped modules
     {prefix}/{executor_id}/{job_id}/data.pickle                 all call data, one byte range per call
-    {prefix}/{executor_id}/{job_id}/activations.json            call id -> activation id, written after invoking
-    {prefix}/{executor_id}/{job_id}/invoker.json                the remote invoker's activation id (large maps)
+    {prefix}/{executor_id}/{job_id}/invocation.json             how far invoking the calls got, then their
+                                                                activation ids (see .invocation)
+    {prefix}/{executor_id}/{job_id}/activations.json            call id -> activation id, written by the remote
+                                                                invoker (large maps on OpenWhisk)
     {prefix}/{executor_id}/{job_id}/task_done.json              the Airflow task instance that ran the job succeeded
 
 and, under ``status/`` and ``output/``, the calls' records in the layout of the storage
@@ -36,10 +38,10 @@ from __future__ import annotations
 JOB_MANIFEST = "job.json"
 FUNC_OBJECT = "func.pickle"
 DATA_OBJECT = "data.pickle"
+INVOCATION = "invocation.json"
+"""Invocation progress, rewritten while the calls are invoked (:mod:`airflow_pywren.executor.invocation`)."""
 ACTIVATIONS = "activations.json"
-"""Written once per job: by the client, or by the remote invoker for the calls it invoked."""
-INVOKER = "invoker.json"
-"""``{"activation_id": ...}`` of the remote invoker, written by the client that started it."""
+"""Written by the remote invoker for the calls it invoked."""
 START_OBJECT = "start"
 STATUS_OBJECT = "status"
 OUTPUT_OBJECT = "output"

@@ -2,9 +2,9 @@
 
 The compute backend tells which activations ended (``ComputeBackend.lost_activations``);
 this module turns that into failed calls recorded in storage, so that every observer
-(another process, a rescheduled sensor, a trigger) reaches the same verdict. It also keeps
-the activation ids in storage (``keys.ACTIVATIONS``, ``keys.INVOKER``) that make those
-checks possible for a process that did not submit the job.
+(another process, a rescheduled sensor, a trigger) reaches the same verdict. A process that
+did not submit the job reads the activation ids from the job's invocation record
+(:mod:`.invocation`), which also tells it the calls a stopped submitter never invoked.
 """
 
 from __future__ import annotations
@@ -20,8 +20,14 @@ from airflow_pywren.executor import keys
 from airflow_pywren.executor.callstore import call_store_for
 from airflow_pywren.executor.compute import ComputeBackend
 from airflow_pywren.executor.compute.base import PendingCall
-from airflow_pywren.executor.errors import ActivationLostError, StorageError, StorageKeyNotFound
+from airflow_pywren.executor.errors import (
+    ActivationLostError,
+    CallNeverInvokedError,
+    StorageError,
+    StorageKeyNotFound,
+)
 from airflow_pywren.executor.future import RUNNING, ResponseFuture
+from airflow_pywren.executor.invocation import InvocationProgress, read_progress, uninvoked_calls
 from airflow_pywren.executor.signing import Signer
 from airflow_pywren.executor.storage import StorageBackend, storage_spec
 from airflow_pywren.executor.worker import handler
@@ -36,52 +42,51 @@ class LostCalls:
     """Records activation ids at submit, and fails the calls whose activation was lost."""
 
     def __init__(
-        self, storage: StorageBackend, compute: ComputeBackend, grace: float, signer: Signer | None = None
+        self,
+        storage: StorageBackend,
+        compute: ComputeBackend,
+        grace: float,
+        signer: Signer | None = None,
+        invocation_grace: float = 60.0,
     ) -> None:
         self.storage = storage
         self.signer = signer
         self.compute = compute
         self.grace = grace
         """Seconds past its timeout after which a started call with no final status is lost."""
+        self.invocation_grace = invocation_grace
+        """Seconds without news from a job's invoking process after which it counts as stopped."""
         self._next_check = 0.0
+        self._invocations: dict[tuple[str, str], dict[str, Any]] = {}  # jobs attached to while being invoked
 
-    def record_activations(self, executor_id: str, job_id: str, futures: Sequence[ResponseFuture]) -> None:
-        """Store the calls' activation ids, so that a process attaching later can tell a lost activation too.
-
-        Calls started by a remote invoker have none here: the invoker stores theirs, and this
-        stores the invoker's activation id instead. One PUT either way.
-        """
-        activations = {f.call_id: f.activation_id for f in futures if f.activation_id}
-        invoker = next((f.stats["invoker_id"] for f in futures if f.stats.get("invoker_id")), None)
-        objects = [(keys.ACTIVATIONS, activations), (keys.INVOKER, {"activation_id": invoker} if invoker else {})]
-        for name, body in objects:
-            if not body:
-                continue
-            key = keys.job_key(self.storage.prefix, executor_id, job_id, name)
-            try:
-                self.storage.put(key, json.dumps(body).encode())
-            except (OSError, StorageError) as exc:  # the calls run anyway; only a later observer's loss check is weaker
-                logger.warning("could not store the activation ids of job %s (%s): %s", job_id, key, exc)
+    def follow_invocation(self, manifest: dict[str, Any], progress: InvocationProgress) -> None:
+        """Check the calls of this job, attached to before its invocation was complete, for never-invoked ones."""
+        if not progress.complete:
+            self._invocations[(manifest["executor_id"], manifest["job_id"])] = manifest
 
     def read_job_object(self, executor_id: str, job_id: str, name: str) -> dict[str, Any] | None:
-        """A small JSON object of a job (``keys.ACTIVATIONS``, ``keys.INVOKER``); None if there is none."""
+        """A small JSON object of a job (``keys.ACTIVATIONS``); None if there is none."""
         try:
             return json.loads(self.storage.get(keys.job_key(self.storage.prefix, executor_id, job_id, name)))
         except StorageKeyNotFound:
             return None
 
-    def attach_ids(self, executor_id: str, job_id: str, futures: Sequence[ResponseFuture]) -> None:
-        """Give the futures of a job submitted elsewhere the activation ids stored for it."""
-        # none yet while the submitter (or the remote invoker) is still invoking, or it could not be stored
-        activations = self.read_job_object(executor_id, job_id, keys.ACTIVATIONS) or {}
+    def attach_ids(
+        self, executor_id: str, job_id: str, futures: Sequence[ResponseFuture], progress: InvocationProgress
+    ) -> None:
+        """Give the futures of a job submitted elsewhere the activation ids its invocation record holds.
+
+        The calls a remote invoker started have theirs in ``keys.ACTIVATIONS``, once it has
+        invoked them all (as have jobs stored before invocation records existed).
+        """
+        activations = progress.activations
+        if not activations and progress.complete:
+            activations = self.read_job_object(executor_id, job_id, keys.ACTIVATIONS) or {}
         for future in futures:
             if activations.get(future.call_id):
                 future.stats["activation_id"] = activations[future.call_id]
-        missing = [f for f in futures if not f.activation_id]
-        invoker = (self.read_job_object(executor_id, job_id, keys.INVOKER) or {}) if missing else {}
-        for future in missing:
-            if invoker.get("activation_id"):
-                future.stats["invoker_id"] = invoker["activation_id"]
+            elif progress.invoker_id:
+                future.stats["invoker_id"] = progress.invoker_id
 
     def fail(self, futures: Sequence[ResponseFuture]) -> int:
         """Record as failed the calls whose activation vanished, so that waiting for them ends.
@@ -136,7 +141,10 @@ class LostCalls:
         ]
         reasons = self.compute.lost_activations(calls + invokers) if calls else {}
         lost: list[tuple[ResponseFuture, str]] = []
+        never_invoked = self._uninvoked(pending)
         for future, call in zip(pending, calls):
+            if future.call_id in never_invoked.get((future.executor_id, future.job_id), {}):
+                continue
             reason = reasons.get(call.activation_id) if call.activation_id else None
             if reason is not None:
                 future.stats["activation_id"] = call.activation_id
@@ -164,7 +172,17 @@ class LostCalls:
                 uncounted = [f for f in waiting if id(f) not in counted]
                 if uncounted:  # the rest may all be lost already, by their own activation's record
                     lost.extend(self._never_invoked(invoker, reasons[invoker], uncounted))
-        for future, message in lost:
+        failures: list[tuple[ResponseFuture, ActivationLostError]] = [(f, ActivationLostError(m)) for f, m in lost]
+        uninvoked = 0
+        for future in pending:
+            reason = never_invoked.get((future.executor_id, future.job_id), {}).get(future.call_id)
+            if reason is not None:  # not recorded: every observer derives it, and a retry may still invoke the call
+                never = CallNeverInvokedError(reason)
+                future.set_failure(handler.failure_status(future.call_id, never), never)
+                uninvoked += 1
+        if uninvoked:
+            logger.error("%d call(s) never invoked: failed", uninvoked)
+        for future, error in failures:
             if call_store_for(self.storage).read_status(future.executor_id, future.job_id, future.call_id) is not None:
                 continue  # it finished after all: the next refresh reads its status
             payload = {
@@ -179,19 +197,44 @@ class LostCalls:
                 "signing": self.signer.payload() if self.signer else None,
             }
             try:
-                future._set_final(
-                    handler.record_failure(
-                        payload, ActivationLostError(message), start_time=future.stats.get("start_time")
-                    )
-                )
+                future._set_final(handler.record_failure(payload, error, start_time=future.stats.get("start_time")))
             except (OSError, StorageError) as exc:  # storage is down: the next check records it
                 logger.warning(
                     "could not record lost call %s of job %s yet (%s); will retry", future.call_id, future.job_id, exc
                 )
-        recorded = [f for f, _ in lost if f.finished]
+        recorded = [f for f, _ in failures if f.finished]
         if recorded:
             logger.error("%d call(s) lost: recorded as failed", len(recorded))
-        return len(recorded)
+        return len(recorded) + uninvoked
+
+    def _uninvoked(self, pending: Sequence[ResponseFuture]) -> dict[tuple[str, str], dict[str, str]]:
+        """Of the pending calls of jobs attached to while being invoked, those never invoked, by job, with why.
+
+        The invocation record is read again at every check: the process invoking may have
+        gone on, finished, or (an Airflow retry) taken over.
+        """
+        found: dict[tuple[str, str], dict[str, str]] = {}
+        if not self._invocations:
+            return found
+        by_job: dict[tuple[str, str], list[str]] = {}
+        for future in pending:
+            if (future.executor_id, future.job_id) in self._invocations:
+                by_job.setdefault((future.executor_id, future.job_id), []).append(future.call_id)
+        for job, waiting in by_job.items():
+            manifest = self._invocations[job]
+            try:
+                progress = read_progress(self.storage, *job, manifest)
+                if progress.complete:
+                    del self._invocations[job]
+                    continue
+                if progress.stopped(self.invocation_grace):
+                    verdict = uninvoked_calls(
+                        call_store_for(self.storage), self.compute, manifest, progress, self.invocation_grace, waiting
+                    )
+                    found[job] = verdict.never_invoked
+            except (OSError, StorageError, ValueError) as exc:
+                logger.warning("could not check the invocation of job %s (next check tries again): %s", job[1], exc)
+        return found
 
     def _never_invoked(
         self, invoker: str, reason: str, waiting: list[ResponseFuture]

@@ -15,6 +15,8 @@ for jobs under that id (an earlier try of the same task instance):
 * the earlier job is still running, or finished without failures while its task instance
   did not succeed (the worker died, the task was killed or timed out): the operator
   re-attaches to it (waits for it, or returns its reference) and invokes nothing again;
+  if the earlier try stopped before it had invoked every call, the calls it never invoked
+  are invoked now, once each (``FunctionExecutor.invoke_missing``);
 * the earlier job finished with failed calls: every call runs again, as a new job of the
   same executor (failed and successful calls alike, so that the results always come from
   one complete job);
@@ -255,10 +257,6 @@ class BasePyWrenOperator(BaseOperator):
                 self.kind,
             )
             return None, None
-        futures = [future for job_id in attempt for future in executor.job_futures(job_id)]
-        if self.kind == MAP_REDUCE:
-            for future in futures:
-                future.produce_output = future.job_id != attempt[0]
         done_marker = self._done_marker(executor, attempt[-1])
         if done_marker is not None:
             self.log.info(
@@ -269,6 +267,18 @@ class BasePyWrenOperator(BaseOperator):
                 ", ".join(f"{k} {done_marker[k]}" for k in ("try_number", "finished_at") if k in done_marker),
             )
             return None, None
+        missing = {job_id: executor.invoke_missing(job_id, extra_env=self.extra_env) for job_id in attempt}
+        if any(missing.values()):
+            self.log.warning(
+                "the earlier try stopped while invoking %s job %s: invoked the %s call(s) it never invoked",
+                self.kind,
+                "+".join(attempt),
+                " + ".join(str(count) for count in missing.values()),
+            )
+        futures = [future for job_id in attempt for future in executor.job_futures(job_id)]
+        if self.kind == MAP_REDUCE:
+            for future in futures:
+                future.produce_output = future.job_id != attempt[0]
         ref = reference_of(executor, self.kind, futures)
         progress = JobWatcher(executor, ref).poll()
         if progress.finished and progress.failed:
@@ -282,11 +292,12 @@ class BasePyWrenOperator(BaseOperator):
             )
             return None, None
         self.log.info(
-            "re-attached to %s job %s of executor %s submitted by an earlier try (%s); nothing is invoked again",
+            "re-attached to %s job %s of executor %s submitted by an earlier try (%s); %s",
             self.kind,
             "+".join(attempt),
             executor.executor_id,
             progress.line(),
+            "only the calls it never invoked were invoked" if any(missing.values()) else "nothing is invoked again",
         )
         return ref, progress
 

@@ -194,12 +194,12 @@ def test_clean_removes_every_object_of_the_executor(pw):
 def test_job_is_staged_as_one_function_and_one_data_object(pw):
     before = pw.storage.request_counts["PUT"]
     futures = pw.map(square, range(25))
-    assert pw.storage.request_counts["PUT"] - before == 4  # func.pickle, data.pickle, job.json, activations.json
+    assert pw.storage.request_counts["PUT"] - before == 4  # func.pickle, data.pickle, job.json, invocation.json
     pw.wait(futures)
     job_prefix = keys.job_prefix(pw.storage.prefix, pw.executor_id, futures[0].job_id)
     listed = pw.storage.list_keys(job_prefix)
     job_level = sorted(k[len(job_prefix) :] for k in listed if "/" not in k[len(job_prefix) :])
-    assert job_level == ["activations.json", "data.pickle", "func.pickle", "job.json"]
+    assert job_level == ["data.pickle", "func.pickle", "invocation.json", "job.json"]
     status_prefix = keys.status_prefix(pw.storage.prefix, pw.executor_id, futures[0].job_id)
     if pw.calls.layout == "objects":  # one object per start, status and output
         parsed = [keys.parse_status_key(k, status_prefix) for k in listed if k.startswith(status_prefix)]
@@ -237,7 +237,7 @@ def test_job_futures_reattach_from_the_manifest(pw, executor_config):
     other = pywren.FunctionExecutor(config=executor_config)
     attached = other.job_futures(futures[0].job_id, executor_id=pw.executor_id)
     assert [f.call_id for f in attached] == [f.call_id for f in futures]
-    assert [f.activation_id for f in attached] == [f.activation_id for f in futures]  # from activations.json
+    assert [f.activation_id for f in attached] == [f.activation_id for f in futures]  # from invocation.json
     assert all(f.activation_id for f in attached)
     assert other.get_result(attached) == [0, 1, 4, 9]
     assert attached[0].extra_meta == {"k": 1}

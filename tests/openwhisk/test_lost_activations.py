@@ -173,7 +173,8 @@ def test_normal_calls_are_never_flagged_and_a_check_is_one_request(
 
 def test_a_lost_call_among_many_costs_one_record_read(server, namespace, ow_config, executors, monkeypatch):
     monkeypatch.setattr(ibm_cf_lost, "PAGE_SIZE", 5)  # so that a listing spans pages
-    pw = executors(merge_config(ow_config, {"ibm_cf": {"lost_check_interval": 0.2}}))
+    # checks no sooner than the first wave has ended, so that a listing finds more ended activations than a page
+    pw = executors(merge_config(ow_config, {"ibm_cf": {"lost_check_interval": 0.5}}))
     futures = pw.map(nap_but_twenty_exits, range(24), timeout=LONG)  # 8 containers: it runs in the third wave
     done, not_done = pw.wait(futures)
     assert not not_done and [f.status for f in futures].count("error") == 1

@@ -73,6 +73,16 @@ class ComputeBackend(ABC):
     def invoke(self, job: dict[str, Any], calls: Sequence[dict[str, Any]]) -> list[Invocation]:
         """Start one activation per call without waiting for them to finish."""
 
+    def invoke_batch(self, calls: int) -> int:
+        """How many of a job's ``calls`` to pass to one :meth:`invoke`, so that the executor records the
+        invocation's progress between batches (:mod:`airflow_pywren.executor.invocation`); 0: all at once."""
+        return 0
+
+    def invoked_calls(self, executor_id: str, job_id: str, call_ids: Sequence[str]) -> set[str] | None:
+        """Of these calls of a job, those the backend holds (queued or running): it tells a call that was
+        invoked but has not started from one never invoked. None when the backend cannot tell."""
+        return None
+
     def check(self) -> None:
         """Raise a clear error when the backend cannot be used with this configuration."""
 

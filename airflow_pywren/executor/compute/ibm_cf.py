@@ -30,8 +30,8 @@ What travels where:
   ``iam_api_key``), so that it can invoke the calls from inside the cloud. That credential
   travels only in that one payload (over TLS with a real endpoint); OpenWhisk's activation
   records hold results and logs, not parameters, and nothing of it is written to storage.
-  The client stores the invoker's activation id (``keys.INVOKER``); the invoker stores the
-  calls' (``keys.ACTIVATIONS``). A call still without an activation id once the invoker's
+  The client stores the invoker's activation id (in the job's invocation record,
+  ``keys.INVOCATION``); the invoker stores the calls' (``keys.ACTIVATIONS``). A call still without an activation id once the invoker's
   activation has ended, and not started, was never invoked: the executor fails it with the
   invoker's record as the reason.
 
@@ -83,6 +83,7 @@ CONNECT_TIMEOUT = 10.0
 READ_TIMEOUT = 60.0
 TIMEOUT_MARGIN = 5.0  # seconds (at most a tenth of it) kept between the call's timeout and the action's
 IAM_REFRESH_MARGIN = 60.0
+INVOKE_BATCH_MIN = 100  # calls per batch of direct invocations, at least (see invoke_batch)
 _NAME_CHARS = re.compile(r"[^A-Za-z0-9_.-]+")
 
 
@@ -501,6 +502,13 @@ class OpenWhiskCompute(ComputeBackend):
             return self.client.invoke(action, payload, lambda: self._deploy_missing(action, memory, generation))
         except Exception as exc:  # an answer the client could not parse: fail this call, not the whole job
             return None, f"invoking action '{action}' failed: {type(exc).__name__}: {exc}"
+
+    def invoke_batch(self, calls: int) -> int:
+        """A remote invoker takes all calls in one request; otherwise batches of a few pool-fulls, so that the
+        calls a client killed while invoking never invoked are known within a batch."""
+        if self.settings["remote_invoker"] and calls >= self.settings["remote_invoker_threshold"]:
+            return 0
+        return max(INVOKE_BATCH_MIN, 4 * self.client.max_concurrency)
 
     def invoke(self, job: dict[str, Any], calls: Sequence[dict[str, Any]]) -> list[Invocation]:
         memory = int(job["runtime_memory"])

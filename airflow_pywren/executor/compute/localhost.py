@@ -194,6 +194,17 @@ class LocalhostCompute(ComputeBackend):
             self._runner_alive[pid] = (time.monotonic(), alive)
         return alive
 
+    def invoked_calls(self, executor_id: str, job_id: str, call_ids: Sequence[str]) -> set[str] | None:
+        """The calls the runner serving this socket holds; None when it cannot be asked (a runner that
+        stopped accepting may still be finishing calls it had queued)."""
+        try:
+            reply = self.request(
+                {"op": "held", "executor_id": executor_id, "job_id": job_id, "call_ids": list(call_ids)}, start=False
+            )
+        except (OSError, ComputeError):
+            return None
+        return set(reply["call_ids"])
+
     def cancel(self, executor_id: str, job_id: str | None = None) -> int:
         try:
             return self.request({"op": "cancel", "executor_id": executor_id, "job_id": job_id}, start=False)[

@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import collections
 import fcntl
+import itertools
 import json
 import logging
 import multiprocessing
@@ -482,6 +483,8 @@ class Runner:
                 "lent": self._count(lent=True),
                 **self.stats.__dict__,
             }
+        if op == "held":
+            return {"ok": True, "call_ids": self._held(request["executor_id"], request["job_id"], request["call_ids"])}
         if op == "lost":
             wanted = request.get("activation_ids") or []
             return {"ok": True, "lost": {aid: self.unrecorded[aid] for aid in wanted if aid in self.unrecorded}}
@@ -491,6 +494,17 @@ class Runner:
             self.accepting = False  # calls already accepted still run (see serve)
             return {"ok": True}
         return {"ok": False, "error": f"unknown op {op!r}"}
+
+    def _held(self, executor_id: str, job_id: str, call_ids: list[str]) -> list[str]:
+        """Of these calls of a job, those queued here or held by a worker (running, or next)."""
+        wanted = set(call_ids)
+        held: list[str] = []
+        queued = itertools.chain(self.queue, (q for w in self.workers.values() for q in w.calls))
+        for call in queued:
+            fields = call.job.fields
+            if fields["executor_id"] == executor_id and fields["job_id"] == job_id and call.call["call_id"] in wanted:
+                held.append(call.call["call_id"])
+        return held
 
     def _cancel(self, executor_id: str, job_id: str | None) -> int:
         def matches(queued: QueuedCall) -> bool:

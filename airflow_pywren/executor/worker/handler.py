@@ -315,6 +315,12 @@ def record_failure(
     return status
 
 
+def failure_status(call_id: str, exc: BaseException) -> dict[str, Any]:
+    """The final status of a call that failed without running, as a client tells it (nothing is stored)."""
+    now = time.time()
+    return {"call_id": call_id, "status": CallStatus.ERROR.value, "error": _describe_error(exc), "end_time": now}
+
+
 def _final(error: Any) -> str:
     """The final status of a call that ended with ``error`` (None: it succeeded)."""
     return (CallStatus.ERROR if error else CallStatus.SUCCESS).value
