@@ -109,16 +109,19 @@ def forms():
     upstream = PyWrenMapOperator(task_id="upstream_keys", map_function=by_key, iterdata=list_keys(),
                                  return_results=True)
 
+    one_object = PyWrenCallAsyncOperator(task_id="one_object", func=count_lines,
+                                         data="cos://{{{{ params.bucket }}}}/logs/2024-01-01/b.log")
+
     @task.pywren(map=True, chunk_size=100)
     def decorated(obj):
         return [obj.part, sum(1 for _ in obj.data_stream)]
 
     @task
-    def collect(a, b):
+    def collect(a, b, c):
         hook = PyWrenHook()
-        return {{"templated": hook.get_results(a), "paths": hook.get_results(b)}}
+        return {{"templated": hook.get_results(a), "paths": hook.get_results(b), "one_object": hook.get_results(c)}}
 
-    collect(templated.output, paths.output)
+    collect(templated.output, paths.output, one_object.output)
     decorated("{bucket}/logs/2024-01-01/a.log")
 
 forms()
@@ -141,7 +144,8 @@ def test_iterdata_forms_from_dags(
     result = airflow_home.write_and_run(dag_id, FORMS_DAG.format(dag_id=dag_id, bucket=bucket, root=root), header=True)
     out = capfd.readouterr().out
     assert result.state == "success", out[-3000:]
-    assert result.xcom("collect") == {"templated": [100, 50], "paths": [100]}
+    assert result.xcom("collect") == {"templated": [100, 50], "paths": [100], "one_object": [50]}
+    assert result.xcom("one_object")["inputs"]["locations"] == [f"cos://{bucket}/logs/2024-01-01/b.log"]
     assert result.xcom("upstream_keys")["results"] == [
         [f"{bucket}/logs/2024-01-01/b.log", 50],
         [f"{bucket}/logs/2024-01-01/a.log", 100],

@@ -112,6 +112,55 @@ def test_dict_items_carry_other_arguments_and_id_is_the_call_index(pw, store):
     assert pw.get_result() == [(0, sum(b"/page/1" in x for x in LOG_A.splitlines())), (1, 2000)]
 
 
+def test_call_async_over_one_object_in_its_forms(pw, store):
+    put_logs(store)
+
+    def legacy(bucket, key, data_stream):
+        return bucket, key, len(data_stream.read())
+
+    def grep(obj, word):
+        return obj.key, obj.parts, sum(word in line for line in obj.data_stream)
+
+    lines = pw.call_async(count_lines, f"cos://{store.bucket}/logs/2026-12-01/a.log")
+    by_key = pw.call_async(legacy, f"{store.bucket}/logs/2026-12-01/b.log")
+    with_args = pw.call_async(grep, {"obj": f"s3://{store.bucket}/logs/2026-12-01/c.log", "word": b"last 10"})
+    only_object = pw.call_async(count_lines, f"{store.bucket}/other/")  # a prefix holding one object
+    assert lines.result() == 3000
+    assert by_key.result() == (store.bucket, f"{store.bucket}/logs/2026-12-01/b.log", len(LOG_B))
+    assert with_args.result() == ("logs/2026-12-01/c.log", 1, sum(b"last 10" in x for x in LOG_C.splitlines()))
+    assert only_object.result() == 1
+    assert pw.job_inputs[lines.job_id]["locations"] == [f"cos://{store.bucket}/logs/2026-12-01/a.log"]
+
+
+def test_call_async_refuses_data_that_names_several_objects(pw, store):
+    put_logs(store)
+    with pytest.raises(PyWrenSubmitError, match="names 3 objects; use map"):
+        pw.call_async(count_lines, f"cos://{store.bucket}/logs/2026-12-01/")
+    with pytest.raises(DataSourceError, match="no object 'logs/missing.log'"):
+        pw.call_async(count_lines, f"{store.bucket}/logs/missing.log")
+    assert pw.futures == []  # nothing was invoked
+
+
+def test_call_async_over_a_url_and_a_file(local_pw, http_files, tmp_path):
+    http_files.files["/logs/a.log"] = LOG_A
+    (tmp_path / "c.log").write_bytes(LOG_C)
+
+    def by_url(url, data_stream):
+        return url, sum(1 for _ in data_stream)
+
+    url = http_files.url + "/logs/a.log"
+    assert local_pw.call_async(by_url, url).result() == (url, 3000)
+    assert http_files.requests[("GET", "/logs/a.log")] == 1
+    assert local_pw.call_async(count_lines, tmp_path / "c.log").result() == 1001
+
+
+def test_call_async_of_a_plain_function_keeps_a_location_string_as_its_value(local_pw):
+    def shout(text):
+        return text.upper()
+
+    assert local_pw.call_async(shout, "cos://bucket/key").result() == "COS://BUCKET/KEY"
+
+
 def test_a_key_without_slash_that_is_a_directory_reads_its_objects(pw, store):
     put_logs(store)
     pw.map(count_lines, [f"{store.bucket}/logs/2026-12-01"])
