@@ -112,6 +112,26 @@ def test_dict_items_carry_other_arguments_and_id_is_the_call_index(pw, store):
     assert pw.get_result() == [(0, sum(b"/page/1" in x for x in LOG_A.splitlines())), (1, 2000)]
 
 
+def test_data_functions_also_get_storage_ibm_cos_and_id(pw, store, storage_kind):
+    put_logs(store)
+
+    def count_and_store(bucket, key, data_stream, storage, ibm_cos, id, on_cos):
+        lines = sum(1 for _ in data_stream)
+        storage.put_object(bucket, f"counts/{id:03d}.txt", f"{key} {lines}\n")
+        if on_cos:  # the original's ibm_cos client reaches the same bucket
+            return ibm_cos.head_object(Bucket=bucket, Key=key.split("/", 1)[1])["ContentLength"]
+        return None
+
+    prefix = f"cos://{store.bucket}/logs/2026-12-01/"
+    sizes = pw.get_result(pw.map(count_and_store, prefix, extra_args={"on_cos": storage_kind == "ibm_cos"}))
+    assert sizes == ([len(LOG_A), len(LOG_B), len(LOG_C)] if storage_kind == "ibm_cos" else [None] * 3)
+    written = pw.get_result(pw.map(lambda data_stream: data_stream.read(), f"{store.bucket}/counts/"))
+    assert written == [
+        f"{store.bucket}/logs/2026-12-01/{name}.log {n}\n".encode()
+        for name, n in (("a", 3000), ("b", 2000), ("c", 1001))
+    ]
+
+
 def test_call_async_over_one_object_in_its_forms(pw, store):
     put_logs(store)
 
