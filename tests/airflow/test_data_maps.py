@@ -100,7 +100,8 @@ def forms():
                                         iterdata="{{{{ params.bucket }}}}/logs/2024-01-01/", chunk_n="3",
                                         reducer_one_per_object=True)
     paths = PyWrenMapOperator(task_id="paths", map_function=count_lines,
-                              iterdata=[ObjectStoragePath("file://{root}/{bucket}/logs/2024-01-01/a.log")])
+                              iterdata=[ObjectStoragePath("file://{root}/{bucket}/logs/2024-01-01/a.log"),
+                                        ObjectStoragePath("s3://aws_default@{bucket}/logs/2024-01-01/b.log")])
 
     @task
     def list_keys():
@@ -144,7 +145,7 @@ def test_iterdata_forms_from_dags(
     result = airflow_home.write_and_run(dag_id, FORMS_DAG.format(dag_id=dag_id, bucket=bucket, root=root), header=True)
     out = capfd.readouterr().out
     assert result.state == "success", out[-3000:]
-    assert result.xcom("collect") == {"templated": [100, 50], "paths": [100], "one_object": [50]}
+    assert result.xcom("collect") == {"templated": [100, 50], "paths": [100, 50], "one_object": [50]}
     assert result.xcom("one_object")["inputs"]["locations"] == [f"cos://{bucket}/logs/2024-01-01/b.log"]
     assert result.xcom("upstream_keys")["results"] == [
         [f"{bucket}/logs/2024-01-01/b.log", 50],
