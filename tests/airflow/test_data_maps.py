@@ -85,6 +85,39 @@ def test_web_logs_example_on_cos(
     check_day(result, capfd, lambda b, k: client.get_object(Bucket=b, Key=k)["Body"].read(), bucket)
 
 
+def test_web_logs_example_at_its_full_size_with_airflow_dags_test(
+    airflow_home: AirflowHome, web_logs_dag: Path, pywren_conn: dict[str, Any]
+) -> None:
+    """The README's ETL as a user runs it: ``airflow dags test pywren_web_logs``, its default day of 128 MB."""
+    bucket = f"weblogs-{uuid.uuid4().hex[:8]}"
+    run = airflow_home.cli(
+        "dags",
+        "test",
+        "pywren_web_logs",
+        "--conf",
+        json.dumps({"bucket": bucket}),
+        env={"AIRFLOW__CORE__DAGS_FOLDER": str(web_logs_dag.parent)},
+        timeout=600,
+    )
+    output = run.stdout + run.stderr
+    root = Path(pywren_conn["localhost"]["storage_dir"]) / bucket
+    try:
+        assert run.returncode == 0 and "state=success" in output, output[-3000:]
+        [day_dir] = (root / "logs").iterdir()
+        objects = sorted(day_dir.iterdir())
+        assert len(objects) == 4 and sum(path.stat().st_size for path in objects) >= 100 * 1024**2
+        expected = read_day(
+            lambda b, k: (root.parent / b / k).read_bytes(), bucket, [str(p.relative_to(root)) for p in objects]
+        )
+        summary = json.loads((root / "reports" / day_dir.name / "summary.json").read_text())
+        assert summary["requests"] == expected["requests"]
+        assert summary["statuses"].get("500", 0) + summary["statuses"].get("503", 0) == expected["errors"]
+        assert f"web logs of {day_dir.name}: 4 objects, 128.0 MB in 16 chunks" in output  # 4 chunks per object
+        assert f"requests: {expected['requests']:,}" in output
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
 FORMS_DAG = """
 from airflow.sdk import ObjectStoragePath
 
