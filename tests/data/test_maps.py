@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+import airflow_pywren as pywren
 from airflow_pywren.executor.data import plan_data
 from airflow_pywren.executor.errors import DataChangedError, DataSourceError, PyWrenSubmitError
 
@@ -295,6 +296,28 @@ def test_files_on_this_machine(local_pw, tmp_path):
     assert pw.get_result() == [3000, 1001]
     pw.map(count_lines, [Path(tmp_path / "in" / "one.csv")])
     assert pw.get_result() == [3000]
+
+
+def test_buckets_live_under_a_configured_data_root(localhost_config, tmp_path):
+    lake = tmp_path / "lake"
+    (lake / "weblogs" / "logs").mkdir(parents=True)
+    (lake / "weblogs" / "logs" / "a.log").write_bytes(LOG_A)
+    config = {**localhost_config, "localhost": {**localhost_config["localhost"], "data_dir": str(lake)}}
+
+    def count_and_store(obj, storage):
+        lines = count_lines(obj)
+        storage.put_object(obj.bucket, f"counts/{obj.part}.txt", str(lines))
+        return lines
+
+    pw = pywren.ibm_cf_executor(config=config)
+    try:
+        pw.map_reduce(count_and_store, "cos://weblogs/logs/", sum, chunk_n=3)
+        assert pw.get_result() == 3000
+        assert sum(int(p.read_text()) for p in (lake / "weblogs" / "counts").iterdir()) == 3000
+        assert not (Path(localhost_config["localhost"]["storage_dir"]) / "weblogs").exists()
+    finally:
+        pw.clean()
+        pw.close()
 
 
 def test_file_locations_that_do_not_exist_fail_at_submit(local_pw, tmp_path):
