@@ -49,13 +49,13 @@ AGENTS = [
 
 
 def generate_part(part: int, day: str, bucket: str, size_mb: float, parts: int, storage) -> dict:
-    """Write one object of the day's log: about size_mb/parts MB, the same bytes for the same day and part."""
+    """Write one object of the day's log: at most size_mb/parts MB, the same bytes for the same day and part."""
     rng = random.Random(f"{day}-{part}")
     date = pendulum.parse(day)
     stamp = date.format("DD/MMM/YYYY")
     target = int(size_mb * 1024 * 1024 / parts)
     lines, size = [], 0
-    while size < target:
+    while True:
         second = rng.randrange(86_400)
         ip = f"10.{rng.randrange(4)}.{rng.randrange(40)}.{rng.randrange(1, 255)}"
         line = (
@@ -63,6 +63,8 @@ def generate_part(part: int, day: str, bucket: str, size_mb: float, parts: int, 
             f'"{rng.choice(METHODS)} {rng.choice(PATHS)} HTTP/1.1" {rng.choice(STATUSES)} {rng.randrange(200, 50_000)} '
             f'"-" "{rng.choice(AGENTS)}"\n'
         )
+        if size + len(line) > target:
+            break  # objects just under size_mb/parts: chunk_mb that divides it gives whole chunks, no sliver
         lines.append(line)
         size += len(line)
     key = f"logs/{day}/access-{part:03d}.log"
@@ -134,7 +136,7 @@ def merge_day(results: list, storage) -> dict:
     start_date=pendulum.datetime(2026, 11, 1, tz="UTC"),
     catchup=False,
     tags=["pywren", "example", "etl"],
-    params={"bucket": "weblogs", "size_mb": 128, "parts": 8, "chunk_mb": 16},
+    params={"bucket": "weblogs", "size_mb": 128, "parts": 4, "chunk_mb": 8},
     doc_md=__doc__,
 )
 def pywren_web_logs():

@@ -28,6 +28,7 @@ from airflow_pywren.executor.callstore import CallStore, call_store_for
 from airflow_pywren.executor.compute import ComputeBackend, create_compute
 from airflow_pywren.executor.compute.base import Invocation
 from airflow_pywren.executor.config import Config, load_config, storage_section
+from airflow_pywren.executor.data.calls import wants_data
 from airflow_pywren.executor.data.locations import looks_like_location
 from airflow_pywren.executor.errors import (
     ComputeError,
@@ -151,10 +152,30 @@ class FunctionExecutor:
         extra_args: Any = None,
         **legacy: Any,
     ) -> ResponseFuture:
-        """Run ``func`` once with ``data`` (the argument rule of :mod:`.calls`); return its future."""
+        """Run ``func`` once with ``data`` (the argument rule of :mod:`.calls`); return its future.
+
+        When ``func`` declares ``obj`` or ``data_stream``, ``data`` names one object (``'cos://bucket/key'``,
+        a URL, a file, or ``{'obj': ..., 'other': ...}``) and the call reads it whole, as ``map`` would.
+        """
         options = self._submit_options("call_async", extra_args, include_modules, legacy)
+        plan = self._data_plan(func, [data], None, None, options["extra_args"]) if wants_data(func) else None
+        if plan is not None and len(plan.parts) != 1:
+            raise PyWrenSubmitError(
+                f"call_async runs one call, but {data!r:.80} names {len(plan.parts)} objects; "
+                "use map() for one call per object"
+            )
+        items = plan.items(func) if plan is not None else [data]
         return self._submit(
-            CALL_ASYNC, func, [data], extra_env, extra_meta, runtime_memory, timeout, exclude_modules, **options
+            CALL_ASYNC,
+            func,
+            items,
+            extra_env,
+            extra_meta,
+            runtime_memory,
+            timeout,
+            exclude_modules,
+            **options,
+            data_plan=plan,
         )[0]
 
     def map(
@@ -189,7 +210,7 @@ class FunctionExecutor:
         self, func: Callable, iterdata: Any, chunk_size: Any, chunk_n: Any, extra_args: Any = None
     ) -> data.DataPlan | None:
         """The plan of a map over data, or None for a map over Python values."""
-        if not data.wants_data(func) and chunk_size is None and chunk_n is None:
+        if not wants_data(func) and chunk_size is None and chunk_n is None:
             if isinstance(iterdata, str) and looks_like_location(iterdata):
                 raise PyWrenSubmitError(
                     f"iterdata {iterdata!r} names data, but {getattr(func, '__name__', 'the function')} declares "

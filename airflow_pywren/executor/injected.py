@@ -23,7 +23,8 @@ class StorageHandle:
     Short names work on the job's bucket (``put``, ``get``, ``list``, ``delete``); the
     original PyWren names take a bucket first (``put_object(bucket, key, body)``,
     ``get_object``, ``head_object``, ``list_objects``, ``list_keys``, ``delete_object``,
-    ``delete_objects``). On localhost storage a bucket is a directory of ``storage_dir``.
+    ``delete_objects``). On localhost storage a bucket is a directory of ``localhost.data_dir``
+    (default ``storage_dir``), the same directory a map over ``'bucket/prefix/'`` reads.
     """
 
     def __init__(self, backend: StorageBackend) -> None:
@@ -31,13 +32,20 @@ class StorageHandle:
         self.backend = backend
         self.bucket = backend.bucket
         self.backend_name = backend.name
-        self._buckets: dict[str, StorageBackend] = {backend.bucket: backend}
+        settings = backend.settings
+        self._bucket_settings = dict(settings)
+        if backend.name == "localhost" and settings.get("data_dir"):
+            self._bucket_settings["storage_dir"] = settings["data_dir"]
+        self._buckets: dict[str, StorageBackend] = {}
+        if self._bucket_settings.get("storage_dir") == settings.get("storage_dir"):
+            self._buckets[backend.bucket] = backend  # the job's bucket is where named buckets are
 
     def _in(self, bucket: str | None) -> StorageBackend:
-        bucket = bucket or self.bucket
+        if not bucket:
+            return self.backend
         if bucket not in self._buckets:
             self._buckets[bucket] = create_storage(
-                self.backend.name, {**self.backend.settings, "bucket": bucket}
+                self.backend.name, {**self._bucket_settings, "bucket": bucket}
             ).whole_bucket()
         return self._buckets[bucket]
 

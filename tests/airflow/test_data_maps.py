@@ -85,6 +85,39 @@ def test_web_logs_example_on_cos(
     check_day(result, capfd, lambda b, k: client.get_object(Bucket=b, Key=k)["Body"].read(), bucket)
 
 
+def test_web_logs_example_at_its_full_size_with_airflow_dags_test(
+    airflow_home: AirflowHome, web_logs_dag: Path, pywren_conn: dict[str, Any]
+) -> None:
+    """The README's ETL as a user runs it: ``airflow dags test pywren_web_logs``, its default day of 128 MB."""
+    bucket = f"weblogs-{uuid.uuid4().hex[:8]}"
+    run = airflow_home.cli(
+        "dags",
+        "test",
+        "pywren_web_logs",
+        "--conf",
+        json.dumps({"bucket": bucket}),
+        env={"AIRFLOW__CORE__DAGS_FOLDER": str(web_logs_dag.parent)},
+        timeout=600,
+    )
+    output = run.stdout + run.stderr
+    root = Path(pywren_conn["localhost"]["storage_dir"]) / bucket
+    try:
+        assert run.returncode == 0 and "state=success" in output, output[-3000:]
+        [day_dir] = (root / "logs").iterdir()
+        objects = sorted(day_dir.iterdir())
+        assert len(objects) == 4 and sum(path.stat().st_size for path in objects) >= 100 * 1024**2
+        expected = read_day(
+            lambda b, k: (root.parent / b / k).read_bytes(), bucket, [str(p.relative_to(root)) for p in objects]
+        )
+        summary = json.loads((root / "reports" / day_dir.name / "summary.json").read_text())
+        assert summary["requests"] == expected["requests"]
+        assert summary["statuses"].get("500", 0) + summary["statuses"].get("503", 0) == expected["errors"]
+        assert f"web logs of {day_dir.name}: 4 objects, 128.0 MB in 16 chunks" in output  # 4 chunks per object
+        assert f"requests: {expected['requests']:,}" in output
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
 FORMS_DAG = """
 from airflow.sdk import ObjectStoragePath
 
@@ -100,7 +133,8 @@ def forms():
                                         iterdata="{{{{ params.bucket }}}}/logs/2024-01-01/", chunk_n="3",
                                         reducer_one_per_object=True)
     paths = PyWrenMapOperator(task_id="paths", map_function=count_lines,
-                              iterdata=[ObjectStoragePath("file://{root}/{bucket}/logs/2024-01-01/a.log")])
+                              iterdata=[ObjectStoragePath("file://{root}/{bucket}/logs/2024-01-01/a.log"),
+                                        ObjectStoragePath("s3://aws_default@{bucket}/logs/2024-01-01/b.log")])
 
     @task
     def list_keys():
@@ -109,16 +143,19 @@ def forms():
     upstream = PyWrenMapOperator(task_id="upstream_keys", map_function=by_key, iterdata=list_keys(),
                                  return_results=True)
 
+    one_object = PyWrenCallAsyncOperator(task_id="one_object", func=count_lines,
+                                         data="cos://{{{{ params.bucket }}}}/logs/2024-01-01/b.log")
+
     @task.pywren(map=True, chunk_size=100)
     def decorated(obj):
         return [obj.part, sum(1 for _ in obj.data_stream)]
 
     @task
-    def collect(a, b):
+    def collect(a, b, c):
         hook = PyWrenHook()
-        return {{"templated": hook.get_results(a), "paths": hook.get_results(b)}}
+        return {{"templated": hook.get_results(a), "paths": hook.get_results(b), "one_object": hook.get_results(c)}}
 
-    collect(templated.output, paths.output)
+    collect(templated.output, paths.output, one_object.output)
     decorated("{bucket}/logs/2024-01-01/a.log")
 
 forms()
@@ -141,7 +178,8 @@ def test_iterdata_forms_from_dags(
     result = airflow_home.write_and_run(dag_id, FORMS_DAG.format(dag_id=dag_id, bucket=bucket, root=root), header=True)
     out = capfd.readouterr().out
     assert result.state == "success", out[-3000:]
-    assert result.xcom("collect") == {"templated": [100, 50], "paths": [100]}
+    assert result.xcom("collect") == {"templated": [100, 50], "paths": [100, 50], "one_object": [50]}
+    assert result.xcom("one_object")["inputs"]["locations"] == [f"cos://{bucket}/logs/2024-01-01/b.log"]
     assert result.xcom("upstream_keys")["results"] == [
         [f"{bucket}/logs/2024-01-01/b.log", 50],
         [f"{bucket}/logs/2024-01-01/a.log", 100],

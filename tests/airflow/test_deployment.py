@@ -10,6 +10,7 @@ files in storage reports its input dataset through the OpenLineage provider.
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -41,8 +42,10 @@ def square(x):
     return x * x
 
 
-def count_lines(obj):
-    return sum(1 for _ in obj.data_stream)
+def count_lines(obj, storage):
+    lines = sum(1 for _ in obj.data_stream)
+    storage.put_object(obj.bucket, f"counts/{obj.part:03d}.txt", str(lines))
+    return lines
 
 
 def double_when_open(x):
@@ -70,7 +73,7 @@ def deployed_deferrable():
 
     total(squares.output)
     PyWrenMapOperator(task_id="lines", map_function=count_lines, iterdata="{bucket}/logs/", chunk_size=100,
-                      deferrable=True)
+                      deferrable=True, outputs=["cos://{bucket}/counts/", "cos://{bucket}/never-written/"])
     submit = PyWrenCallAsyncOperator(task_id="submit", func=double_when_open, data=21, wait_for_completion=False)
     PyWrenJobSensor(task_id="sense", job_ref=submit.output, deferrable=True, poke_interval=1, monitor="{monitor}")
 
@@ -106,6 +109,7 @@ def test_deferred_tasks_resume_after_the_triggerer_fires(
     bucket = "weblogs"
     (Path(config["localhost"]["storage_dir"]) / bucket / "logs").mkdir(parents=True, exist_ok=True)
     (Path(config["localhost"]["storage_dir"]) / bucket / "logs" / "a.log").write_bytes(b"x y\n" * 100)
+    shutil.rmtree(Path(config["localhost"]["storage_dir"]) / bucket / "counts", ignore_errors=True)
     source = DAG_SOURCE.replace("{gate}", str(gate)).replace("{monitor}", monitor).replace("{bucket}", bucket)
     (tmp_path / "dags" / f"{DAG_ID}.py").write_text(source.replace("{rabbitmq}", str(monitor == "rabbitmq")))
     (tmp_path / "airflow").mkdir()
@@ -148,9 +152,14 @@ def test_deferred_tasks_resume_after_the_triggerer_fires(
     # the OpenLineage provider reported the map's input dataset
     complete = [json.loads(line) for line in events.read_text().splitlines() if '"COMPLETE"' in line]
     inputs = {e["job"]["name"]: e.get("inputs", []) for e in complete}
+    outputs = {e["job"]["name"]: e.get("outputs", []) for e in complete}
     storage_dir = config["localhost"]["storage_dir"]
     assert [(d["namespace"], d["name"]) for d in inputs[f"{DAG_ID}.lines"]] == [
         ("file", f"{storage_dir}/{bucket}/logs/")
+    ]
+    # and the declared output its calls wrote through the storage handle (not the one nothing wrote)
+    assert [(d["namespace"], d["name"]) for d in outputs[f"{DAG_ID}.lines"]] == [
+        ("file", f"{storage_dir}/{bucket}/counts/")
     ]
     assert inputs[f"{DAG_ID}.squares"] == []  # a map over plain values reads no dataset
     root = tmp_path / "airflow"

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+import airflow_pywren as pywren
 from airflow_pywren.executor.data import plan_data
 from airflow_pywren.executor.errors import DataChangedError, DataSourceError, PyWrenSubmitError
 
@@ -110,6 +111,75 @@ def test_dict_items_carry_other_arguments_and_id_is_the_call_index(pw, store):
         ],
     )
     assert pw.get_result() == [(0, sum(b"/page/1" in x for x in LOG_A.splitlines())), (1, 2000)]
+
+
+def test_data_functions_also_get_storage_ibm_cos_and_id(pw, store, storage_kind):
+    put_logs(store)
+
+    def count_and_store(bucket, key, data_stream, storage, ibm_cos, id, on_cos):
+        lines = sum(1 for _ in data_stream)
+        storage.put_object(bucket, f"counts/{id:03d}.txt", f"{key} {lines}\n")
+        if on_cos:  # the original's ibm_cos client reaches the same bucket
+            return ibm_cos.head_object(Bucket=bucket, Key=key.split("/", 1)[1])["ContentLength"]
+        return None
+
+    prefix = f"cos://{store.bucket}/logs/2026-12-01/"
+    sizes = pw.get_result(pw.map(count_and_store, prefix, extra_args={"on_cos": storage_kind == "ibm_cos"}))
+    assert sizes == ([len(LOG_A), len(LOG_B), len(LOG_C)] if storage_kind == "ibm_cos" else [None] * 3)
+    written = pw.get_result(pw.map(lambda data_stream: data_stream.read(), f"{store.bucket}/counts/"))
+    assert written == [
+        f"{store.bucket}/logs/2026-12-01/{name}.log {n}\n".encode()
+        for name, n in (("a", 3000), ("b", 2000), ("c", 1001))
+    ]
+
+
+def test_call_async_over_one_object_in_its_forms(pw, store):
+    put_logs(store)
+
+    def legacy(bucket, key, data_stream):
+        return bucket, key, len(data_stream.read())
+
+    def grep(obj, word):
+        return obj.key, obj.parts, sum(word in line for line in obj.data_stream)
+
+    lines = pw.call_async(count_lines, f"cos://{store.bucket}/logs/2026-12-01/a.log")
+    by_key = pw.call_async(legacy, f"{store.bucket}/logs/2026-12-01/b.log")
+    with_args = pw.call_async(grep, {"obj": f"s3://{store.bucket}/logs/2026-12-01/c.log", "word": b"last 10"})
+    only_object = pw.call_async(count_lines, f"{store.bucket}/other/")  # a prefix holding one object
+    assert lines.result() == 3000
+    assert by_key.result() == (store.bucket, f"{store.bucket}/logs/2026-12-01/b.log", len(LOG_B))
+    assert with_args.result() == ("logs/2026-12-01/c.log", 1, sum(b"last 10" in x for x in LOG_C.splitlines()))
+    assert only_object.result() == 1
+    assert pw.job_inputs[lines.job_id]["locations"] == [f"cos://{store.bucket}/logs/2026-12-01/a.log"]
+
+
+def test_call_async_refuses_data_that_names_several_objects(pw, store):
+    put_logs(store)
+    with pytest.raises(PyWrenSubmitError, match="names 3 objects; use map"):
+        pw.call_async(count_lines, f"cos://{store.bucket}/logs/2026-12-01/")
+    with pytest.raises(DataSourceError, match="no object 'logs/missing.log'"):
+        pw.call_async(count_lines, f"{store.bucket}/logs/missing.log")
+    assert pw.futures == []  # nothing was invoked
+
+
+def test_call_async_over_a_url_and_a_file(local_pw, http_files, tmp_path):
+    http_files.files["/logs/a.log"] = LOG_A
+    (tmp_path / "c.log").write_bytes(LOG_C)
+
+    def by_url(url, data_stream):
+        return url, sum(1 for _ in data_stream)
+
+    url = http_files.url + "/logs/a.log"
+    assert local_pw.call_async(by_url, url).result() == (url, 3000)
+    assert http_files.requests[("GET", "/logs/a.log")] == 1
+    assert local_pw.call_async(count_lines, tmp_path / "c.log").result() == 1001
+
+
+def test_call_async_of_a_plain_function_keeps_a_location_string_as_its_value(local_pw):
+    def shout(text):
+        return text.upper()
+
+    assert local_pw.call_async(shout, "cos://bucket/key").result() == "COS://BUCKET/KEY"
 
 
 def test_a_key_without_slash_that_is_a_directory_reads_its_objects(pw, store):
@@ -226,6 +296,28 @@ def test_files_on_this_machine(local_pw, tmp_path):
     assert pw.get_result() == [3000, 1001]
     pw.map(count_lines, [Path(tmp_path / "in" / "one.csv")])
     assert pw.get_result() == [3000]
+
+
+def test_buckets_live_under_a_configured_data_root(localhost_config, tmp_path):
+    lake = tmp_path / "lake"
+    (lake / "weblogs" / "logs").mkdir(parents=True)
+    (lake / "weblogs" / "logs" / "a.log").write_bytes(LOG_A)
+    config = {**localhost_config, "localhost": {**localhost_config["localhost"], "data_dir": str(lake)}}
+
+    def count_and_store(obj, storage):
+        lines = count_lines(obj)
+        storage.put_object(obj.bucket, f"counts/{obj.part}.txt", str(lines))
+        return lines
+
+    pw = pywren.ibm_cf_executor(config=config)
+    try:
+        pw.map_reduce(count_and_store, "cos://weblogs/logs/", sum, chunk_n=3)
+        assert pw.get_result() == 3000
+        assert sum(int(p.read_text()) for p in (lake / "weblogs" / "counts").iterdir()) == 3000
+        assert not (Path(localhost_config["localhost"]["storage_dir"]) / "weblogs").exists()
+    finally:
+        pw.clean()
+        pw.close()
 
 
 def test_file_locations_that_do_not_exist_fail_at_submit(local_pw, tmp_path):

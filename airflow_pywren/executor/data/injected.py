@@ -21,8 +21,8 @@ def chunk_of(context: CallContext) -> DataChunk:
     per_call = context.data.context
     if not per_call or PART not in per_call:
         raise PyWrenError(
-            "'obj' and 'data_stream' are given only to calls of a map over data; pass iterdata that names data "
-            "('cos://bucket/prefix/', keys, URLs) to map() or map_reduce()"
+            "'obj' and 'data_stream' are given only to calls over data; pass data that names objects "
+            "('cos://bucket/prefix/', keys, URLs) to map(), map_reduce() or call_async()"
         )
     if CHUNK not in per_call:
         per_call[CHUNK] = DataChunk(per_call[PART], context.storage)

@@ -47,11 +47,20 @@ def location_text(value: Any) -> str | None:
     """The text of an iterdata item that may name data, or None for other Python values."""
     if isinstance(value, str):
         return value
-    if isinstance(value, os.PathLike):
-        return str(value) if hasattr(value, "protocol") else "file://" + os.path.abspath(os.fspath(value))
     if hasattr(value, "protocol") and hasattr(value, "path"):  # Airflow's ObjectStoragePath, fsspec-style paths
-        return str(value)
+        return _path_url(value)
+    if isinstance(value, os.PathLike):
+        return "file://" + os.path.abspath(os.fspath(value))
     return None
+
+
+def _path_url(value: Any) -> str:
+    """``s3://bucket/key`` of an ObjectStoragePath: its ``str()`` names the connection (``s3://conn@bucket/key``)."""
+    protocol = value.protocol[0] if isinstance(value.protocol, (tuple, list)) else value.protocol
+    path = str(value.path)
+    if protocol in ("file", "local", ""):
+        return "file://" + path
+    return f"{protocol}://{path}"
 
 
 def parse_location(value: Any) -> Location:
