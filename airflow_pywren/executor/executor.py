@@ -473,7 +473,7 @@ class FunctionExecutor:
 
     def _download(self, futures: Sequence[ResponseFuture], threads: int | None = None) -> None:
         """Read the results of succeeded calls not read yet (in parallel threads on remote storage)."""
-        missing = [f for f in futures if not f._has_value and f.status == CallStatus.SUCCESS]
+        missing = [f for f in futures if not f.has_output() and f.status == CallStatus.SUCCESS]
         blobs = self.calls.read_outputs(
             [(f.executor_id, f.job_id, f.call_id) for f in missing], threads or self.config["pywren"]["max_workers"]
         )

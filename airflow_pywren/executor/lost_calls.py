@@ -179,7 +179,7 @@ class LostCalls:
                 "signing": self.signer.payload() if self.signer else None,
             }
             try:
-                future._set_final(
+                future.set_final(
                     handler.record_failure(
                         payload, ActivationLostError(message), start_time=future.stats.get("start_time")
                     )
@@ -245,7 +245,7 @@ class LostCalls:
             start = call_store_for(self.storage).read_start(future.executor_id, future.job_id, future.call_id)
             if start is None:
                 return None
-            future._set_running(start)
+            future.set_running(start)
             future.stats.update(
                 {k: start[k] for k in ("start_time", "worker_host", "worker_pid", "activation_id") if start.get(k)}
             )

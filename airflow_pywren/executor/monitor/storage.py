@@ -69,10 +69,10 @@ class StorageMonitor(JobMonitor):
                 if status is None and view.is_final(call_id):  # seen by an earlier poll for other futures
                     status = view.final(call_id)
                 if status is not None:
-                    future._set_final(status)
+                    future.set_final(status)
                     finished += 1
                 elif call_id in updates.started or view.is_started(call_id):
-                    future._set_running(updates.started.get(call_id) or None)
+                    future.set_running(updates.started.get(call_id) or None)
             if all(f.finished for f in job_futures):
                 self._views.pop((executor_id, job_id), None)
         return finished
