@@ -24,7 +24,7 @@ from airflow_pywren.executor import (
 )
 from airflow_pywren.executor import calls as arguments
 from airflow_pywren.executor.callstore import CallStore, call_store_for
-from airflow_pywren.executor.compute import ComputeBackend, create_compute
+from airflow_pywren.executor.compute import ComputeBackend, compute_class, create_compute
 from airflow_pywren.executor.config import Config, load_config, storage_section
 from airflow_pywren.executor.data.locations import looks_like_location
 from airflow_pywren.executor.errors import (
@@ -104,11 +104,12 @@ class FunctionExecutor:
             else signing.signer_from_config(self.config)
         )
         self.calls: CallStore = call_store_for(self.storage)
-        if self.config["pywren"]["compute_backend"] != "localhost" and self.storage.name == "localhost":
+        if self.storage.is_local and not compute_class(self.config["pywren"]["compute_backend"]).is_local:
             logger.warning(
-                "compute backend %s uses localhost storage: its activations must share this machine's "
-                "files; use storage_backend 'ibm_cos' for remote compute",
+                "compute backend %s uses %s storage, files on this machine: its activations must share them; "
+                "use a remote storage backend such as 'ibm_cos' for remote compute",
                 self.config["pywren"]["compute_backend"],
+                self.storage.name,
             )
         self.compute: ComputeBackend = create_compute(self.config)
         self.compute.check()
@@ -198,7 +199,7 @@ class FunctionExecutor:
             self.storage,
             chunk_size,
             chunk_n,
-            local_compute=self.compute.name == "localhost",
+            local_compute=self.compute.is_local,
             max_workers=self.config["pywren"]["max_workers"],
             extra_args=extra_args,
         )

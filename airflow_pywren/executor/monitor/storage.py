@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 def read_objects(storage: StorageBackend, object_keys: Sequence[str], threads: int) -> list[bytes]:
     """GET many objects; in parallel threads unless storage is on this machine."""
-    if storage.name == "localhost" or len(object_keys) < 4 or threads <= 1:
+    if storage.is_local or len(object_keys) < 4 or threads <= 1:
         return [storage.get(key) for key in object_keys]
     with ThreadPoolExecutor(max_workers=min(threads, len(object_keys))) as pool:
         return list(pool.map(storage.get, object_keys))
