@@ -35,7 +35,7 @@ import cloudpickle
 
 from airflow_pywren import runtime
 from airflow_pywren.executor import versions
-from airflow_pywren.executor.config import SCHEMA, Config, load_config, storage_section
+from airflow_pywren.executor.config import Config, load_config, schema, storage_section
 from airflow_pywren.executor.errors import PyWrenError
 
 
@@ -74,7 +74,7 @@ def _configured_runtime() -> str:
         )
         return config["pywren"]["runtime"] or config[section]["runtime"]
     except PyWrenError:
-        return SCHEMA["ibm_cf"]["runtime"].default
+        return schema()["ibm_cf"]["runtime"].default
 
 
 # ------------------------------------------------------------------ runtime

@@ -25,7 +25,7 @@ from airflow_pywren.executor import (
 )
 from airflow_pywren.executor import calls as arguments
 from airflow_pywren.executor.callstore import CallStore, call_store_for
-from airflow_pywren.executor.compute import ComputeBackend, create_compute
+from airflow_pywren.executor.compute import ComputeBackend, compute_class, create_compute
 from airflow_pywren.executor.compute.base import Invocation
 from airflow_pywren.executor.config import Config, load_config, storage_section
 from airflow_pywren.executor.data.calls import wants_data
@@ -108,11 +108,12 @@ class FunctionExecutor:
             else signing.signer_from_config(self.config)
         )
         self.calls: CallStore = call_store_for(self.storage)
-        if self.config["pywren"]["compute_backend"] != "localhost" and self.storage.name == "localhost":
+        if self.storage.is_local and not compute_class(self.config["pywren"]["compute_backend"]).is_local:
             logger.warning(
-                "compute backend %s uses localhost storage: its activations must share this machine's "
-                "files; use storage_backend 'ibm_cos' for remote compute",
+                "compute backend %s uses %s storage, files on this machine: its activations must share them; "
+                "use a remote storage backend such as 'ibm_cos' for remote compute",
                 self.config["pywren"]["compute_backend"],
+                self.storage.name,
             )
         self.compute: ComputeBackend = create_compute(self.config)
         self.compute.check()
@@ -228,7 +229,7 @@ class FunctionExecutor:
             self.storage,
             chunk_size,
             chunk_n,
-            local_compute=self.compute.name == "localhost",
+            local_compute=self.compute.is_local,
             max_workers=self.config["pywren"]["max_workers"],
             extra_args=extra_args,
         )
@@ -554,7 +555,7 @@ class FunctionExecutor:
 
     def _download(self, futures: Sequence[ResponseFuture], threads: int | None = None) -> None:
         """Read the results of succeeded calls not read yet (in parallel threads on remote storage)."""
-        missing = [f for f in futures if not f._has_value and f.status == CallStatus.SUCCESS]
+        missing = [f for f in futures if not f.has_output() and f.status == CallStatus.SUCCESS]
         blobs = self.calls.read_outputs(
             [(f.executor_id, f.job_id, f.call_id) for f in missing], threads or self.config["pywren"]["max_workers"]
         )

@@ -49,20 +49,20 @@ class ResponseFuture:
         kind: str,
         host_submit_time: float,
         extra_meta: dict[str, Any] | None = None,
-        activation_id: str | None = None,
-        produce_output: bool = True,
     ) -> None:
         self._executor = executor
         self.executor_id = executor_id
         self.job_id = job_id
         self.call_id = call_id
         self.kind = kind
-        self.produce_output = produce_output
+        self.produce_output = True
+        """False for the map calls of a map_reduce: their outputs go to the reducer, not to get_result()."""
         self.status: CallStatus = PENDING
         self.extra_meta = extra_meta if extra_meta is not None else {}  # the job's copy, shared by its calls
         self.error: dict[str, Any] | None = None
-        self.stats: dict[str, Any] = {"host_submit_time": host_submit_time, "activation_id": activation_id}
+        self.stats: dict[str, Any] = {"host_submit_time": host_submit_time, "activation_id": None}
         self.timeout: float | None = None
+        """The call's timeout in seconds, set by the executor that submits or follows it (lost-call checks)."""
         self.read = False
         self._has_value = False
         self._value: Any = None
@@ -87,7 +87,7 @@ class ResponseFuture:
         return self._executor is not None
 
     def attach_executor(self, executor: FunctionExecutor) -> None:
-        """For executors: follow a future that was unpickled (returned by a call)."""
+        """For executors; not for users: follow a future that was unpickled (returned by a call)."""
         self._executor = executor
 
     # --- state -----------------------------------------------------------------
@@ -116,13 +116,19 @@ class ResponseFuture:
         """True if the call was stopped by ``cancel()`` before it finished."""
         return self.status == ERROR and (self.error or {}).get("type") == "CallCancelledError"
 
-    def _set_running(self, start: dict[str, Any] | None = None) -> None:
+    # --- state changes: for backends and monitors; not for users ---------------
+    def set_running(self, start: dict[str, Any] | None = None) -> None:
+        """For backends and monitors; not for users: the call started (``start``: its start status, if read).
+
+        A future that is already running or finished does not move back.
+        """
         if self.status == PENDING:
             self.status = RUNNING
             if start:
                 self.stats.update({k: start[k] for k in _STAT_FIELDS if start.get(k) is not None})
 
-    def _set_final(self, status: dict[str, Any]) -> None:
+    def set_final(self, status: dict[str, Any]) -> None:
+        """For backends and monitors; not for users: the call's final status record (success or error)."""
         if status.get("activation_id") == self.stats.get("activation_id"):
             status = {k: v for k, v in status.items() if k != "activation_id"}  # keep the one string
         if isinstance(status.get("worker_host"), str):
@@ -134,14 +140,45 @@ class ResponseFuture:
 
     def set_failure(self, status: dict[str, Any], exception: BaseException) -> None:
         """For executors: the call failed without running (nothing stored); ``exception()`` returns ``exception``."""
-        self._set_final(status)
+        self.set_final(status)
         self._value = exception
         self._has_value = True
 
-    def __getattr__(self, name: str) -> Any:
-        if name in _STAT_FIELDS:
-            return self.stats.get(name)
-        raise AttributeError(name)
+    # --- stats, as attributes (None until known) ---------------------------------
+    @property
+    def activation_id(self) -> str | None:
+        """The compute backend's id of the call's activation (OpenWhisk activation, pod slot, ...)."""
+        return self.stats.get("activation_id")
+
+    @property
+    def host_submit_time(self) -> float | None:
+        """When the client submitted the call (epoch seconds)."""
+        return self.stats.get("host_submit_time")
+
+    @property
+    def start_time(self) -> float | None:
+        """When the function side started the call (epoch seconds)."""
+        return self.stats.get("start_time")
+
+    @property
+    def end_time(self) -> float | None:
+        """When the function side finished the call (epoch seconds)."""
+        return self.stats.get("end_time")
+
+    @property
+    def duration(self) -> float | None:
+        """Seconds the call's function ran."""
+        return self.stats.get("duration")
+
+    @property
+    def worker_host(self) -> str | None:
+        """The host name where the call ran."""
+        return self.stats.get("worker_host")
+
+    @property
+    def worker_pid(self) -> int | None:
+        """The process id of the worker that ran the call."""
+        return self.stats.get("worker_pid")
 
     # --- results ---------------------------------------------------------------
     def result(self, timeout: float | None = None, throw_except: bool = True, **legacy_kwargs: Any) -> Any:
@@ -166,8 +203,12 @@ class ResponseFuture:
         attach_returned(self._executor, self._value)
         return self._value
 
+    def has_output(self) -> bool:
+        """True once the call's output is in memory (read by ``result()`` or ``wait(download_results=True)``)."""
+        return self._has_value
+
     def set_output(self, blob: bytes) -> None:
-        """For executors: the call's output as stored, verified with the executor's key, then unpickled."""
+        """For executors; not for users: the call's output as stored, checked with the executor's key, unpickled."""
         self._value = serialization.loads_signed(
             blob, self._executor.signer, what=f"the output of call {self.call_id} of job {self.job_id}"
         )

@@ -197,7 +197,7 @@ class LostCalls:
                 "signing": self.signer.payload() if self.signer else None,
             }
             try:
-                future._set_final(handler.record_failure(payload, error, start_time=future.stats.get("start_time")))
+                future.set_final(handler.record_failure(payload, error, start_time=future.stats.get("start_time")))
             except (OSError, StorageError) as exc:  # storage is down: the next check records it
                 logger.warning(
                     "could not record lost call %s of job %s yet (%s); will retry", future.call_id, future.job_id, exc
@@ -288,7 +288,7 @@ class LostCalls:
             start = call_store_for(self.storage).read_start(future.executor_id, future.job_id, future.call_id)
             if start is None:
                 return None
-            future._set_running(start)
+            future.set_running(start)
             future.stats.update(
                 {k: start[k] for k in ("start_time", "worker_host", "worker_pid", "activation_id") if start.get(k)}
             )

@@ -25,13 +25,15 @@ def _matplotlib():
 
 def call_timeline(futures: Sequence[ResponseFuture]) -> list[tuple[float, float, float]]:
     """``(submit, start, end)`` of each finished call, in seconds from the first submit."""
-    finished = [f for f in futures if f.finished and f.start_time and f.end_time]
-    if not finished:
-        return []
-    origin = min(f.host_submit_time or f.start_time for f in finished)
-    return [
-        ((f.host_submit_time or f.start_time) - origin, f.start_time - origin, f.end_time - origin) for f in finished
+    times = [
+        (f.host_submit_time or f.start_time, f.start_time, f.end_time)
+        for f in futures
+        if f.finished and f.start_time and f.end_time
     ]
+    if not times:
+        return []
+    origin = min(submit for submit, _, _ in times)
+    return [(submit - origin, start - origin, end - origin) for submit, start, end in times]
 
 
 def create_timeline_plots(

@@ -24,7 +24,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from airflow_pywren.executor.config import COMPUTE_BACKENDS, SCHEMA, STORAGE_BACKENDS
+from airflow_pywren.executor import compute, storage
+from airflow_pywren.executor.config import schema
 from airflow_pywren.executor.errors import PyWrenConfigError
 
 CONN_TYPE = "pywren"
@@ -53,7 +54,7 @@ FIELDS: tuple[Field, ...] = (
         "Compute backend",
         "localhost (calls run on the Airflow worker's machine), ibm_cf (OpenWhisk / IBM Cloud Functions), "
         "k8s (Kubernetes Jobs) or code_engine (IBM Cloud Code Engine)",
-        choices=COMPUTE_BACKENDS,
+        choices=tuple(compute.BACKENDS),
     ),
     Field(
         "storage_backend",
@@ -61,7 +62,7 @@ FIELDS: tuple[Field, ...] = (
         "storage_backend",
         "Storage backend",
         "localhost (a local directory) or ibm_cos (IBM COS or another S3-compatible store)",
-        choices=STORAGE_BACKENDS,
+        choices=tuple(storage.BACKENDS),
     ),
     Field(
         "runtime", "pywren", "runtime", "Runtime", "Docker image that runs the calls (OpenWhisk action, pods, job runs)"
@@ -296,10 +297,11 @@ def config_from_connection(
                 "connection extra 'config' must be an object of sections, e.g. "
                 '{"pywren": {"storage_backend": "ibm_cos"}, "ibm_cos": {"bucket": "b"}}'
             )
+        sections = schema()
         for section, values in raw_config.items():
-            if section not in SCHEMA:
-                close = difflib.get_close_matches(section, list(SCHEMA), n=1)
-                hint = f"; did you mean '{close[0]}'?" if close else f"; sections: {', '.join(SCHEMA)}"
+            if section not in sections:
+                close = difflib.get_close_matches(section, list(sections), n=1)
+                hint = f"; did you mean '{close[0]}'?" if close else f"; sections: {', '.join(sections)}"
                 raise PyWrenConfigError(f"unknown section '{section}' in connection extra 'config'{hint}")
             config.setdefault(section, {}).update(values or {})
     for raw_name, value in extra.items():

@@ -67,7 +67,7 @@ def test_wait_throw_except_and_download_results(pw):
         pw.wait(futures, throw_except=True)
     good = pw.map(refuse_odd, [2, 4])
     done, _ = pw.wait(good, download_results=True, THREADPOOL_SIZE=4)
-    assert all(f._has_value for f in done)  # results were read while waiting
+    assert all(f.has_output() for f in done)  # results were read while waiting
     assert pw.get_result(good) == [2, 4]
 
 

@@ -1,4 +1,8 @@
-"""Compute backends, by name. Adding one is one module and one entry in ``BACKENDS``."""
+"""Compute backends, by name. Adding one is one module and one entry in ``BACKENDS``.
+
+The module holds a :class:`ComputeBackend` subclass, which declares its config section
+(``settings_schema``, ``check_settings``); see "Adding a backend" in the README.
+"""
 
 from __future__ import annotations
 
@@ -15,10 +19,15 @@ BACKENDS = {
 }
 
 
+def compute_class(name: str) -> type[ComputeBackend]:
+    """The class of the compute backend ``name`` (its module is imported on first use)."""
+    module_name, _, class_name = BACKENDS[name].partition(":")
+    return getattr(importlib.import_module(module_name), class_name)
+
+
 def create_compute(config: Config) -> ComputeBackend:
     """Build the compute backend named by ``pywren.compute_backend``."""
-    module_name, _, class_name = BACKENDS[config["pywren"]["compute_backend"]].partition(":")
-    return getattr(importlib.import_module(module_name), class_name)(config)
+    return compute_class(config["pywren"]["compute_backend"])(config)
 
 
-__all__ = ["ComputeBackend", "Invocation", "create_compute", "BACKENDS"]
+__all__ = ["ComputeBackend", "Invocation", "compute_class", "create_compute", "BACKENDS"]

@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from airflow_pywren.executor.config import Config
+from airflow_pywren.executor.config import Config, Setting
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +65,16 @@ class ComputeBackend(ABC):
     """
 
     name: ClassVar[str]
+    """The backend's name: the value of ``pywren.compute_backend`` and the name of its config section."""
+    settings_schema: ClassVar[dict[str, Setting]] = {}
+    """The keys of the backend's config section, with their types, defaults and bounds."""
+    is_local: ClassVar[bool] = False
+    """True when activations run on this machine, so they share its files."""
+
+    @classmethod
+    def check_settings(cls, settings: dict[str, Any]) -> None:
+        """Raise PyWrenConfigError when ``settings`` (the section, checked for types and bounds) lack what the
+        backend needs; called when the backend is the configured one, before anything is built."""
 
     def __init__(self, config: Config) -> None:
         self.config = config

@@ -38,13 +38,13 @@ import random
 import threading
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import quote
 
 import requests
 
 from airflow_pywren.executor.compute.base import ComputeBackend, Invocation, PendingCall
-from airflow_pywren.executor.config import Config
+from airflow_pywren.executor.config import Config, Setting
 from airflow_pywren.executor.errors import ComputeError, PyWrenConfigError
 from airflow_pywren.executor.worker import batch
 from airflow_pywren.version import __version__
@@ -226,6 +226,52 @@ class CodeEngineCompute(ComputeBackend):
     """Runs each job as a Code Engine array job run; each instance runs a slice of the calls."""
 
     name = "code_engine"
+    settings_schema: ClassVar[dict[str, Setting]] = {
+        "region": Setting((str, type(None)), None, "IBM Cloud region of the project, e.g. us-south"),
+        "project_id": Setting((str, type(None)), None, "Code Engine project id (ibmcloud ce project get --name P)"),
+        "endpoint": Setting(
+            (str, type(None)), None, "API endpoint (default: https://api.{region}.codeengine.cloud.ibm.com/v2)"
+        ),
+        "iam_api_key": Setting((str, type(None)), None, "IBM Cloud API key"),
+        "iam_endpoint": Setting((str,), "https://iam.cloud.ibm.com/identity/token", "IAM token endpoint"),
+        "runtime": Setting((str,), "airflowpywren/runtime:latest", "runtime image of the job runs"),
+        "image_secret": Setting((str, type(None)), None, "registry access secret of the image, in the project"),
+        "cpu": Setting(
+            (str, int, float, type(None)), None, "vCPU per instance (default: the smallest that accepts the memory)"
+        ),
+        "calls_per_instance": Setting((int,), 10, "calls each instance runs one after another", minimum=1),
+        "deadline_margin": Setting(
+            (int, float),
+            120,
+            "seconds added to calls_per_instance x timeout for an instance's scale_max_execution_time",
+            minimum=0,
+        ),
+        "service_account": Setting(
+            (str,),
+            "none",
+            "service account of the instances (none, reader, writer, manager)",
+            ("none", "reader", "writer", "manager"),
+        ),
+        "image_pull_timeout": Setting(
+            (int, float), 120, "seconds an instance may fail to pull its image before its calls fail", minimum=0
+        ),
+        "job_prefix": Setting((str,), "pywren", "prefix of the job run names"),
+        "lost_check_interval": Setting(
+            (int, float), 10, "seconds between checks of the job runs of jobs with calls pending", minimum=0
+        ),
+        "max_retries": Setting((int,), 5, "retries of one API request on 429 and 5xx", minimum=0),
+        "verify_tls": Setting((bool,), True, "verify the endpoint's TLS certificate"),
+    }
+
+    @classmethod
+    def check_settings(cls, settings: dict[str, Any]) -> None:
+        for key in ("project_id", "iam_api_key"):
+            if not settings[key]:
+                raise PyWrenConfigError(
+                    f"compute_backend 'code_engine' needs 'code_engine.{key}'; set it in the config"
+                )
+        if not (settings["region"] or settings["endpoint"]):
+            raise PyWrenConfigError("compute_backend 'code_engine' needs 'code_engine.region' (e.g. us-south)")
 
     def __init__(self, config: Config) -> None:
         super().__init__(config)

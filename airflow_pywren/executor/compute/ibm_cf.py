@@ -61,15 +61,16 @@ import time
 import zlib
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import quote, urlencode
 
 import requests
 from requests.adapters import HTTPAdapter
 
+from airflow_pywren.executor import validation
 from airflow_pywren.executor.compute.base import ComputeBackend, Invocation, PendingCall
 from airflow_pywren.executor.compute.ibm_cf_lost import LostActivationFinder
-from airflow_pywren.executor.config import Config
+from airflow_pywren.executor.config import Config, Setting
 from airflow_pywren.executor.errors import ComputeError, PyWrenConfigError
 from airflow_pywren.version import __version__
 
@@ -401,6 +402,51 @@ class OpenWhiskCompute(ComputeBackend):
     """Runs calls as activations of a blackbox action on IBM Cloud Functions or OpenWhisk."""
 
     name = "ibm_cf"
+    settings_schema: ClassVar[dict[str, Setting]] = {
+        "endpoint": Setting(
+            (str, type(None)), None, "OpenWhisk API host, e.g. https://us-south.functions.cloud.ibm.com"
+        ),
+        "namespace": Setting((str, type(None)), None, "OpenWhisk namespace"),
+        "api_key": Setting((str, type(None)), None, "OpenWhisk key 'uuid:key' (basic auth)"),
+        "iam_api_key": Setting((str, type(None)), None, "IAM API key for IAM-based namespaces"),
+        "iam_endpoint": Setting((str,), "https://iam.cloud.ibm.com/identity/token", "IAM token endpoint"),
+        "runtime": Setting((str,), "airflowpywren/runtime:latest", "docker image of the action"),
+        "runtime_memory": Setting(
+            (int,),
+            256,
+            "memory of the action 'pywren runtime deploy' creates, in MB "
+            "(jobs use pywren.runtime_memory or their runtime_memory argument)",
+            minimum=128,
+            maximum=validation.MAX_RUNTIME_MEMORY,
+        ),
+        "timeout": Setting((int, float), 600, "action timeout in seconds", minimum=1, maximum=validation.MAX_TIMEOUT),
+        "max_concurrency": Setting((int,), 64, "invocations in flight at once", minimum=1),
+        "invoke_retries": Setting((int,), 8, "retries of one invocation on 429 and 5xx", minimum=0),
+        "action_prefix": Setting((str,), "pywren", "prefix of the deployed action names"),
+        "remote_invoker": Setting((bool,), False, "let one activation invoke the rest of a large map"),
+        "remote_invoker_threshold": Setting((int,), 500, "map size from which the remote invoker is used", minimum=1),
+        "verify_tls": Setting((bool,), True, "verify the endpoint's TLS certificate"),
+        "lost_check_interval": Setting(
+            (int, float),
+            10,
+            "seconds between checks of OpenWhisk's records for calls whose activation ended without a final status",
+            minimum=0,
+        ),
+    }
+
+    @classmethod
+    def check_settings(cls, settings: dict[str, Any]) -> None:
+        for key in ("endpoint", "namespace"):
+            if not settings[key]:
+                raise PyWrenConfigError(f"compute_backend 'ibm_cf' needs 'ibm_cf.{key}'; set it in the config")
+        if not (settings["api_key"] or settings["iam_api_key"]):
+            raise PyWrenConfigError(
+                "compute_backend 'ibm_cf' needs 'ibm_cf.api_key' ('uuid:key') or 'ibm_cf.iam_api_key'"
+            )
+        if settings["api_key"] and ":" not in settings["api_key"]:
+            raise PyWrenConfigError(
+                "'ibm_cf.api_key' must have the form 'uuid:key' as printed by 'ibmcloud fn property get --auth'"
+            )
 
     def __init__(self, config: Config) -> None:
         super().__init__(config)

@@ -43,10 +43,10 @@ import re
 import threading
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 from airflow_pywren.executor.compute.base import ComputeBackend, Invocation, PendingCall
-from airflow_pywren.executor.config import Config
+from airflow_pywren.executor.config import Config, Setting
 from airflow_pywren.executor.errors import ComputeError, PyWrenConfigError
 from airflow_pywren.executor.worker import batch
 
@@ -166,6 +166,48 @@ class KubernetesCompute(ComputeBackend):
     """Runs each job as an Indexed Kubernetes Job; each pod runs a slice of the calls."""
 
     name = "k8s"
+    settings_schema: ClassVar[dict[str, Setting]] = {
+        "kubeconfig": Setting((str, type(None)), None, "kubeconfig file (default: $KUBECONFIG, else ~/.kube/config)"),
+        "context": Setting((str, type(None)), None, "kubeconfig context (default: the current context)"),
+        "kubeconfig_dict": Setting(
+            (dict, type(None)), None, "a kubeconfig as a mapping (an Airflow kubernetes connection's)"
+        ),
+        "in_cluster": Setting(
+            (bool, type(None)), None, "use the pod's service account (default: when in a pod with no kubeconfig)"
+        ),
+        "namespace": Setting((str,), "default", "namespace of the Jobs"),
+        "runtime": Setting((str,), "airflowpywren/runtime:latest", "runtime image of the pods"),
+        "image_pull_policy": Setting(
+            (str, type(None)),
+            None,
+            "Always, IfNotPresent or Never (default: Kubernetes')",
+            ("Always", "IfNotPresent", "Never"),
+        ),
+        "image_pull_secret": Setting((str, type(None)), None, "Secret with the registry credentials of the image"),
+        "service_account": Setting(
+            (str, type(None)), None, "service account of the pods (default: none, no API token)"
+        ),
+        "node_selector": Setting((dict, type(None)), None, "node labels the pods must run on"),
+        "cpu": Setting((str, int, float), "1", "CPU request of each pod"),
+        "calls_per_pod": Setting((int,), 10, "calls each pod runs one after another", minimum=1),
+        "parallelism": Setting((int,), 100, "pods of one job running at once", minimum=1),
+        "deadline_margin": Setting(
+            (int, float),
+            120,
+            "seconds added to calls_per_pod x timeout for a pod's activeDeadlineSeconds (start-up, image pull)",
+            minimum=0,
+        ),
+        "image_pull_timeout": Setting(
+            (int, float), 120, "seconds a pod may fail to pull its image before its calls fail", minimum=0
+        ),
+        "ttl_after_finished": Setting(
+            (int, type(None)), 3600, "seconds Kubernetes keeps a finished Job (null: until clean())", minimum=0
+        ),
+        "job_prefix": Setting((str,), "pywren", "prefix of the Job names"),
+        "lost_check_interval": Setting(
+            (int, float), 10, "seconds between checks of the pods of jobs with calls pending", minimum=0
+        ),
+    }
 
     def __init__(self, config: Config) -> None:
         super().__init__(config)

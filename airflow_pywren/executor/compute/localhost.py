@@ -13,12 +13,13 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
+from airflow_pywren.executor import validation
 from airflow_pywren.executor.call_env import clean_environment
 from airflow_pywren.executor.compute.base import ComputeBackend, Invocation, PendingCall
 from airflow_pywren.executor.compute.localhost_runner import recv_message, send_message
-from airflow_pywren.executor.config import Config
+from airflow_pywren.executor.config import Config, Setting
 from airflow_pywren.executor.errors import ComputeError
 from airflow_pywren.executor.private_dirs import private_dir, user_temp_dir
 from airflow_pywren.executor.worker import blocking
@@ -29,10 +30,31 @@ RUNNER_START_TIMEOUT = 30.0
 _MAX_SOCKET_PATH = 100  # AF_UNIX paths are limited to 108 bytes
 
 
+def _cpu_count() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 class LocalhostCompute(ComputeBackend):
     """Runs calls in local worker processes owned by a runner that outlives this process."""
 
     name = "localhost"
+    is_local = True
+    settings_schema: ClassVar[dict[str, Setting]] = {
+        "workers": Setting(
+            (int,), _cpu_count(), "concurrent calls on this machine", minimum=1, maximum=validation.MAX_WORKERS
+        ),
+        "runner_dir": Setting((str,), "~/.pywren/runner", "directory of the runner's socket, lock and log"),
+        "runner_idle_timeout": Setting(
+            (int, float), 600, "seconds an idle runner waits before exiting", minimum=1, maximum=validation.MAX_TIMEOUT
+        ),
+        "max_extra_workers": Setting(
+            (int,),
+            32,
+            "workers the runner may add while calls wait for calls they "
+            "submitted (nested executors), one per waiting call",
+            minimum=0,
+        ),
+    }
 
     def __init__(self, config: Config) -> None:
         super().__init__(config)

@@ -52,7 +52,7 @@ def _storage_object(bucket: str, info: ObjectInfo) -> DataObject:
 def _bucket_missing(storage: StorageBackend, location: Location, exc: Exception) -> DataSourceError:
     where = (
         f"the data root {getattr(storage, 'data_root', '')} (localhost.data_dir)"
-        if storage.name == "localhost"
+        if storage.is_local
         else storage.location().split("://")[0] + " storage"
     )
     return DataSourceError(

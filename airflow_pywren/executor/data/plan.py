@@ -71,7 +71,7 @@ def dataset_name(location: Location, storage: StorageBackend) -> dict[str, str]:
     if location.kind == FILE:
         return {"namespace": "file", "name": location.key}
     data_root = getattr(storage, "data_root", None)
-    if storage.name == "localhost" and data_root is not None:
+    if storage.is_local and data_root is not None:
         return {"namespace": "file", "name": f"{data_root}/{location.bucket}/{location.key}"}
     return {"namespace": f"s3://{location.bucket}", "name": location.key or "/"}
 

@@ -474,7 +474,7 @@ class RabbitMQMonitor(JobMonitor):
             if notice is None or not _same_submission(future, notice):
                 continue
             if notice["status"] == CallStatus.RUNNING:
-                future._set_running(notice)
+                future.set_running(notice)
                 continue
             if notice["status"] == CallStatus.ERROR:
                 status = read_status(self.storage_monitor.storage, future.executor_id, future.job_id, future.call_id)
@@ -482,7 +482,7 @@ class RabbitMQMonitor(JobMonitor):
                     continue
             else:
                 status = _status_from_notice(notice)
-            future._set_final(status)
+            future.set_final(status)
             used.append(future)
         self._settle(used)
         return len(used)

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 def read_objects(storage: StorageBackend, object_keys: Sequence[str], threads: int) -> list[bytes]:
     """GET many objects; in parallel threads unless storage is on this machine."""
-    if storage.name == "localhost" or len(object_keys) < 4 or threads <= 1:
+    if storage.is_local or len(object_keys) < 4 or threads <= 1:
         return [storage.get(key) for key in object_keys]
     with ThreadPoolExecutor(max_workers=min(threads, len(object_keys))) as pool:
         return list(pool.map(storage.get, object_keys))
@@ -69,10 +69,10 @@ class StorageMonitor(JobMonitor):
                 if status is None and view.is_final(call_id):  # seen by an earlier poll for other futures
                     status = view.final(call_id)
                 if status is not None:
-                    future._set_final(status)
+                    future.set_final(status)
                     finished += 1
                 elif call_id in updates.started or view.is_started(call_id):
-                    future._set_running(updates.started.get(call_id) or None)
+                    future.set_running(updates.started.get(call_id) or None)
             if all(f.finished for f in job_futures):
                 self._views.pop((executor_id, job_id), None)
         return finished

@@ -1,4 +1,8 @@
-"""Storage backends, by name. Adding one is one module and one entry in ``BACKENDS``."""
+"""Storage backends, by name. Adding one is one module and one entry in ``BACKENDS``.
+
+The module holds a :class:`StorageBackend` subclass, which declares its config section
+(``settings_schema``, ``check_settings``); see "Adding a backend" in the README.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ BACKENDS = {
 
 
 def storage_class(name: str) -> type[StorageBackend]:
+    """The class of the storage backend ``name`` (its module is imported on first use)."""
     module_name, _, class_name = BACKENDS[name].partition(":")
     return getattr(importlib.import_module(module_name), class_name)
 
@@ -33,4 +38,4 @@ def storage_spec(storage: StorageBackend) -> dict[str, Any]:
     return {"backend": storage.name, "settings": storage.function_settings()}
 
 
-__all__ = ["StorageBackend", "create_storage", "storage_from_spec", "storage_spec", "BACKENDS"]
+__all__ = ["StorageBackend", "storage_class", "create_storage", "storage_from_spec", "storage_spec", "BACKENDS"]

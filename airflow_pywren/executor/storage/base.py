@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any, BinaryIO, ClassVar
 
 from airflow_pywren.executor import validation
+from airflow_pywren.executor.config import Setting
 
 
 @dataclass(frozen=True)
@@ -28,8 +29,19 @@ class StorageBackend(ABC):
     """
 
     name: ClassVar[str]
+    """The backend's name: the value of ``pywren.storage_backend`` and the name of its config section."""
+    settings_schema: ClassVar[dict[str, Setting]] = {}
+    """The keys of the backend's config section, with their types, defaults and bounds."""
+    is_local: ClassVar[bool] = False
+    """True when the storage is this machine's file system: reads cost no request, and only calls that run
+    on this machine can reach it."""
     call_layout: ClassVar[str] = "objects"
     """How calls record their statuses here (see :mod:`airflow_pywren.executor.callstore`)."""
+
+    @classmethod
+    def check_settings(cls, settings: dict[str, Any]) -> None:
+        """Raise PyWrenConfigError when ``settings`` (the section, checked for types and bounds) lack what the
+        backend needs; called when the backend is the configured one, before anything is built."""
 
     def __init__(self, settings: dict[str, Any]) -> None:
         self.settings = dict(settings)

@@ -24,7 +24,7 @@ import os
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, BinaryIO, cast
+from typing import Any, BinaryIO, ClassVar, cast
 
 import ibm_boto3
 import requests
@@ -38,7 +38,7 @@ from ibm_botocore.exceptions import (
 )
 from ibm_botocore.exceptions import ConnectionError as SDKConnectionError
 
-from airflow_pywren.executor.config import SCHEMA
+from airflow_pywren.executor.config import Setting
 from airflow_pywren.executor.errors import (
     PyWrenConfigError,
     StorageBucketNotFound,
@@ -73,7 +73,7 @@ class StorageConfigError(StorageError, PyWrenConfigError):
 
 
 def _default(key: str) -> Any:
-    return SCHEMA["ibm_cos"][key].default
+    return IBMCOSStorage.settings_schema[key].default
 
 
 def normalize_endpoint(endpoint: str) -> str:
@@ -137,6 +137,31 @@ class IBMCOSStorage(StorageBackend):
     """Objects in one COS bucket under ``storage_prefix``; every PUT is atomic."""
 
     name = "ibm_cos"
+    settings_schema: ClassVar[dict[str, Setting]] = {
+        "endpoint": Setting((str, type(None)), None, "COS or S3-compatible endpoint URL"),
+        "bucket": Setting((str, type(None)), None, "bucket holding job data"),
+        "storage_prefix": Setting((str,), "pywren.jobs", "key prefix of job data"),
+        "region": Setting((str,), "us-east-1", "region name used to sign requests"),
+        "api_key": Setting((str, type(None)), None, "IAM API key"),
+        "iam_endpoint": Setting((str,), "https://iam.cloud.ibm.com/identity/token", "IAM token endpoint"),
+        "access_key_id": Setting((str, type(None)), None, "HMAC access key id"),
+        "secret_access_key": Setting((str, type(None)), None, "HMAC secret access key"),
+        "max_attempts": Setting((int,), 8, "attempts per request, with backoff", minimum=1),
+        "connect_timeout": Setting((int, float), 10, "seconds to connect", minimum=0.001),
+        "read_timeout": Setting((int, float), 60, "seconds to read", minimum=0.001),
+    }
+
+    @classmethod
+    def check_settings(cls, settings: dict[str, Any]) -> None:
+        for key in ("endpoint", "bucket"):
+            if not settings[key]:
+                raise PyWrenConfigError(f"storage_backend 'ibm_cos' needs 'ibm_cos.{key}'; set it in the config")
+        has_hmac = settings["access_key_id"] and settings["secret_access_key"]
+        if not (has_hmac or settings["api_key"]):
+            raise PyWrenConfigError(
+                "storage_backend 'ibm_cos' needs credentials: 'ibm_cos.api_key' (IAM) or both "
+                "'ibm_cos.access_key_id' and 'ibm_cos.secret_access_key' (HMAC)"
+            )
 
     def __init__(self, settings: dict[str, Any]) -> None:
         super().__init__(settings)

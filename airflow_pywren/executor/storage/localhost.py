@@ -7,9 +7,10 @@ import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, BinaryIO, cast
+from typing import Any, BinaryIO, ClassVar, cast
 
 from airflow_pywren.executor import validation
+from airflow_pywren.executor.config import Setting
 from airflow_pywren.executor.errors import PyWrenConfigError, StorageBucketNotFound, StorageError, StorageKeyNotFound
 from airflow_pywren.executor.private_dirs import private_dir
 from airflow_pywren.executor.storage.base import ObjectInfo, StorageBackend
@@ -43,6 +44,18 @@ class LocalhostStorage(StorageBackend):
 
     name = "localhost"
     call_layout = "segments"
+    is_local = True
+    settings_schema: ClassVar[dict[str, Setting]] = {
+        "storage_dir": Setting((str,), "~/.pywren/storage", "directory holding localhost storage"),
+        "bucket": Setting((str,), "pywren", "bucket (sub-directory) of localhost storage"),
+        "storage_prefix": Setting((str,), "pywren.jobs", "key prefix of job data"),
+        "data_dir": Setting(
+            (str, type(None)),
+            None,
+            "directory whose sub-directories are the buckets that "
+            "'bucket/prefix/' and 'cos://bucket/...' iterdata address (default: storage_dir)",
+        ),
+    }
 
     def __init__(self, settings: dict[str, Any]) -> None:
         super().__init__(settings)
