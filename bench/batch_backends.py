@@ -73,9 +73,9 @@ class BatchServer:
 
 def _serve(kind: str, workdir: Path) -> None:
     from bench.services import _command_loop
-    from tests.services.openwhisk import _die_with_parent
+    from tests.services.processes import die_with_parent
 
-    _die_with_parent()
+    die_with_parent()
     if kind == "k8s":
         from tests.services.kubernetes import KubernetesTestServer
 

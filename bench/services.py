@@ -260,9 +260,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workdir", required=True)
     parser.add_argument("--containers", type=int, default=4)
     args = parser.parse_args(argv)
-    from tests.services.openwhisk import _die_with_parent
+    from tests.services.processes import die_with_parent
 
-    _die_with_parent()  # SIGKILL when the bench process dies, whatever the way
+    die_with_parent()  # SIGKILL when the bench process dies, whatever the way
     logging.basicConfig(level=logging.WARNING)
     workdir = Path(args.workdir)
     if args.kind == "s3":

@@ -24,7 +24,7 @@ from tests.rabbitmq.helpers import (
     wait_for_gate,
     wait_until,
 )
-from tests.services.rabbitmq import free_port
+from tests.services.processes import free_port
 
 pytestmark = pytest.mark.rabbitmq
 

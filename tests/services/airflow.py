@@ -12,7 +12,6 @@ import json
 import os
 import secrets
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -21,6 +20,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
+
+from tests.services.processes import free_port
 
 AIRFLOW_BIN = str(Path(sys.executable).with_name("airflow"))
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -58,12 +59,6 @@ def _repo_path() -> str:
     except PackageNotFoundError:
         return str(REPO_ROOT)
     return ""
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class AirflowDeployment:

@@ -45,7 +45,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from tests.services.kubernetes import REPO_ROOT, TEST_RUNTIME, _die_with_parent, index_ranges, now_text
+from tests.services.kubernetes import REPO_ROOT, TEST_RUNTIME, index_ranges, now_text
+from tests.services.processes import die_with_parent
 
 COMBINATIONS = {
     "0.125": ("0.25G", "0.5G", "1G"),
@@ -139,7 +140,7 @@ class Instance:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
-                preexec_fn=_die_with_parent,
+                preexec_fn=die_with_parent,
             )
         self.server.instances_started += 1
         self.started = time.time()

@@ -34,7 +34,6 @@ from __future__ import annotations
 import argparse
 import base64
 import copy
-import ctypes
 import itertools
 import json
 import os
@@ -56,11 +55,12 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import yaml
 
+from tests.services.processes import die_with_parent
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TEST_RUNTIME = "airflowpywren/runtime:test"
 MEMORY_POLL = 0.05
 CONTROLLER_TICK = 0.05
-PR_SET_PDEATHSIG = 1
 NAME_PATTERN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 SECRET_LIMIT = 1024 * 1024
@@ -150,13 +150,6 @@ def index_ranges(indexes: set[int]) -> str | None:
         if value is not None:
             start = prev = value
     return ",".join(parts)
-
-
-def _die_with_parent() -> None:
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    except (OSError, AttributeError):
-        pass
 
 
 class Pod:
@@ -315,7 +308,7 @@ class Pod:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
-                preexec_fn=_die_with_parent,
+                preexec_fn=die_with_parent,
             )
         self.server.pods_started += 1
         status = self.obj["status"]

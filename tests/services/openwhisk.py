@@ -41,7 +41,6 @@ from __future__ import annotations
 import argparse
 import base64
 import collections
-import ctypes
 import itertools
 import json
 import os
@@ -62,6 +61,8 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import pytest
 import requests
 
+from tests.services.processes import die_with_parent
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_@.\- ]{0,255}$")
 MEMORY_RANGE = (128, 2048)
@@ -70,7 +71,6 @@ SUPPORTED_KINDS = ("blackbox", "python:3")
 BLOCKING_WAIT = 60.0
 RECORD_LIMIT = 50_000
 TEST_RUNTIME = "airflowpywren/runtime:test"
-PR_SET_PDEATHSIG = 1  # prctl option (Linux)
 MEMORY_POLL = 0.05  # seconds between samples of a running container's resident memory
 LIST_LIMIT_MAX = 200
 ABNORMAL_RUN = "The action did not produce a valid response and exited unexpectedly."
@@ -154,14 +154,6 @@ def _response(status: str, result: dict[str, Any]) -> dict[str, Any]:
     return {"status": status, "statusCode": codes[status], "success": status == "success", "result": result}
 
 
-def _die_with_parent() -> None:
-    """In the child: get SIGKILL when the server process dies, so no container outlives a killed test run."""
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    except (OSError, AttributeError):
-        pass
-
-
 class Container:
     """One action proxy subprocess, initialized with one action's code."""
 
@@ -184,7 +176,7 @@ class Container:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent,
         )
         self.port: int | None = None
         self.memory_exhausted = False

@@ -1,6 +1,6 @@
 """A private RabbitMQ broker on 127.0.0.1 for the test session (pytest plugin).
 
-The broker is Debian's ``rabbitmq-server``, installed with apt when missing (root only).
+The broker is Debian's ``rabbitmq-server``, installed by ``scripts/setup.sh --with-services``.
 It runs from ``/usr/lib/rabbitmq/bin`` (the ``/usr/sbin`` wrapper would switch to the
 ``rabbitmq`` user), with free ports, a unique node name, its own ``epmd`` port and every
 file under a temporary directory; no system service is involved. It starts once per
@@ -21,15 +21,11 @@ from typing import Any
 
 import pytest
 
+from tests.services.processes import free_port
+
 RABBITMQ_BIN = Path("/usr/lib/rabbitmq/bin")
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 30.0
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def port_open(port: int) -> bool:
@@ -39,21 +35,12 @@ def port_open(port: int) -> bool:
 
 
 def ensure_installed() -> None:
-    """Install Debian's rabbitmq-server when it is missing (needs root)."""
-    if (RABBITMQ_BIN / "rabbitmq-server").exists():
-        return
-    if os.geteuid() != 0:
+    """Fail with the fix when Debian's rabbitmq-server is missing (``scripts/setup.sh --with-services`` installs it)."""
+    if not (RABBITMQ_BIN / "rabbitmq-server").exists():
         pytest.fail(
-            f"RabbitMQ is not installed ({RABBITMQ_BIN}/rabbitmq-server is missing) and this is not root: "
-            "run 'apt-get install -y rabbitmq-server' first"
+            f"RabbitMQ is not installed ({RABBITMQ_BIN}/rabbitmq-server is missing): run "
+            "'scripts/setup.sh --with-services' (or 'apt-get install -y rabbitmq-server') first"
         )
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    install = ["apt-get", "install", "-y", "--no-install-recommends", "rabbitmq-server"]
-    if subprocess.run(install, env=env, capture_output=True).returncode != 0:
-        subprocess.run(["apt-get", "update"], env=env, capture_output=True, check=False)
-        subprocess.run(install, env=env, capture_output=True, check=True)
-    # the package may start its own service where a service manager exists; it is not used
-    subprocess.run(["service", "rabbitmq-server", "stop"], capture_output=True, check=False)
 
 
 class RabbitMQBroker:

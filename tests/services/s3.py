@@ -11,7 +11,6 @@ bearer header) against a local token endpoint only.
 from __future__ import annotations
 
 import logging
-import socket
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -20,15 +19,11 @@ import ibm_boto3
 import pytest
 from ibm_botocore.config import Config
 
+from tests.services.processes import free_port
+
 ACCESS_KEY_ID = "testing-access-key"
 SECRET_ACCESS_KEY = "testing-secret-key"
 REGION = "us-east-1"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def s3_client(endpoint: str, access_key_id: str = ACCESS_KEY_ID, secret_access_key: str = SECRET_ACCESS_KEY) -> Any:

@@ -16,7 +16,8 @@ import pytest
 
 from airflow_pywren.executor.config import load_config
 from airflow_pywren.executor.storage.ibm_cos import IBMCOSStorage
-from tests.services.s3 import REGION, free_port, new_bucket
+from tests.services.processes import free_port
+from tests.services.s3 import REGION, new_bucket
 from tests.storage.servers import FaultProxy, IAMTokenServer
 
 GOOD_API_KEY = "good-iam-api-key"

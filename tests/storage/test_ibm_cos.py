@@ -13,7 +13,7 @@ from airflow_pywren.executor.executor import FunctionExecutor
 from airflow_pywren.executor.storage import storage_spec
 from airflow_pywren.executor.storage.ibm_cos import IBMCOSStorage, StorageConfigError
 from tests.conftest import merge_config
-from tests.services.s3 import free_port
+from tests.services.processes import free_port
 from tests.storage.conftest import GOOD_API_KEY, AuthS3, cos_settings
 from tests.storage.servers import FaultProxy, IAMTokenServer
 
