@@ -300,8 +300,8 @@ def test_files_on_this_machine(local_pw, tmp_path):
 
 def test_buckets_live_under_a_configured_data_root(localhost_config, tmp_path):
     lake = tmp_path / "lake"
-    (lake / "weblogs" / "logs").mkdir(parents=True)
-    (lake / "weblogs" / "logs" / "a.log").write_bytes(LOG_A)
+    (lake / "lakeonly" / "logs").mkdir(parents=True)
+    (lake / "lakeonly" / "logs" / "a.log").write_bytes(LOG_A)
     config = {**localhost_config, "localhost": {**localhost_config["localhost"], "data_dir": str(lake)}}
 
     def count_and_store(obj, storage):
@@ -311,10 +311,10 @@ def test_buckets_live_under_a_configured_data_root(localhost_config, tmp_path):
 
     pw = pywren.ibm_cf_executor(config=config)
     try:
-        pw.map_reduce(count_and_store, "cos://weblogs/logs/", sum, chunk_n=3)
+        pw.map_reduce(count_and_store, "cos://lakeonly/logs/", sum, chunk_n=3)
         assert pw.get_result() == 3000
-        assert sum(int(p.read_text()) for p in (lake / "weblogs" / "counts").iterdir()) == 3000
-        assert not (Path(localhost_config["localhost"]["storage_dir"]) / "weblogs").exists()
+        assert sum(int(p.read_text()) for p in (lake / "lakeonly" / "counts").iterdir()) == 3000
+        assert not (Path(localhost_config["localhost"]["storage_dir"]) / "lakeonly").exists()
     finally:
         pw.clean()
         pw.close()
