@@ -35,8 +35,9 @@ def invoke_in_batches_of_three(self, job, calls):
     return _invoke(self, job, calls)
 
 
-LocalhostCompute.invoke = invoke_in_batches_of_three
-LocalhostCompute.invoke_batch = lambda self, calls: 3
+if os.environ.get("PYWREN_TEST_PARTLY_INVOKED"):  # only in this test's Airflow processes, never in a DagBag elsewhere
+    LocalhostCompute.invoke = invoke_in_batches_of_three
+    LocalhostCompute.invoke_batch = lambda self, calls: 3
 
 
 def record_run(x):
@@ -67,7 +68,7 @@ def test_a_retry_invokes_exactly_the_calls_a_killed_try_never_invoked(
     stall, stalled, runs = tmp_path / "stall", tmp_path / "stalled", tmp_path / "runs"
     stall.touch()
     runs.mkdir()
-    airflow_home.write_dag(
+    dag_file = airflow_home.write_dag(
         "retry_partly_invoked",
         PARTLY_INVOKED_DAG.format(stall=str(stall), stalled=str(stalled), runs=str(runs)),
         header=True,
@@ -75,7 +76,7 @@ def test_a_retry_invokes_exactly_the_calls_a_killed_try_never_invoked(
     before = runner_stats(config).get("invoked", 0)
     first = subprocess.Popen(
         [AIRFLOW_BIN, "dags", "test", "retry_partly_invoked"],
-        env={**os.environ, **AIRFLOW_ENV, "PYTHONPATH": str(REPO_ROOT)},
+        env={**os.environ, **AIRFLOW_ENV, "PYTHONPATH": str(REPO_ROOT), "PYWREN_TEST_PARTLY_INVOKED": "1"},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -95,7 +96,12 @@ def test_a_retry_invokes_exactly_the_calls_a_killed_try_never_invoked(
     stall.unlink()
 
     run_id = _latest_run_id("retry_partly_invoked")
-    again = airflow_home.cli("tasks", "test", "retry_partly_invoked", "work", run_id)
+    try:
+        again = airflow_home.cli(
+            "tasks", "test", "retry_partly_invoked", "work", run_id, env={"PYWREN_TEST_PARTLY_INVOKED": "1"}
+        )
+    finally:
+        dag_file.unlink()
     output = again.stdout + again.stderr
     assert again.returncode == 0, output[-3000:]
     executor_id = executor_id_for("retry_partly_invoked", run_id, "work", -1)
