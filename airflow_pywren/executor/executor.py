@@ -622,14 +622,7 @@ class FunctionExecutor:
         """
         executor_id = validation.check_executor_id(self.executor_id if executor_id is None else executor_id)
         manifest = self._manifest(executor_id, job_id)
-        kind = manifest["kind"]
-        job_meta = dict(manifest["extra_meta"] or {})
-        futures = [
-            ResponseFuture(self, executor_id, job_id, call_id, kind, manifest["host_submit_time"], job_meta)
-            for call_id in manifest["call_ids"]
-        ]
-        for future in futures:
-            future.timeout = manifest.get("timeout")
+        futures = self._manifest_futures(manifest, manifest["call_ids"])
         if manifest.get("inputs"):
             self.job_inputs[job_id] = manifest["inputs"]
         progress = read_progress(self.storage, executor_id, job_id, manifest)
@@ -682,18 +675,29 @@ class FunctionExecutor:
         job_payload = self._job_payload(
             manifest, extra_env, arguments.injected_settings_named(manifest["injected"], self.config, self.storage)
         )
-        job_meta = dict(manifest["extra_meta"] or {})
-        futures = [
-            ResponseFuture(
-                self, self.executor_id, job_id, call_id, manifest["kind"], manifest["host_submit_time"], job_meta
-            )
-            for call_id in missing
-        ]
-        for future in futures:
-            future.timeout = manifest.get("timeout")
+        futures = self._manifest_futures(manifest, missing)
         resumed = InvocationProgress(progress.calls, progress.invoked, progress.calls, False, time.time())
         self._invoke(job_payload, calls, futures, resumed, self.compute.invoke_batch(len(calls)), resuming=True)
         return len(missing)
+
+    def _manifest_futures(self, manifest: dict[str, Any], call_ids: Sequence[str]) -> list[ResponseFuture]:
+        """Futures of these calls of a stored job, as its manifest describes them."""
+        job_meta = dict(manifest["extra_meta"] or {})
+        futures = [
+            ResponseFuture(
+                self,
+                manifest["executor_id"],
+                manifest["job_id"],
+                call_id,
+                manifest["kind"],
+                manifest["host_submit_time"],
+                job_meta,
+            )
+            for call_id in call_ids
+        ]
+        for future in futures:
+            future.timeout = manifest.get("timeout")
+        return futures
 
     def _manifest(self, executor_id: str, job_id: str) -> dict[str, Any]:
         validation.check_job_id(job_id)
