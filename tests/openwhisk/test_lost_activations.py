@@ -16,6 +16,7 @@ import requests
 
 from airflow_pywren.executor import lost_calls
 from airflow_pywren.executor.compute import ibm_cf_lost
+from airflow_pywren.executor.compute.base import PendingCall
 from airflow_pywren.executor.errors import ActivationLostError
 from tests.conftest import merge_config
 from tests.openwhisk.calls import LONG, double, nap_and_double, tenfold_but_three_exits
@@ -172,9 +173,8 @@ def test_normal_calls_are_never_flagged_and_a_check_is_one_request(
 
 
 def test_a_lost_call_among_many_costs_one_record_read(server, namespace, ow_config, executors, monkeypatch):
-    monkeypatch.setattr(ibm_cf_lost, "PAGE_SIZE", 5)  # so that a listing spans pages
-    # checks no sooner than the first wave has ended, so that a listing finds more ended activations than a page
-    pw = executors(merge_config(ow_config, {"ibm_cf": {"lost_check_interval": 0.5}}))
+    monkeypatch.setattr(ibm_cf_lost, "PAGE_SIZE", 5)  # a listing of the 24 activations spans five pages
+    pw = executors(merge_config(ow_config, {"ibm_cf": {"lost_check_interval": 0.2}}))
     futures = pw.map(nap_but_twenty_exits, range(24), timeout=LONG)  # 8 containers: it runs in the third wave
     done, not_done = pw.wait(futures)
     assert not not_done and [f.status for f in futures].count("error") == 1
@@ -183,10 +183,42 @@ def test_a_lost_call_among_many_costs_one_record_read(server, namespace, ow_conf
     checks = pw.compute.lost_finder.checks
     assert [r["activation_id"] for r in gets if r["activation_id"] == futures[20].activation_id] == [
         futures[20].activation_id
-    ]
-    assert len(lists) + len(gets) <= 6 * checks + 1  # at most one request per page of 5 of the 24 activations
-    assert {int(r["query"]["skip"]) for r in lists} >= {0, 5}  # later pages were read with skip
+    ]  # its record, read once; the successes' records never
+    assert len(gets) <= checks + 1 and len(lists) <= 5 * checks  # a check: one page per 5 activations, or GETs
     assert all(r["query"]["limit"] == "5" for r in lists)
+
+
+def pending_calls(futures) -> list[PendingCall]:
+    return [
+        PendingCall(f.executor_id, f.job_id, f.call_id, f.activation_id, f.host_submit_time, started=True)
+        for f in futures
+    ]
+
+
+def test_a_check_pages_through_the_listing_and_then_reads_single_records(
+    server, namespace, ow_config, executors, monkeypatch
+):
+    monkeypatch.setattr(ibm_cf_lost, "PAGE_SIZE", 5)
+    pw = executors(ow_config)
+    futures = pw.map(double, range(24), timeout=LONG)
+    assert pw.get_result(futures) == [2 * i for i in range(24)]
+    finder = ibm_cf_lost.LostActivationFinder(pw.compute.client, 0, pw.compute.lost_finder.job_actions)
+    already = len(server.activation_requests)
+
+    ended = finder.find(pending_calls(futures))  # all 24 ended: found over five pages of the action's listing
+    assert sorted(ended) == sorted(f.activation_id for f in futures)
+    assert all("status 'success'" in reason for reason in ended.values())
+    asked = [r for r in server.activation_requests[already:] if r["namespace"] == namespace]
+    lists = [r for r in asked if r["activation_id"] is None]
+    assert len(lists) == len(asked)  # no record read: a listed success needs none
+    assert [int(r["query"]["skip"]) for r in lists] == [0, 5, 10, 15, 20]
+    assert all(r["query"]["limit"] == "5" and r["query"]["name"] == pw.compute.action_name(256) for r in lists)
+
+    already = len(server.activation_requests)
+    ended = finder.find(pending_calls(futures[:3]))  # three left, fewer than the last listing's pages: three GETs
+    assert sorted(ended) == sorted(f.activation_id for f in futures[:3])
+    asked = [r for r in server.activation_requests[already:] if r["namespace"] == namespace]
+    assert sorted(r["activation_id"] for r in asked) == sorted(f.activation_id for f in futures[:3])
 
 
 # ------------------------------------------------------------------ the test server's records
