@@ -78,11 +78,19 @@ def clean_environment(environ: Mapping[str, str] | None = None) -> dict[str, str
 def call_environment(extra_env: Mapping[str, str] | None) -> Iterator[None]:
     """Run the body with only the allowed variables plus ``extra_env``; restore the whole environment after."""
     saved = dict(os.environ)
-    os.environ.clear()
-    os.environ.update(clean_environment(saved))
-    os.environ.update({name: str(value) for name, value in (extra_env or {}).items()})
+    wanted = clean_environment(saved)
+    wanted.update({name: str(value) for name, value in (extra_env or {}).items()})
+    _become(saved, wanted)
     try:
         yield
     finally:
-        os.environ.clear()
-        os.environ.update(saved)
+        _become(dict(os.environ), saved)
+
+
+def _become(current: Mapping[str, str], wanted: Mapping[str, str]) -> None:
+    """Change ``os.environ`` from ``current`` to ``wanted``, setting only what differs (a warm worker: nothing)."""
+    for name in current.keys() - wanted.keys():
+        del os.environ[name]
+    for name, value in wanted.items():
+        if current.get(name) != value:
+            os.environ[name] = value

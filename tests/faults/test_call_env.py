@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 import airflow_pywren as pywren
-from airflow_pywren.executor.call_env import ALLOWED_NAMES
+from airflow_pywren.executor.call_env import ALLOWED_NAMES, call_environment
 from airflow_pywren.executor.compute.localhost import LocalhostCompute, stop_runners
 from tests.conftest import merge_config
 
@@ -86,3 +86,19 @@ def test_openwhisk_calls_see_only_the_allow_list_and_extra_env(openwhisk_server,
     assert env["WANTED"] == "yes" and env["__OW_ACTIVATION_ID"]
     assert not set(SECRETS) & set(env)
     assert "__OW_API_KEY" not in env  # the namespace key is not the function's
+
+
+def test_the_call_environment_is_set_and_restored_in_process(monkeypatch) -> None:
+    monkeypatch.setenv("AIRFLOW_CONN_SECRET_DB", SECRETS["AIRFLOW_CONN_SECRET_DB"])
+    monkeypatch.setenv("LANG", "C.UTF-8")
+    monkeypatch.setenv("TZ", "UTC")
+    before = dict(os.environ)
+    with call_environment({"GREETING": "hello", "TZ": "Europe/Madrid"}):
+        inside = dict(os.environ)
+        os.environ["LEFT_BEHIND"] = "by the call"
+        os.environ["LANG"] = "changed by the call"
+        del os.environ["PATH"]
+    assert "AIRFLOW_CONN_SECRET_DB" not in inside and inside["LANG"] == "C.UTF-8"
+    assert (inside["GREETING"], inside["TZ"]) == ("hello", "Europe/Madrid")
+    assert all(name in ALLOWED_NAMES or name.startswith("LC_") or name == "GREETING" for name in inside)
+    assert dict(os.environ) == before  # hidden, overridden, added, changed and deleted variables all restored
