@@ -14,6 +14,7 @@ credentials), so that calls can verify their function and data and sign their ou
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import os
@@ -49,22 +50,24 @@ class Signer:
     previous: tuple[bytes, ...] = ()
     source: str = "pywren.signing_key"
     _by_fingerprint: dict[bytes, bytes] = field(default_factory=dict, compare=False, repr=False)
+    _mark: bytes = field(default=b"", init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "_mark", fingerprint(self.key))
         for key in (self.key, *self.previous):
             self._by_fingerprint.setdefault(fingerprint(key), key)
 
     @property
     def key_id(self) -> str:
-        return fingerprint(self.key).hex()
+        return self._mark.hex()
 
     def describe(self) -> str:
         """The key as messages name it: where it comes from and its fingerprint (never the key)."""
         return f"the signing key {self.source} (fingerprint {self.key_id})"
 
     def sign(self, data: bytes) -> bytes:
-        mark = fingerprint(self.key)
-        return MAGIC + mark + hmac.new(self.key, mark + data, hashlib.sha256).digest() + data
+        mark = self._mark
+        return b"".join((MAGIC, mark, hmac.digest(self.key, mark + data, "sha256"), data))
 
     def verify(self, blob: bytes, what: str) -> bytes:
         """The pickle inside ``blob`` once its signature checks out; SignatureError otherwise."""
@@ -83,7 +86,7 @@ class Signer:
                 "key in pywren.previous_signing_keys; add the key that wrote it to pywren.previous_signing_keys "
                 "to read it"
             )
-        if not hmac.compare_digest(digest, hmac.new(key, mark + data, hashlib.sha256).digest()):
+        if not hmac.compare_digest(digest, hmac.digest(key, mark + data, "sha256")):
             raise SignatureError(
                 f"{what} fails its signature check with {self.describe()}: it was changed after it was "
                 "written (tampered with or corrupted), so it is not unpickled"
@@ -96,11 +99,13 @@ class Signer:
 
     @classmethod
     def from_payload(cls, settings: dict[str, Any]) -> Signer:
-        return cls(
-            bytes.fromhex(settings["key"]),
-            tuple(bytes.fromhex(k) for k in settings.get("previous") or ()),
-            settings.get("source") or "pywren.signing_key",
-        )
+        return _signer_of(settings["key"], tuple(settings.get("previous") or ()), settings.get("source") or "")
+
+
+@functools.lru_cache(maxsize=16)
+def _signer_of(key: str, previous: tuple[str, ...], source: str) -> Signer:
+    """The signer of an activation's payload (the same for every call of a job: built once per warm process)."""
+    return Signer(bytes.fromhex(key), tuple(bytes.fromhex(k) for k in previous), source or "pywren.signing_key")
 
 
 def _key_bytes(value: str, setting: str) -> bytes:
