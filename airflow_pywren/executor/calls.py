@@ -305,35 +305,60 @@ def _require(
         raise PyWrenSubmitError(f"{where} ({_short(item)}) does not fit {params.describe()} {how}: {error}. {RULE}")
 
 
+@dataclass(frozen=True)
+class StagedData:
+    """A job's data object: each call's signed pickle, concatenated, with each call's byte range.
+
+    ``bare``: every range holds the pickle of the call's single positional argument (a plain
+    scalar), not a :class:`CallData`; the function side wraps it (:func:`unstage`).
+    """
+
+    blob: bytes
+    ranges: list[tuple[int, int]]
+    bare: bool
+
+
 def stage_items(
     func: Callable, items: Sequence[Any], what: str = "iterdata", extra_args: Any = None, signer: Signer | None = None
-) -> tuple[bytes, list[tuple[int, int]]]:
-    """Bind every item (raising at the first that does not fit) and pickle each call's
-    :class:`CallData` into one blob (each signed by ``signer``); return it with each call's byte range."""
-    chunks: list[bytes] = []
-    ranges: list[tuple[int, int]] = []
-    offset = 0
+) -> StagedData:
+    """Bind every item (raising at the first that does not fit) and pickle each call's data into one blob
+    (each signed by ``signer``); a map over plain scalars that fit as the one argument stores them bare."""
     # a scalar item is the single positional argument: when any one argument fits, it needs no binding
     scalar_fits = extra_args is None and _parameters(func).binds((None,), {}) is None
+    plain = serialization.PLAIN_SCALARS
+    bare = scalar_fits and all(type(item) in plain for item in items)
+    sign = signer.sign if signer is not None else bytes
     protocol = pickle.HIGHEST_PROTOCOL
-    for index, item in enumerate(items):
-        if scalar_fits and type(item) in serialization.PLAIN_SCALARS:
-            chunk = pickle.dumps(CallData(args=(item,)), protocol)
-        else:
-            where = what if what == "data" else f"{what} item {index}"
-            call_data = item if isinstance(item, CallData) else bind_call(func, item, extra_args, where)
-            try:
-                chunk = pickle.dumps(call_data, protocol) if _plain_call(call_data) else serialization.dumps(call_data)
-            except Exception as exc:
-                raise PyWrenSubmitError(
-                    f"{where} ({_short(item)}) cannot be pickled: {type(exc).__name__}: {exc}"
-                ) from exc
-        if signer is not None:
-            chunk = signer.sign(chunk)
-        chunks.append(chunk)
+    if bare:
+        chunks = [sign(pickle.dumps(item, protocol)) for item in items]
+    else:
+        chunks = [
+            sign(_call_pickle(func, index, item, what, extra_args, scalar_fits)) for index, item in enumerate(items)
+        ]
+    ranges: list[tuple[int, int]] = []
+    offset = 0
+    for chunk in chunks:
         ranges.append((offset, offset + len(chunk)))
         offset += len(chunk)
-    return b"".join(chunks), ranges
+    return StagedData(b"".join(chunks), ranges, bare)
+
+
+def _call_pickle(func: Callable, index: int, item: Any, what: str, extra_args: Any, scalar_fits: bool) -> bytes:
+    """The pickle of one call's :class:`CallData`."""
+    protocol = pickle.HIGHEST_PROTOCOL
+    if scalar_fits and type(item) in serialization.PLAIN_SCALARS:
+        return pickle.dumps(CallData(args=(item,)), protocol)
+    where = what if what == "data" else f"{what} item {index}"
+    call_data = item if isinstance(item, CallData) else bind_call(func, item, extra_args, where)
+    try:
+        return pickle.dumps(call_data, protocol) if _plain_call(call_data) else serialization.dumps(call_data)
+    except Exception as exc:
+        raise PyWrenSubmitError(f"{where} ({_short(item)}) cannot be pickled: {type(exc).__name__}: {exc}") from exc
+
+
+def unstage(value: Any, bare: bool) -> CallData:
+    """A call's :class:`CallData` from what its byte range of the data object holds."""
+    return CallData(args=(value,)) if bare else value
 
 
 def _plain_call(call_data: CallData) -> bool:

@@ -342,11 +342,12 @@ class FunctionExecutor:
             func_bytes or serialization.serialize_function(func, exclude_modules, include_modules)
         )
         if reduce is None:
-            data_bytes, ranges = arguments.stage_items(
+            staged = arguments.stage_items(
                 func, items, "data" if kind == CALL_ASYNC else "iterdata", extra_args, self.signer
             )
         else:
-            data_bytes, ranges = b"", [(0, 0)] * len(items)
+            staged = arguments.StagedData(b"", [(0, 0)] * len(items), False)
+        data_bytes, ranges = staged.blob, staged.ranges
         job_id = f"{_JOB_LETTER[kind]}{next(self._job_counter):03d}"
         prefix = self.storage.prefix
         call_ids = [keys.call_id_of(i) for i in range(len(items))]
@@ -374,6 +375,7 @@ class FunctionExecutor:
             "injected": sorted(arguments.injected_names(func)),
             "versions": versions.client_versions(),
             "data_ends": [end for _, end in ranges] if reduce is None else None,
+            "data_bare": staged.bare,
             "reduce": reduce,
         }
         if data_plan is not None:
@@ -423,6 +425,7 @@ class FunctionExecutor:
             "job_id": job_id,
             "func_key": keys.job_key(prefix, executor_id, job_id, keys.FUNC_OBJECT),
             "data_key": keys.job_key(prefix, executor_id, job_id, keys.DATA_OBJECT),
+            "data_bare": bool(manifest.get("data_bare")),  # each range holds the one argument, not a CallData
             "extra_env": {k: str(v) for k, v in (extra_env or {}).items()},
             "nested": call_context.nested_settings(self.config),
             "extra_meta": manifest["extra_meta"] or {},

@@ -51,9 +51,14 @@ class Signer:
     source: str = "pywren.signing_key"
     _by_fingerprint: dict[bytes, bytes] = field(default_factory=dict, compare=False, repr=False)
     _mark: bytes = field(default=b"", init=False, compare=False, repr=False)
+    _keyed: Any = field(default=None, init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "_mark", fingerprint(self.key))
+        mark = fingerprint(self.key)
+        object.__setattr__(self, "_mark", mark)
+        keyed = hmac.new(self.key, digestmod=hashlib.sha256)
+        keyed.update(mark)
+        object.__setattr__(self, "_keyed", keyed)  # copied per signature: the key is set up once
         for key in (self.key, *self.previous):
             self._by_fingerprint.setdefault(fingerprint(key), key)
 
@@ -66,8 +71,9 @@ class Signer:
         return f"the signing key {self.source} (fingerprint {self.key_id})"
 
     def sign(self, data: bytes) -> bytes:
-        mark = self._mark
-        return b"".join((MAGIC, mark, hmac.digest(self.key, mark + data, "sha256"), data))
+        signature = self._keyed.copy()
+        signature.update(data)
+        return b"".join((MAGIC, self._mark, signature.digest(), data))
 
     def verify(self, blob: bytes, what: str) -> bytes:
         """The pickle inside ``blob`` once its signature checks out; SignatureError otherwise."""

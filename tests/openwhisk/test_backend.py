@@ -240,6 +240,7 @@ def test_activation_payload_is_job_and_call_without_the_openwhisk_credential(ser
             "job_id",
             "func_key",
             "data_key",
+            "data_bare",
             "extra_env",
             "extra_meta",
             "runtime_memory",

@@ -204,9 +204,10 @@ def run_call(payload: dict[str, Any]) -> dict[str, Any]:
                 )
             else:
                 start_byte, end_byte = payload["data_byte_range"]
-                data = serialization.read_signed(
+                stored = serialization.read_signed(
                     storage, payload["data_key"], signer, (start_byte, end_byte), what=f"the data of {describe}"
                 )
+                data = calls.unstage(stored, bool(payload.get("data_bare")))
             context = calls.CallContext(executor_id, job_id, call_id, storage, payload, data)
             value = calls.call_function(func, data, context)
         output = _pickle_result(value, signer, describe)
