@@ -12,6 +12,7 @@ from __future__ import annotations
 import concurrent.futures
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -29,6 +30,9 @@ QUICK_SIZES = (1_000, 10_000)
 TARGET_RATIO, TARGET_REDUCE_RATIO = 1.5, 2.0
 REDUCE_N = 1_000
 MAX_RSS_MIB, MAX_SUBMIT_S = 150.0, 1.0
+PROFILE_N, SPREAD_N, SPREAD_RUNS = 10_000, 1_000, 30
+BASELINE = "8789163"
+"""The first release, whose per-call cost and run-to-run swings these measurements are compared against."""
 
 
 def total(values: list[int]) -> int:
@@ -211,14 +215,85 @@ def run(ctx: Context | None = None, sizes: tuple[int, ...] | None = None, repeat
         f"≤ {MAX_SUBMIT_S:g} s). Files and bytes per call: everything the job left in storage (job objects included), "
         f"divided by N. Load average at the end: {load[0]:.1f}, {load[1]:.1f}, {load[2]:.1f} (2 cores)."
     )
+    where, where_data = ("", {}) if ctx.quick else where_time_goes()
     plots = [_cost_plot(ctx, data), _footprint_plot(ctx, data), *timeline]
     return {
         "title": TITLE,
         "table": table,
-        "note": note,
-        "data": {"sizes": data, "map_reduce": reduce, "cold_s": cold},
+        "note": note + where,
+        "data": {"sizes": data, "map_reduce": reduce, "cold_s": cold, **where_data},
         "plots": plots,
     }
+
+
+def where_time_goes() -> tuple[str, dict[str, Any]]:
+    """py-spy profiles at N=10,000 and the run-to-run spread at N=1,000, this version against ``BASELINE``."""
+    import tempfile
+
+    from bench import executor_profile
+
+    trees = {"this version": executor_profile.REPO}
+    baseline_dir = Path(tempfile.mkdtemp(prefix="pywren-bench-baseline-"))
+    missing = ""
+    try:
+        trees[f"first release ({BASELINE})"] = executor_profile.baseline_tree(BASELINE, baseline_dir)
+    except (OSError, subprocess.SubprocessError) as exc:  # a copy without the repository's history
+        missing = f"The baseline {BASELINE} could not be checked out ({exc}); only this version is shown. "
+    profiles, spreads = {}, {}
+    try:
+        for name, tree in trees.items():
+            profiles[name] = executor_profile.profile_tree(tree, PROFILE_N)
+            spreads[name] = executor_profile.job_phases(tree, SPREAD_N, SPREAD_RUNS)
+    finally:
+        for tree in list(trees.values())[1:]:
+            executor_profile.drop_tree(tree)
+        shutil.rmtree(baseline_dir, ignore_errors=True)
+    profile_rows = [
+        [name, f"{profile.get('elapsed_s', float('nan')):.2f} s", *row]
+        for name, profile in profiles.items()
+        for row in executor_profile.summary(profile)
+    ]
+    spread_rows = []
+    for name, runs in spreads.items():
+        elapsed = [r["elapsed_s"] for r in runs]
+        slowest = max(runs, key=lambda r: r["elapsed_s"])
+        running = [r["last_end_s"] - r["first_start_s"] for r in runs]
+        seen = [r["elapsed_s"] - r["last_end_s"] for r in runs]
+        spread_rows.append(
+            [
+                name,
+                f"{seconds(statistics.median(elapsed))} ({seconds(min(elapsed))}–{seconds(max(elapsed))})",
+                f"{max(elapsed) / min(elapsed):.1f}x",
+                f"{seconds(min(running))}–{seconds(max(running))}",
+                f"{seconds(min(seen))}–{seconds(max(seen))}",
+                f"{seconds(slowest['submit_s'])} / {seconds(slowest['last_end_s'] - slowest['first_start_s'])} / "
+                f"{seconds(slowest['elapsed_s'] - slowest['last_end_s'])}",
+            ]
+        )
+    text = (
+        f"\n\n**Where the time goes.** {missing}CPU profile (py-spy, {executor_profile.RATE} Hz) of one no-op map "
+        f"over {PROFILE_N:,} items in a fresh client, with a second py-spy following the localhost runner and its "
+        "workers; each sample is charged to the innermost airflow_pywren function on its stack (the library calls it "
+        "made included); 'start-up and imports' has no package frame.\n\n"
+        + markdown_table(
+            ["version", "map (under py-spy)", "process", "CPU", "top functions (share of the process)"], profile_rows
+        )
+        + f"\n\n**Run-to-run spread.** {SPREAD_RUNS} no-op maps over {SPREAD_N:,} items one after another in one "
+        "client, per version: the whole map, the calls' own run (first start to last end, from their stored "
+        "times), and how long after the last call ended the client had every result.\n\n"
+        + markdown_table(
+            [
+                "version",
+                "map: median (min–max)",
+                "slowest / fastest",
+                "calls running",
+                "results seen after the last end",
+                "slowest run: submit / calls running / seen after",
+            ],
+            spread_rows,
+        )
+    )
+    return text, {"profiles": profiles, "spread": spreads}
 
 
 def _cost_plot(ctx: Context, data: list[dict[str, Any]]) -> str:
