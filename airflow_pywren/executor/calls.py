@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import itertools
 import pickle
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -314,8 +315,14 @@ class StagedData:
     """
 
     blob: bytes
-    ranges: list[tuple[int, int]]
+    ends: list[int]
+    """Where each call's pickle ends in ``blob`` (the next one starts there)."""
     bare: bool
+
+    @property
+    def ranges(self) -> list[tuple[int, int]]:
+        """Each call's byte range in ``blob``."""
+        return list(zip([0, *self.ends[:-1]], self.ends))
 
 
 def stage_items(
@@ -335,12 +342,7 @@ def stage_items(
         chunks = [
             sign(_call_pickle(func, index, item, what, extra_args, scalar_fits)) for index, item in enumerate(items)
         ]
-    ranges: list[tuple[int, int]] = []
-    offset = 0
-    for chunk in chunks:
-        ranges.append((offset, offset + len(chunk)))
-        offset += len(chunk)
-    return StagedData(b"".join(chunks), ranges, bare)
+    return StagedData(b"".join(chunks), list(itertools.accumulate(map(len, chunks))), bare)
 
 
 def _call_pickle(func: Callable, index: int, item: Any, what: str, extra_args: Any, scalar_fits: bool) -> bytes:

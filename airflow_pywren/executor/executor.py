@@ -26,7 +26,7 @@ from airflow_pywren.executor import (
 from airflow_pywren.executor import calls as arguments
 from airflow_pywren.executor.callstore import CallStore, call_store_for
 from airflow_pywren.executor.compute import ComputeBackend, compute_class, create_compute
-from airflow_pywren.executor.compute.base import Invocation
+from airflow_pywren.executor.compute.base import CallList, Invocation
 from airflow_pywren.executor.config import Config, load_config, storage_section
 from airflow_pywren.executor.data.calls import wants_data
 from airflow_pywren.executor.data.locations import looks_like_location
@@ -346,17 +346,14 @@ class FunctionExecutor:
                 func, items, "data" if kind == CALL_ASYNC else "iterdata", extra_args, self.signer
             )
         else:
-            staged = arguments.StagedData(b"", [(0, 0)] * len(items), False)
-        data_bytes, ranges = staged.blob, staged.ranges
+            staged = arguments.StagedData(b"", [0] * len(items), False)
+        data_bytes = staged.blob
         job_id = f"{_JOB_LETTER[kind]}{next(self._job_counter):03d}"
         prefix = self.storage.prefix
         call_ids = [keys.call_id_of(i) for i in range(len(items))]
         submit_time = time.time()
-        calls: list[dict[str, Any]] = [
-            {"call_id": call_id, "data_byte_range": list(byte_range)} for call_id, byte_range in zip(call_ids, ranges)
-        ]
-        for call, reduce_of_call in zip(calls, reduce or ()):
-            call["reduce"] = reduce_of_call
+        data_ends = staged.ends if reduce is None else None
+        calls = CallList(call_ids, data_ends, reduce)
         invoke_batch = self.compute.invoke_batch(len(calls))
         manifest = {
             "executor_id": self.executor_id,
@@ -374,7 +371,7 @@ class FunctionExecutor:
             "runtime_memory": runtime_memory,
             "injected": sorted(arguments.injected_names(func)),
             "versions": versions.client_versions(),
-            "data_ends": [end for _, end in ranges] if reduce is None else None,
+            "data_ends": data_ends,
             "data_bare": staged.bare,
             "reduce": reduce,
         }
@@ -473,9 +470,7 @@ class FunctionExecutor:
             for index, future in enumerate(futures):
                 invocation = invocations[index] if index < len(invocations) else None
                 if invocation is not None and invocation.error is None:
-                    future.stats["activation_id"] = invocation.activation_id
-                    if invocation.invoker_id:
-                        future.stats["invoker_id"] = invocation.invoker_id
+                    future.set_invocation(invocation.activation_id, invocation.invoker_id)
                     continue
                 reason = failure if invocation is None else ComputeError(invocation.error)
                 handler.record_failure(
@@ -483,7 +478,7 @@ class FunctionExecutor:
                     reason or ComputeError(f"{self.compute.name} returned no invocation for call {future.call_id}"),
                 )
             activations = {f.call_id: f.activation_id for f in futures if f.activation_id}
-            invoker_id = next((f.stats["invoker_id"] for f in futures if f.stats.get("invoker_id")), None)
+            invoker_id = next((f.invoker_id for f in futures if f.invoker_id), None)
             if resuming:
                 activations = {**progress.activations, **activations}
             recorder.complete(self.config["pywren"]["write_retry_seconds"], activations, invoker_id)
@@ -664,17 +659,7 @@ class FunctionExecutor:
             progress.calls,
             len(missing),
         )
-        ends = manifest.get("data_ends")
-        reduce = manifest.get("reduce")
-        calls: list[dict[str, Any]] = []
-        for call_id in missing:
-            index = int(call_id)
-            call: dict[str, Any] = {"call_id": call_id, "data_byte_range": [0, 0]}
-            if ends is not None:
-                call["data_byte_range"] = [ends[index - 1] if index else 0, ends[index]]
-            if reduce:
-                call["reduce"] = reduce[index]
-            calls.append(call)
+        calls = CallList(missing, manifest.get("data_ends"), manifest.get("reduce"))
         job_payload = self._job_payload(
             manifest, extra_env, arguments.injected_settings_named(manifest["injected"], self.config, self.storage)
         )

@@ -15,6 +15,8 @@ if TYPE_CHECKING:
 
 PENDING, RUNNING, SUCCESS, ERROR = CallStatus.PENDING, CallStatus.RUNNING, CallStatus.SUCCESS, CallStatus.ERROR
 _STAT_FIELDS = ("activation_id", "host_submit_time", "start_time", "end_time", "duration", "worker_host", "worker_pid")
+_ALL_STATS = (*_STAT_FIELDS, "invoker_id")
+_WORKER_PIDS: dict[int, int] = {}
 
 
 class ResponseFuture:
@@ -31,7 +33,14 @@ class ResponseFuture:
         "status",
         "extra_meta",
         "error",
-        "stats",
+        "_activation_id",
+        "_host_submit_time",
+        "_start_time",
+        "_end_time",
+        "_duration",
+        "_worker_host",
+        "_worker_pid",
+        "_invoker_id",
         "timeout",
         "read",
         "_has_value",
@@ -60,7 +69,14 @@ class ResponseFuture:
         self.status: CallStatus = PENDING
         self.extra_meta = extra_meta if extra_meta is not None else {}  # the job's copy, shared by its calls
         self.error: dict[str, Any] | None = None
-        self.stats: dict[str, Any] = {"host_submit_time": host_submit_time, "activation_id": None}
+        self._host_submit_time: float | None = host_submit_time
+        self._activation_id: str | None = None
+        self._start_time: float | None = None
+        self._end_time: float | None = None
+        self._duration: float | None = None
+        self._worker_host: str | None = None
+        self._worker_pid: int | None = None
+        self._invoker_id: str | None = None
         self.timeout: float | None = None
         """The call's timeout in seconds, set by the executor that submits or follows it (lost-call checks)."""
         self.read = False
@@ -125,18 +141,40 @@ class ResponseFuture:
         if self.status == PENDING:
             self.status = RUNNING
             if start:
-                self.stats.update({k: start[k] for k in _STAT_FIELDS if start.get(k) is not None})
+                self._take_stats(start)
 
     def set_final(self, status: dict[str, Any]) -> None:
         """For backends and monitors; not for users: the call's final status record (success or error)."""
-        if status.get("activation_id") == self.stats.get("activation_id"):
-            status = {k: v for k, v in status.items() if k != "activation_id"}  # keep the one string
-        if isinstance(status.get("worker_host"), str):
-            status["worker_host"] = sys.intern(status["worker_host"])  # one string for all calls of a host
-        self.stats.update({k: status[k] for k in _STAT_FIELDS if status.get(k) is not None})
+        self._take_stats(status)
         self.extra_meta = status.get("extra_meta") or self.extra_meta
         self.error = status.get("error")
         self.status = CallStatus(status["status"])
+
+    def take_start(self, start: dict[str, Any]) -> None:
+        """For monitors and readers; not for users: the stats of the call's start record, read after it started."""
+        if not self.finished:
+            self._take_stats(start)
+
+    def set_invocation(self, activation_id: str | None, invoker_id: str | None = None) -> None:
+        """For executors; not for users: the compute backend's activation id of the call, and its remote invoker's."""
+        self._activation_id = activation_id or self._activation_id
+        self._invoker_id = invoker_id or self._invoker_id
+
+    def _take_stats(self, record: dict[str, Any]) -> None:
+        for name in _STAT_FIELDS:
+            value = record.get(name)
+            if value is None or (name == "activation_id" and value == self._activation_id):
+                continue  # unknown, or the one string already held
+            if name == "worker_host" and isinstance(value, str):
+                value = sys.intern(value)  # one string for all calls of a host
+            elif name == "worker_pid" and isinstance(value, int):
+                if len(_WORKER_PIDS) > 4096:
+                    _WORKER_PIDS.clear()
+                value = _WORKER_PIDS.setdefault(value, value)  # one int per worker process
+            setattr(self, f"_{name}", value)
+        if self._duration is not None and self._start_time is not None and self._end_time is not None:
+            if self._duration == self._end_time - self._start_time:
+                self._duration = None  # the property computes it: one float less per call
 
     def set_failure(self, status: dict[str, Any], exception: BaseException) -> None:
         """For executors: the call failed without running (nothing stored); ``exception()`` returns ``exception``."""
@@ -146,39 +184,53 @@ class ResponseFuture:
 
     # --- stats, as attributes (None until known) ---------------------------------
     @property
+    def stats(self) -> dict[str, Any]:
+        """The call's known stats as a new dict (``host_submit_time`` and ``activation_id`` always present)."""
+        known = {name: getattr(self, f"_{name}") for name in _ALL_STATS}
+        known["duration"] = self.duration
+        return {k: v for k, v in known.items() if v is not None or k in ("host_submit_time", "activation_id")}
+
+    @property
     def activation_id(self) -> str | None:
         """The compute backend's id of the call's activation (OpenWhisk activation, pod slot, ...)."""
-        return self.stats.get("activation_id")
+        return self._activation_id
+
+    @property
+    def invoker_id(self) -> str | None:
+        """The activation of the remote invoker that invoked the call, if one did."""
+        return self._invoker_id
 
     @property
     def host_submit_time(self) -> float | None:
         """When the client submitted the call (epoch seconds)."""
-        return self.stats.get("host_submit_time")
+        return self._host_submit_time
 
     @property
     def start_time(self) -> float | None:
         """When the function side started the call (epoch seconds)."""
-        return self.stats.get("start_time")
+        return self._start_time
 
     @property
     def end_time(self) -> float | None:
         """When the function side finished the call (epoch seconds)."""
-        return self.stats.get("end_time")
+        return self._end_time
 
     @property
     def duration(self) -> float | None:
         """Seconds the call's function ran."""
-        return self.stats.get("duration")
+        if self._duration is None and self._start_time is not None and self._end_time is not None:
+            return self._end_time - self._start_time
+        return self._duration
 
     @property
     def worker_host(self) -> str | None:
         """The host name where the call ran."""
-        return self.stats.get("worker_host")
+        return self._worker_host
 
     @property
     def worker_pid(self) -> int | None:
         """The process id of the worker that ran the call."""
-        return self.stats.get("worker_pid")
+        return self._worker_pid
 
     # --- results ---------------------------------------------------------------
     def result(self, timeout: float | None = None, throw_except: bool = True, **legacy_kwargs: Any) -> Any:

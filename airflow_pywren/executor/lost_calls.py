@@ -84,9 +84,9 @@ class LostCalls:
             activations = self.read_job_object(executor_id, job_id, keys.ACTIVATIONS) or {}
         for future in futures:
             if activations.get(future.call_id):
-                future.stats["activation_id"] = activations[future.call_id]
+                future.set_invocation(activations[future.call_id])
             elif progress.invoker_id:
-                future.stats["invoker_id"] = progress.invoker_id
+                future.set_invocation(None, progress.invoker_id)
 
     def fail(self, futures: Sequence[ResponseFuture]) -> int:
         """Record as failed the calls whose activation vanished, so that waiting for them ends.
@@ -126,15 +126,15 @@ class LostCalls:
                 f.activation_id,
                 f.host_submit_time,
                 f.status == RUNNING,
-                f.stats.get("worker_pid"),
+                f.worker_pid,
                 read_start=functools.partial(self.read_start, f),
             )
             for f in pending
         ]
         invoked_by: dict[str, list[ResponseFuture]] = {}  # remote invoker activation -> its calls without an id
         for future in pending:
-            if future.stats.get("invoker_id") and not future.activation_id:
-                invoked_by.setdefault(future.stats["invoker_id"], []).append(future)
+            if future.invoker_id and not future.activation_id:
+                invoked_by.setdefault(future.invoker_id, []).append(future)
         invokers = [
             PendingCall(waiting[0].executor_id, waiting[0].job_id, "", invoker, waiting[0].host_submit_time, False)
             for invoker, waiting in invoked_by.items()
@@ -147,7 +147,7 @@ class LostCalls:
                 continue
             reason = reasons.get(call.activation_id) if call.activation_id else None
             if reason is not None:
-                future.stats["activation_id"] = call.activation_id
+                future.set_invocation(call.activation_id)
                 lost.append(
                     (
                         future,
@@ -197,7 +197,7 @@ class LostCalls:
                 "signing": self.signer.payload() if self.signer else None,
             }
             try:
-                future.set_final(handler.record_failure(payload, error, start_time=future.stats.get("start_time")))
+                future.set_final(handler.record_failure(payload, error, start_time=future.start_time))
             except (OSError, StorageError) as exc:  # storage is down: the next check records it
                 logger.warning(
                     "could not record lost call %s of job %s yet (%s); will retry", future.call_id, future.job_id, exc
@@ -253,7 +253,7 @@ class LostCalls:
                 continue
             listed_id = (listed or {}).get(future.call_id)
             if listed_id:
-                future.stats["activation_id"] = listed_id
+                future.set_invocation(listed_id)
                 continue
             if self.read_start(future) is not None:
                 continue  # it started, so it was invoked: its start status gave its activation id
@@ -284,12 +284,10 @@ class LostCalls:
 
     def read_start(self, future: ResponseFuture) -> dict[str, Any] | None:
         """The call's start status (read from storage once, then kept in its stats), or None."""
-        if future.stats.get("start_time") is None:
+        if future.start_time is None:
             start = call_store_for(self.storage).read_start(future.executor_id, future.job_id, future.call_id)
             if start is None:
                 return None
             future.set_running(start)
-            future.stats.update(
-                {k: start[k] for k in ("start_time", "worker_host", "worker_pid", "activation_id") if start.get(k)}
-            )
+            future.take_start(start)
         return future.stats

@@ -123,9 +123,9 @@ class JobView:
         counts = {PENDING: 0, RUNNING: 0, SUCCESS: 0, ERROR: 0}
         for future in self.futures:
             counts[future.status] = counts.get(future.status, 0) + 1
-        starts = [float(f.stats["start_time"]) for f in self.futures if f.stats.get("start_time")]
-        ends = [float(f.stats["end_time"]) for f in self.futures if f.stats.get("end_time")]
-        submitted = min((f.stats.get("host_submit_time") or 0 for f in self.futures), default=None) or None
+        starts = [float(f.start_time) for f in self.futures if f.start_time]
+        ends = [float(f.end_time) for f in self.futures if f.end_time]
+        submitted = min((f.host_submit_time or 0 for f in self.futures), default=None) or None
         total = len(self.futures)
         done = counts[SUCCESS] + counts[ERROR]
         finished = done == total
@@ -171,7 +171,7 @@ class JobView:
         if status:
             indexed = [(i, f) for i, f in indexed if f.status == status]
         page = indexed[offset : offset + limit]
-        self._read_starts([f for _, f in page if f.status == RUNNING and not f.stats.get("start_time")])
+        self._read_starts([f for _, f in page if f.status == RUNNING and not f.start_time])
         return {
             "total": len(indexed),
             "offset": offset,
@@ -189,15 +189,15 @@ class JobView:
         started call: each change exactly, or, beyond ``max_points``, the most running in each of
         ``max_points`` equal time slices, so that peaks are kept.
         """
-        origin = min((f.stats.get("start_time") or float("inf") for f in self.futures), default=float("inf"))
-        submitted = min((f.stats.get("host_submit_time") or float("inf") for f in self.futures), default=float("inf"))
+        origin = min((f.start_time or float("inf") for f in self.futures), default=float("inf"))
+        submitted = min((f.host_submit_time or float("inf") for f in self.futures), default=float("inf"))
         now = time.time()
         known = origin != float("inf")
         started: list[tuple[int, float, float | None, str]] = []
         for index, future in enumerate(self.futures):
-            start = future.stats.get("start_time")
+            start = future.start_time
             if start:
-                end = future.stats.get("end_time")
+                end = future.end_time
                 started.append((index, start - origin, end - origin if end else None, future.status))
         elapsed = max(now - origin, 0.0) if known else 0.0
         end = max((stop if stop is not None else elapsed for _, _, stop, _ in started), default=0.0)
@@ -262,13 +262,8 @@ class JobView:
         for future in futures:
             start = read_start(storage, future.executor_id, future.job_id, future.call_id)
             if start:
-                future.stats.update(
-                    {
-                        k: v
-                        for k, v in start.items()
-                        if k in ("start_time", "worker_host", "worker_pid", "activation_id") and v is not None
-                    }
-                )
+                future.set_running(start)
+                future.take_start(start)
 
     def close(self) -> None:
         self.executor.close()
@@ -326,8 +321,7 @@ def running_over_time(
 
 def call_row(index: int, future: ResponseFuture) -> dict[str, Any]:
     """One row of the calls table."""
-    stats = future.stats
-    start, end = stats.get("start_time"), stats.get("end_time")
+    start, end = future.start_time, future.end_time
     error = future.error or None
     return {
         "index": index,
@@ -336,12 +330,10 @@ def call_row(index: int, future: ResponseFuture) -> dict[str, Any]:
         "status": future.status,
         "start_time": start,
         "end_time": end,
-        "duration": stats.get("duration")
-        if stats.get("duration") is not None
-        else (end - start if start and end else None),
-        "worker_host": stats.get("worker_host"),
-        "worker_pid": stats.get("worker_pid"),
-        "activation_id": stats.get("activation_id"),
+        "duration": future.duration if future.duration is not None else (end - start if start and end else None),
+        "worker_host": future.worker_host,
+        "worker_pid": future.worker_pid,
+        "activation_id": future.activation_id,
         "error": None
         if error is None
         else {

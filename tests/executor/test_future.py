@@ -12,7 +12,7 @@ from airflow_pywren.executor.jobref import CallStatus
 
 def _future() -> ResponseFuture:
     future = ResponseFuture(None, "exec1", "M000", "00003", "map", 100.0, {"team": "a"})  # type: ignore[arg-type]
-    future.stats["activation_id"] = "act-3"
+    future.set_invocation("act-3")
     return future
 
 
@@ -41,7 +41,24 @@ def test_stats_not_known_yet_are_none_and_other_names_are_not_attributes() -> No
     future = _future()
     assert future.start_time is None and future.worker_host is None and not future.has_output()
     with pytest.raises(AttributeError):
-        future.invoker_id  # noqa: B018 - stats other than the documented ones are only in future.stats
+        future.memory_peak  # noqa: B018 - only the documented stats are attributes
+
+
+def test_stats_is_a_copy_of_what_is_known() -> None:
+    future = _future()
+    assert future.stats == {"host_submit_time": 100.0, "activation_id": "act-3"}
+    future.stats["activation_id"] = "changed"  # a copy: the future keeps its own
+    future.set_invocation(None, "invoker-1")
+    future.set_running({"start_time": 101.0, "worker_pid": 42})
+    future.take_start({"worker_host": "node-1"})
+    assert future.stats == {
+        "host_submit_time": 100.0,
+        "activation_id": "act-3",
+        "invoker_id": "invoker-1",
+        "start_time": 101.0,
+        "worker_host": "node-1",
+        "worker_pid": 42,
+    }
 
 
 def test_a_pickled_future_keeps_its_state_and_stats_but_not_its_output() -> None:

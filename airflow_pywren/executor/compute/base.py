@@ -5,7 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, overload
 
 from airflow_pywren.executor.config import Config, Setting
 
@@ -21,6 +21,44 @@ class Invocation:
     activation_id: str | None = None
     error: str | None = None
     invoker_id: str | None = None
+
+
+class CallList(Sequence[dict[str, Any]]):
+    """The per-call fields of a job's calls (``call_id``, ``data_byte_range``, ``reduce``), built on demand,
+    so that a job of 100,000 calls holds no dict per call while it is invoked.
+
+    ``call_ids`` are the calls' ids (each the call's index in its job); ``data_ends`` the end of each call's
+    byte range in the job's data object (None: no data object); ``reduce`` each call's reduce fields.
+    """
+
+    def __init__(
+        self, call_ids: Sequence[str], data_ends: Sequence[int] | None = None, reduce: Sequence[Any] | None = None
+    ) -> None:
+        self.call_ids = call_ids
+        self.data_ends = data_ends
+        self.reduce = reduce
+
+    def __len__(self) -> int:
+        return len(self.call_ids)
+
+    @overload
+    def __getitem__(self, position: int) -> dict[str, Any]: ...
+
+    @overload
+    def __getitem__(self, position: slice) -> CallList: ...
+
+    def __getitem__(self, position: int | slice) -> dict[str, Any] | CallList:
+        if isinstance(position, slice):
+            return CallList(self.call_ids[position], self.data_ends, self.reduce)
+        call_id = self.call_ids[position]
+        index, ends = int(call_id), self.data_ends
+        call: dict[str, Any] = {
+            "call_id": call_id,
+            "data_byte_range": [0, 0] if ends is None else [ends[index - 1] if index else 0, ends[index]],
+        }
+        if self.reduce:
+            call["reduce"] = self.reduce[index]
+        return call
 
 
 def _no_start() -> dict[str, Any] | None:

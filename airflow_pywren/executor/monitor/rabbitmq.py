@@ -495,9 +495,7 @@ class RabbitMQMonitor(JobMonitor):
             for future in finished:
                 key = (future.executor_id, future.job_id)
                 self.inbox.notices.get(key, {}).pop(future.call_id, None)
-                precedence = _precedence(
-                    {"host_submit_time": future.stats.get("host_submit_time"), "status": future.status}
-                )
+                precedence = _precedence({"host_submit_time": future.host_submit_time, "status": future.status})
                 self.inbox.settled.setdefault(key, {})[future.call_id] = precedence
 
     def _job_ids(self, executor_id: str) -> set[str]:
@@ -519,7 +517,7 @@ class RabbitMQMonitor(JobMonitor):
 
 def _same_submission(future: ResponseFuture, notice: dict[str, Any]) -> bool:
     """False for a notice of an earlier job that had the same ids (an executor id reused after ``clean``)."""
-    submitted, announced = future.stats.get("host_submit_time"), notice.get("host_submit_time")
+    submitted, announced = future.host_submit_time, notice.get("host_submit_time")
     return submitted is None or announced is None or abs(float(submitted) - float(announced)) < 1e-3
 
 
