@@ -62,3 +62,23 @@ def test_a_map_over_bare_and_over_bound_items_returns_the_same(localhost_config)
         for job in (bare[0].job_id, bound[0].job_id)
     ]
     assert [m["data_bare"] for m in manifests] == [True, False]
+
+
+def test_a_call_list_builds_each_call_from_the_data_ends_and_slices_without_copying_calls():
+    from airflow_pywren.executor.compute.base import CallList
+
+    calls = CallList(["00000", "00001", "00002"], [10, 25, 40], None)
+    assert list(calls) == [
+        {"call_id": "00000", "data_byte_range": [0, 10]},
+        {"call_id": "00001", "data_byte_range": [10, 25]},
+        {"call_id": "00002", "data_byte_range": [25, 40]},
+    ]
+    assert list(calls[1:]) == list(calls)[1:] and len(calls[1:]) == 2
+    missing = CallList(["00002"], [10, 25, 40], None)  # a later invocation of some calls only: ranges by call index
+    assert missing[0] == {"call_id": "00002", "data_byte_range": [25, 40]}
+    reduces = CallList(["00000"], None, [{"job_id": "M000", "call_ids": ["00000"]}])
+    assert reduces[0] == {
+        "call_id": "00000",
+        "data_byte_range": [0, 0],
+        "reduce": {"job_id": "M000", "call_ids": ["00000"]},
+    }
