@@ -275,10 +275,11 @@ class BasePyWrenOperator(BaseOperator):
                 "+".join(attempt),
                 " + ".join(str(count) for count in missing.values()),
             )
-        futures = [future for job_id in attempt for future in executor.job_futures(job_id)]
-        if self.kind == MAP_REDUCE:
-            for future in futures:
-                future.produce_output = future.job_id != attempt[0]
+        futures = [  # the map calls of a map_reduce produce no result of their own: the reducer does
+            future
+            for job_id in attempt
+            for future in executor.job_futures(job_id, produce_output=self.kind != MAP_REDUCE or job_id != attempt[0])
+        ]
         ref = reference_of(executor, self.kind, futures)
         progress = JobWatcher(executor, ref).poll()
         if progress.finished and progress.failed:
