@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -44,12 +43,10 @@ from airflow_pywren.executor.jobref import JobRef, JobStatus
 from airflow_pywren.executor.jobs import (
     JobProgress,
     JobWatcher,
-    PollBackoff,
     ProgressLog,
     compact_reference,
     reference_of,
 )
-from airflow_pywren.executor.monitor.storage import StorageMonitor
 from airflow_pywren.executor.reattach import Verdict, find_earlier_job, mark_done
 from airflow_pywren.hooks.pywren import PyWrenHook
 from airflow_pywren.links.pywren import PyWrenJobLink
@@ -192,7 +189,7 @@ class BasePyWrenOperator(BaseOperator):
         from airflow_pywren.triggers.pywren import PyWrenJobTrigger
 
         context["ti"].xcom_push(key="return_value", value=_with_progress(ref, progress))
-        monitor = "rabbitmq" if executor.config["pywren"]["rabbitmq_monitor"] else "storage"
+        monitor = executor.job_monitor.name
         self.log.info("deferring: the triggerer follows %s job %s by %s", self.kind, ref.name, monitor)
         self.defer(
             trigger=PyWrenJobTrigger(
@@ -304,27 +301,24 @@ class BasePyWrenOperator(BaseOperator):
 
     # ------------------------------------------------------------------ wait
     def wait_for_job(self, watcher: JobWatcher) -> JobProgress:
-        """Block until every call finished, logging a progress line every few seconds."""
-        monitor = watcher.executor.job_monitor
-        by_storage = isinstance(monitor, StorageMonitor)
+        """Block until every call finished, logging a progress line every few seconds.
+
+        The monitor paces the polls: from ``pywren.monitor_interval`` up to ``poll_interval`` while
+        no call finishes, or until a RabbitMQ notice arrives.
+        """
         self.log.info(
             "waiting for %s job %s, following it by %s",
             self.kind,
             watcher.job_ref.name,
-            "storage" if by_storage else "rabbitmq",
+            watcher.executor.job_monitor.name,
         )
         progress_log = ProgressLog(self.progress_log_seconds, self.quiet_log_seconds)
-        backoff = PollBackoff(watcher.executor.config["pywren"]["monitor_interval"], self.poll_interval)
-        while True:
-            progress = watcher.poll()
+
+        def log_progress(progress: JobProgress) -> None:
             if progress_log.due(progress):
                 self.log.info("%s", progress.line())
-            if progress.finished:
-                return progress
-            if by_storage:
-                time.sleep(backoff.next_pause(progress))
-            else:
-                monitor.pause(self.poll_interval)  # returns early when a notice arrives
+
+        return watcher.wait(longest=self.poll_interval, on_poll=log_progress)
 
     def _complete(self, watcher: JobWatcher, progress: JobProgress) -> dict[str, Any]:
         """The final reference, or the first failed call's exception (with the remote traceback)."""
