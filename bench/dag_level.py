@@ -586,8 +586,8 @@ def _findings(
             f"**Where the PyWren run's time goes (N={TARGET_N}).** The `square` task (PyWrenMapOperator) took "
             f"{seconds(pw['square_s'])}; its {TARGET_N} calls had all finished {seconds(pw['calls_done_s'])} after "
             "submission. The operator waits in `BasePyWrenOperator.wait_for_job` "
-            "(`airflow_pywren/operators/pywren.py`), polling storage with `PollBackoff` "
-            "(`airflow_pywren/executor/jobs.py`): the first pauses are `pywren.monitor_interval` long, so a job that "
+            "(`airflow_pywren/operators/pywren.py`), polling storage with the pauses `StorageMonitor.pause` "
+            "decides (`airflow_pywren/executor/monitor/storage.py`): the first pauses are `pywren.monitor_interval` long, so a job that "
             "ends in tens of milliseconds is seen done at once (per-run times: "
             + ", ".join(seconds(r["work_s"]) for r in pw.get("runs", []) if r.get("work_s"))
             + ")."

@@ -287,9 +287,8 @@ class FunctionExecutor:
             exclude_modules,
             **options,
             data_plan=plan,
+            produce_output=False,
         )
-        for future in map_futures:
-            future.produce_output = False
         if reducer_wait_local:
             self.wait(map_futures, return_when=ALL_COMPLETED)
         groups = (
@@ -332,8 +331,12 @@ class FunctionExecutor:
         extra_args: Any = None,
         include_modules: Sequence[str] | None = (),
         data_plan: data.DataPlan | None = None,
+        produce_output: bool = True,
     ) -> list[ResponseFuture]:
-        """Validate and serialize everything, stage it in storage (3 PUTs), invoke, record that it was invoked (1 PUT)."""
+        """Validate and serialize everything, stage it in storage (3 PUTs), invoke, record that it was invoked (1 PUT).
+
+        ``produce_output=False``: the calls' outputs go to a reducer, not to :meth:`get_result`.
+        """
         runtime_memory, timeout = self._call_defaults(runtime_memory, timeout)
         _check_call_options(extra_env, extra_meta, runtime_memory, timeout, exclude_modules)
         if not items:
@@ -399,10 +402,11 @@ class FunctionExecutor:
         )
         job_meta = dict(extra_meta or {})
         futures = [
-            ResponseFuture(self, self.executor_id, job_id, call_id, kind, submit_time, job_meta) for call_id in call_ids
+            ResponseFuture(
+                self, self.executor_id, job_id, call_id, kind, submit_time, job_meta, timeout, produce_output
+            )
+            for call_id in call_ids
         ]
-        for future in futures:
-            future.timeout = timeout
         first = invoke_batch or len(calls)
         progress = InvocationProgress(len(calls), 0, min(first, len(calls)), False, submit_time)
         self._invoke(job_payload, calls, futures, progress, invoke_batch)
@@ -611,8 +615,12 @@ class FunctionExecutor:
         return results
 
     # ----------------------------------------------------------- other jobs
-    def job_futures(self, job_id: str, executor_id: str | None = None) -> list[ResponseFuture]:
+    def job_futures(
+        self, job_id: str, executor_id: str | None = None, produce_output: bool = True
+    ) -> list[ResponseFuture]:
         """Futures of a job submitted earlier, maybe by another process, read from its manifest.
+
+        ``produce_output=False`` for the map job of a map_reduce (its outputs went to the reducer).
 
         If the process that submitted it stopped before invoking every call, waiting for the
         futures reports the calls it never invoked as failed (``CallNeverInvokedError``) once
@@ -620,7 +628,7 @@ class FunctionExecutor:
         """
         executor_id = validation.check_executor_id(self.executor_id if executor_id is None else executor_id)
         manifest = self._manifest(executor_id, job_id)
-        futures = self._manifest_futures(manifest, manifest["call_ids"])
+        futures = self._manifest_futures(manifest, manifest["call_ids"], produce_output)
         if manifest.get("inputs"):
             self.job_inputs[job_id] = manifest["inputs"]
         progress = read_progress(self.storage, executor_id, job_id, manifest)
@@ -668,10 +676,12 @@ class FunctionExecutor:
         self._invoke(job_payload, calls, futures, resumed, self.compute.invoke_batch(len(calls)), resuming=True)
         return len(missing)
 
-    def _manifest_futures(self, manifest: dict[str, Any], call_ids: Sequence[str]) -> list[ResponseFuture]:
+    def _manifest_futures(
+        self, manifest: dict[str, Any], call_ids: Sequence[str], produce_output: bool = True
+    ) -> list[ResponseFuture]:
         """Futures of these calls of a stored job, as its manifest describes them."""
         job_meta = dict(manifest["extra_meta"] or {})
-        futures = [
+        return [
             ResponseFuture(
                 self,
                 manifest["executor_id"],
@@ -680,12 +690,11 @@ class FunctionExecutor:
                 manifest["kind"],
                 manifest["host_submit_time"],
                 job_meta,
+                manifest.get("timeout"),
+                produce_output,
             )
             for call_id in call_ids
         ]
-        for future in futures:
-            future.timeout = manifest.get("timeout")
-        return futures
 
     def _manifest(self, executor_id: str, job_id: str) -> dict[str, Any]:
         validation.check_job_id(job_id)

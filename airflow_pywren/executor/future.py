@@ -58,13 +58,15 @@ class ResponseFuture:
         kind: str,
         host_submit_time: float,
         extra_meta: dict[str, Any] | None = None,
+        timeout: float | None = None,
+        produce_output: bool = True,
     ) -> None:
         self._executor = executor
         self.executor_id = executor_id
         self.job_id = job_id
         self.call_id = call_id
         self.kind = kind
-        self.produce_output = True
+        self.produce_output = produce_output
         """False for the map calls of a map_reduce: their outputs go to the reducer, not to get_result()."""
         self.status: CallStatus = PENDING
         self.extra_meta = extra_meta if extra_meta is not None else {}  # the job's copy, shared by its calls
@@ -77,8 +79,8 @@ class ResponseFuture:
         self._worker_host: str | None = None
         self._worker_pid: int | None = None
         self._invoker_id: str | None = None
-        self.timeout: float | None = None
-        """The call's timeout in seconds, set by the executor that submits or follows it (lost-call checks)."""
+        self.timeout = timeout
+        """The call's timeout in seconds, as submitted (lost-call checks)."""
         self.read = False
         self._has_value = False
         self._value: Any = None

@@ -7,8 +7,9 @@ never payloads or secrets.
 
 from __future__ import annotations
 
+import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -105,26 +106,6 @@ class ProgressLog:
         return False
 
 
-class PollBackoff:
-    """Pauses between storage polls: short while calls finish, doubling up to ``longest`` while none do.
-
-    Short jobs are seen finished within ``shortest`` seconds; long ones cost few requests.
-    """
-
-    def __init__(self, shortest: float, longest: float) -> None:
-        self.shortest = min(shortest, longest)
-        self.longest = longest
-        self._next = self.shortest
-        self._last_done = -1
-
-    def next_pause(self, progress: JobProgress) -> float:
-        """The pause before the next poll, given what the last poll saw."""
-        if progress.done != self._last_done:
-            self._last_done, self._next = progress.done, self.shortest
-        pause, self._next = self._next, min(self._next * 2, self.longest)
-        return pause
-
-
 class JobWatcher:
     """Follows a referenced job's calls through the executor's monitor, incrementally."""
 
@@ -162,15 +143,32 @@ class JobWatcher:
             ],
         )
 
-    def wait(self, timeout: float | None = None) -> JobProgress:
-        """Block until every call finished or ``timeout`` passed; return the progress."""
+    def pause(self, progress: JobProgress, seconds: float = math.inf, longest: float | None = None) -> None:
+        """Wait before the next poll, at most ``seconds``, as long as the executor's monitor decides.
+
+        ``longest``: pauses may grow up to that while no call finishes (see ``JobMonitor.pause``).
+        """
+        self.executor.job_monitor.pause(seconds, progress.done, longest)
+
+    def wait(
+        self,
+        timeout: float | None = None,
+        longest: float | None = None,
+        on_poll: Callable[[JobProgress], None] | None = None,
+    ) -> JobProgress:
+        """Block until every call finished or ``timeout`` passed; return the progress.
+
+        ``longest``: as in :meth:`pause`; ``on_poll`` sees the progress after every poll (to log it).
+        """
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             progress = self.poll()
-            remaining = float("inf") if deadline is None else deadline - time.monotonic()
+            if on_poll is not None:
+                on_poll(progress)
+            remaining = math.inf if deadline is None else deadline - time.monotonic()
             if progress.finished or remaining <= 0:
                 return progress
-            self.executor.job_monitor.pause(remaining)
+            self.pause(progress, remaining, longest)
 
     def results(self) -> list[Any]:
         """The values of the job's results, read from storage in call order (raises the first call error)."""

@@ -10,7 +10,8 @@ themselves (unless ``return_results=True``). Downstream:
 
 Retries are idempotent. Each task instance gets a deterministic executor id derived from
 ``(dag_id, run_id, task_id, map_index)``. Before submitting, the operator looks in storage
-for jobs under that id (an earlier try of the same task instance):
+for jobs under that id (an earlier try of the same task instance;
+:func:`~airflow_pywren.executor.reattach.find_earlier_job` decides):
 
 * the earlier job is still running, or finished without failures while its task instance
   did not succeed (the worker died, the task was killed or timed out): the operator
@@ -31,25 +32,22 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from airflow_pywren.compat import AirflowException, BaseOperator, Context
-from airflow_pywren.executor import keys
-from airflow_pywren.executor.errors import PyWrenError, StorageKeyNotFound
+from airflow_pywren.executor.errors import PyWrenError
 from airflow_pywren.executor.executor import FunctionExecutor
 from airflow_pywren.executor.future import ERROR, ResponseFuture
 from airflow_pywren.executor.jobref import JobRef, JobStatus
 from airflow_pywren.executor.jobs import (
     JobProgress,
     JobWatcher,
-    PollBackoff,
     ProgressLog,
     compact_reference,
     reference_of,
 )
-from airflow_pywren.executor.monitor.storage import StorageMonitor
+from airflow_pywren.executor.reattach import Verdict, find_earlier_job, mark_done
 from airflow_pywren.hooks.pywren import PyWrenHook
 from airflow_pywren.links.pywren import PyWrenJobLink
 from airflow_pywren.operators import lineage
@@ -191,7 +189,7 @@ class BasePyWrenOperator(BaseOperator):
         from airflow_pywren.triggers.pywren import PyWrenJobTrigger
 
         context["ti"].xcom_push(key="return_value", value=_with_progress(ref, progress))
-        monitor = "rabbitmq" if executor.config["pywren"]["rabbitmq_monitor"] else "storage"
+        monitor = executor.job_monitor.name
         self.log.info("deferring: the triggerer follows %s job %s by %s", self.kind, ref.name, monitor)
         self.defer(
             trigger=PyWrenJobTrigger(
@@ -245,70 +243,51 @@ class BasePyWrenOperator(BaseOperator):
     # ------------------------------------------------------------- re-attach
     def _reattach(self, executor: FunctionExecutor) -> tuple[JobRef | None, JobProgress | None]:
         """The reference and progress of an earlier try's job to continue with, or (None, None) to submit."""
-        job_ids = executor.job_ids()
-        if not job_ids:
-            return None, None
-        attempt = self._last_attempt(executor, job_ids)
-        if attempt is None:
+        earlier = find_earlier_job(executor, self.kind, extra_env=self.extra_env)
+        if earlier.verdict == Verdict.OTHER_KIND:
             self.log.warning(
                 "executor %s holds jobs %s but no complete %s submission; submitting anew",
                 executor.executor_id,
-                ", ".join(job_ids),
+                ", ".join(earlier.job_ids),
                 self.kind,
             )
-            return None, None
-        done_marker = self._done_marker(executor, attempt[-1])
-        if done_marker is not None:
+        elif earlier.verdict == Verdict.SERVED:
+            marker = earlier.done_marker or {}
             self.log.info(
                 "%s job %s of executor %s already served a successful try (%s); this run submits a new job",
                 self.kind,
-                "+".join(attempt),
+                earlier.name,
                 executor.executor_id,
-                ", ".join(f"{k} {done_marker[k]}" for k in ("try_number", "finished_at") if k in done_marker),
+                ", ".join(f"{k} {marker[k]}" for k in ("try_number", "finished_at") if k in marker),
             )
-            return None, None
-        missing = {job_id: executor.invoke_missing(job_id, extra_env=self.extra_env) for job_id in attempt}
-        if any(missing.values()):
+        if any(earlier.invoked):
             self.log.warning(
                 "the earlier try stopped while invoking %s job %s: invoked the %s call(s) it never invoked",
                 self.kind,
-                "+".join(attempt),
-                " + ".join(str(count) for count in missing.values()),
+                earlier.name,
+                " + ".join(str(count) for count in earlier.invoked),
             )
-        futures = [future for job_id in attempt for future in executor.job_futures(job_id)]
-        if self.kind == MAP_REDUCE:
-            for future in futures:
-                future.produce_output = future.job_id != attempt[0]
-        ref = reference_of(executor, self.kind, futures)
-        progress = JobWatcher(executor, ref).poll()
-        if progress.finished and progress.failed:
+        progress = earlier.progress
+        if earlier.verdict == Verdict.FAILED and progress is not None:
             self.log.warning(
                 "an earlier try's %s job %s finished with %d failed call(s) of %d: running all %d call(s) again as a new job",
                 self.kind,
-                "+".join(attempt),
+                earlier.name,
                 progress.failed,
                 progress.total,
                 progress.total,
             )
+        if earlier.ref is None or progress is None:  # nothing to continue with: submit
             return None, None
         self.log.info(
             "re-attached to %s job %s of executor %s submitted by an earlier try (%s); %s",
             self.kind,
-            "+".join(attempt),
+            earlier.name,
             executor.executor_id,
             progress.line(),
-            "only the calls it never invoked were invoked" if any(missing.values()) else "nothing is invoked again",
+            "only the calls it never invoked were invoked" if any(earlier.invoked) else "nothing is invoked again",
         )
-        return ref, progress
-
-    @staticmethod
-    def _done_marker(executor: FunctionExecutor, job_id: str) -> dict[str, Any] | None:
-        """What the task instance that succeeded with this job wrote, or None if none did."""
-        storage = executor.storage
-        try:
-            return json.loads(storage.get(keys.job_key(storage.prefix, executor.executor_id, job_id, keys.TASK_DONE)))
-        except StorageKeyNotFound:
-            return None
+        return earlier.ref, progress
 
     def _mark_done(
         self, executor: FunctionExecutor, ref: JobRef, context: Context, result: dict[str, Any]
@@ -316,52 +295,30 @@ class BasePyWrenOperator(BaseOperator):
         """Record next to the job that this try succeeded with it (a later run submits anew); return ``result``."""
         self._lineage = lineage.job_lineage(executor, ref, self.outputs)
         ti = context["ti"]
-        marker = {
-            "dag_id": ti.dag_id,
-            "run_id": ti.run_id,
-            "task_id": ti.task_id,
-            "map_index": ti.map_index,
-            "try_number": ti.try_number,
-            "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        }
-        storage = executor.storage
-        storage.put(
-            keys.job_key(storage.prefix, ref.executor_id, ref.job_ids[-1], keys.TASK_DONE), json.dumps(marker).encode()
-        )
+        identity = {name: getattr(ti, name) for name in ("dag_id", "run_id", "task_id", "map_index", "try_number")}
+        mark_done(executor, ref, identity)
         return result
-
-    def _last_attempt(self, executor: FunctionExecutor, job_ids: list[str]) -> list[str] | None:
-        """The job ids of the latest submission of this operator's kind (map + reducer for map_reduce)."""
-        storage = executor.storage
-        last = job_ids[-1]
-        manifest = json.loads(storage.get(keys.job_key(storage.prefix, executor.executor_id, last, keys.JOB_MANIFEST)))
-        if self.kind == MAP_REDUCE:
-            return [manifest["reduce_of"], last] if manifest["kind"] == "reduce" and manifest.get("reduce_of") else None
-        return [last] if manifest["kind"] == self.kind else None
 
     # ------------------------------------------------------------------ wait
     def wait_for_job(self, watcher: JobWatcher) -> JobProgress:
-        """Block until every call finished, logging a progress line every few seconds."""
-        monitor = watcher.executor.job_monitor
-        by_storage = isinstance(monitor, StorageMonitor)
+        """Block until every call finished, logging a progress line every few seconds.
+
+        The monitor paces the polls: from ``pywren.monitor_interval`` up to ``poll_interval`` while
+        no call finishes, or until a RabbitMQ notice arrives.
+        """
         self.log.info(
             "waiting for %s job %s, following it by %s",
             self.kind,
             watcher.job_ref.name,
-            "storage" if by_storage else "rabbitmq",
+            watcher.executor.job_monitor.name,
         )
         progress_log = ProgressLog(self.progress_log_seconds, self.quiet_log_seconds)
-        backoff = PollBackoff(watcher.executor.config["pywren"]["monitor_interval"], self.poll_interval)
-        while True:
-            progress = watcher.poll()
+
+        def log_progress(progress: JobProgress) -> None:
             if progress_log.due(progress):
                 self.log.info("%s", progress.line())
-            if progress.finished:
-                return progress
-            if by_storage:
-                time.sleep(backoff.next_pause(progress))
-            else:
-                monitor.pause(self.poll_interval)  # returns early when a notice arrives
+
+        return watcher.wait(longest=self.poll_interval, on_poll=log_progress)
 
     def _complete(self, watcher: JobWatcher, progress: JobProgress) -> dict[str, Any]:
         """The final reference, or the first failed call's exception (with the remote traceback)."""

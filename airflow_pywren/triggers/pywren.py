@@ -1,7 +1,8 @@
 """PyWrenJobTrigger: follows a PyWren job from the triggerer until it finishes, fails or times out.
 
 Everything that blocks (connection lookup, executor construction, storage LISTs and GETs,
-RabbitMQ waits) runs in one thread dedicated to the trigger, never on the event loop.
+the monitor's pauses between polls) runs in one thread dedicated to the trigger, never on the
+event loop; a cancelled trigger ends the pause in progress at once.
 Storage is the source of truth: a new trigger instance (after a triggerer restart) simply
 reads the job's state from storage again.
 """
@@ -20,7 +21,7 @@ from typing import Any, TypeVar
 from airflow_pywren.compat import BaseTrigger, TriggerEvent
 from airflow_pywren.executor.errors import PyWrenConfigError, PyWrenError, StorageError
 from airflow_pywren.executor.jobref import JobRef, JobStatus
-from airflow_pywren.executor.jobs import JobProgress, JobWatcher, PollBackoff, ProgressLog
+from airflow_pywren.executor.jobs import JobProgress, JobWatcher, ProgressLog
 
 STORAGE, RABBITMQ = "storage", "rabbitmq"
 MONITORS = (STORAGE, RABBITMQ)
@@ -89,10 +90,10 @@ class PyWrenJobTrigger(BaseTrigger):
 
     :param job_ref: the job reference (XCom return_value of a PyWren operator).
     :param pywren_conn_id: the Airflow connection with the executor configuration.
-    :param monitor: ``"storage"`` polls storage every ``poll_interval`` seconds; ``"rabbitmq"`` waits for
-        the calls' RabbitMQ notices (at most ``poll_interval`` seconds between refreshes), storage
-        still deciding the outcome.
-    :param poll_interval: seconds between polls.
+    :param monitor: ``"storage"`` polls storage, the pauses growing from ``pywren.monitor_interval`` to
+        ``poll_interval`` seconds while no call finishes; ``"rabbitmq"`` waits for the calls' RabbitMQ
+        notices (at most ``poll_interval`` seconds between refreshes), storage still deciding the outcome.
+    :param poll_interval: the longest pause between polls.
     :param timeout: seconds to wait in all before a ``"timeout"`` event; None waits for ever.
     :param end_time: the absolute deadline (epoch seconds) derived from ``timeout``; kept in the
         serialized kwargs so that a restarted triggerer keeps the original deadline.
@@ -153,6 +154,8 @@ class PyWrenJobTrigger(BaseTrigger):
                 executor, watcher = watcher.executor, None
                 await worker(executor.close)
         except BaseException:  # cancelled (triggerer stopping): release in the background
+            if watcher is not None:
+                watcher.executor.job_monitor.wake()  # a pause in progress ends now
             worker.shutdown(watcher.executor.close if watcher is not None else None)
             raise
         worker.shutdown()
@@ -201,16 +204,13 @@ class PyWrenJobTrigger(BaseTrigger):
             self.poll_interval,
             "" if self.end_time is None else f", for at most {max(self._remaining(), 0):.0f} s",
         )
-        broker = watcher.executor.job_monitor if self.monitor == RABBITMQ else None
-        if broker is not None and not hasattr(broker, "connected"):
+        if self.monitor == RABBITMQ and watcher.executor.job_monitor.name != RABBITMQ:
             self.log.warning(
                 "the connection's executor has no RabbitMQ monitor (no 'rabbitmq.amqp_url'?); "
                 "polling storage for %s instead",
                 self._name(),
             )
-            broker = None
         progress_log, failures = ProgressLog(PROGRESS_LOG_SECONDS, QUIET_LOG_SECONDS), 0
-        backoff = PollBackoff(watcher.executor.config["pywren"]["monitor_interval"], self.poll_interval)
         progress = watcher.progress()
         while True:
             try:
@@ -234,10 +234,8 @@ class PyWrenJobTrigger(BaseTrigger):
             remaining = self._remaining()
             if remaining <= 0:
                 return self._timeout_event(progress)
-            if broker is not None and broker.connected and not failures:
-                await worker(broker.pause, min(self.poll_interval, remaining))  # returns early when a notice arrives
-            else:  # storage polling, also while the broker is unreachable
-                await asyncio.sleep(min(backoff.next_pause(progress), remaining))
+            # as long as the monitor decides (up to poll_interval), in the trigger's thread: a notice ends it early
+            await worker(watcher.pause, progress, remaining, self.poll_interval)
 
     # -------------------------------------------------------------- helpers
     def _poll_failed(self, exc: BaseException, failures: int) -> int:

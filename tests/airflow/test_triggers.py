@@ -401,6 +401,41 @@ def test_new_trigger_on_a_half_finished_job_reconciles_with_storage(jobs: Jobs) 
     assert lingering_threads("pywren-trigger") == []  # the cancelled trigger's thread ended too
 
 
+def test_a_trigger_cancelled_while_it_pauses_ends_the_pause_at_once(
+    jobs: Jobs, pywren_conn: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A triggerer that stops during a long pause between polls (300 s here) is not held up by it."""
+    from airflow_pywren.executor.monitor.storage import StorageMonitor
+
+    _, _, ref, _ = jobs.gated(fast=0, slow=1)
+    slow_polls = merge_config(pywren_conn, {"pywren": {"monitor_interval": 300}})
+    monkeypatch.setenv("AIRFLOW_CONN_PYWREN_SLOW_POLLS", connection_json(slow_polls))
+    pausing = threading.Event()
+    original_pause = StorageMonitor.pause
+
+    def pause(monitor: StorageMonitor, *args: Any, **kwargs: Any) -> None:
+        if monitor.interval == 300:  # the trigger's monitor, not the submitting executor's
+            pausing.set()
+        original_pause(monitor, *args, **kwargs)
+
+    monkeypatch.setattr(StorageMonitor, "pause", pause)
+    before = set(threading.enumerate())
+
+    async def stopped_triggerer() -> None:
+        trigger = trigger_for(ref, pywren_conn_id="pywren_slow_polls", poll_interval=300)
+        task = asyncio.create_task(all_events(trigger))
+        deadline = time.monotonic() + EVENT_WAIT
+        while not pausing.is_set() and not task.done() and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        assert pausing.is_set() and not task.done()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(stopped_triggerer())
+    assert lingering_threads("pywren-trigger", before) == []  # its thread closed the executor and ended
+
+
 # ------------------------------------------------------------ event loop safety
 def test_event_loop_keeps_running_while_lookups_and_polls_are_slow(jobs: Jobs, monkeypatch: pytest.MonkeyPatch) -> None:
     _, _, ref = jobs.map(divide, [1, 2, 4])

@@ -283,10 +283,8 @@ def test_an_old_compact_reference_is_followed_with_result_keys_rebuilt_from_stor
 
 
 def test_poll_backoff_is_short_while_calls_finish_and_doubles_while_none_do():
-    from airflow_pywren.executor.jobs import JobProgress, PollBackoff
+    from airflow_pywren.executor.monitor.storage import PollBackoff
 
     backoff = PollBackoff(0.05, 1.0)
-    progress = JobProgress("map", ["M000"], total=10)
-    assert [backoff.next_pause(progress) for _ in range(7)] == [0.05, 0.1, 0.2, 0.4, 0.8, 1.0, 1.0]
-    progress.done = 3
-    assert backoff.next_pause(progress) == 0.05
+    assert [backoff.next_pause(0) for _ in range(7)] == [0.05, 0.1, 0.2, 0.4, 0.8, 1.0, 1.0]
+    assert backoff.next_pause(3) == 0.05  # calls finished since the last poll

@@ -347,6 +347,8 @@ def _delete_directly(amqp_url: str, queues: list[str]) -> bool:
 class RabbitMQMonitor(JobMonitor):
     """Futures resolved by RabbitMQ notices, with storage as the fallback and the source of truth."""
 
+    name = "rabbitmq"
+
     def __init__(self, settings: dict[str, Any], storage_monitor: StorageMonitor, executor_id: str) -> None:
         self.amqp_url: str = settings["amqp_url"]
         self.queue_ttl: int = settings["queue_ttl"]
@@ -425,15 +427,23 @@ class RabbitMQMonitor(JobMonitor):
                     self.jobs[(future.executor_id, future.job_id)] = generation
         return finished
 
-    def pause(self, seconds: float) -> None:
+    def pause(self, seconds: float, done: int = 0, longest: float | None = None) -> None:
         self._check_fork()
         if not self.inbox.up:
-            self.storage_monitor.pause(seconds)
+            self.storage_monitor.pause(seconds, done, longest)
             return
         timeout = max(0.0, min(seconds, self.next_reconcile - time.monotonic()))
+        if longest is not None:
+            timeout = min(timeout, longest)
         with self.inbox.cond:
             if self.inbox.up and not self.inbox.news:
                 self.inbox.cond.wait(timeout)
+
+    def wake(self) -> None:
+        with self.inbox.cond:
+            self.inbox.news = True  # the next refresh drains the inbox once more, finding nothing new
+            self.inbox.cond.notify_all()
+        self.storage_monitor.wake()
 
     def forget(self, executor_id: str, job_id: str | None = None) -> None:
         """Delete the queues of one job, or of every job of the executor (known here or in storage)."""

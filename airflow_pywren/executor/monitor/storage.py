@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Sequence
@@ -24,15 +25,39 @@ def read_objects(storage: StorageBackend, object_keys: Sequence[str], threads: i
         return list(pool.map(storage.get, object_keys))
 
 
+class PollBackoff:
+    """Pauses between storage polls: short while calls finish, doubling up to ``longest`` while none do.
+
+    Short jobs are seen finished within ``shortest`` seconds; long ones cost few requests.
+    """
+
+    def __init__(self, shortest: float, longest: float) -> None:
+        self.shortest = min(shortest, longest)
+        self.longest = longest
+        self._next = self.shortest
+        self._last_done = -1
+
+    def next_pause(self, done: int) -> float:
+        """The pause before the next poll, given how many calls the last poll saw finished."""
+        if done != self._last_done:
+            self._last_done, self._next = done, self.shortest
+        pause, self._next = self._next, min(self._next * 2, self.longest)
+        return pause
+
+
 class StorageMonitor(JobMonitor):
     """Polls storage every ``interval`` seconds, or less often when a poll itself is costly.
 
     A poll of a large job can take a while (a LIST of thousands of keys); the pause
     after it is at least twice its cost, so polling never takes more than a third of
-    the client's time. Each job is followed by one incremental view
+    the client's time. A caller that follows a job for a while passes ``longest`` to
+    :meth:`pause`, and pauses then grow while no call finishes (:class:`PollBackoff`).
+    Each job is followed by one incremental view
     (:class:`~airflow_pywren.executor.callstore.JobCalls`), so a poll reads only what
     changed since the last one.
     """
+
+    name = "storage"
 
     def __init__(self, storage: StorageBackend, interval: float, threads: int = 16) -> None:
         self.storage = storage
@@ -42,6 +67,8 @@ class StorageMonitor(JobMonitor):
         self._last_poll_cost = 0.0
         self._views: dict[tuple[str, str], JobCalls] = {}
         self._truncated = False
+        self._backoff: PollBackoff | None = None
+        self._woken = threading.Event()
 
     def refresh(self, futures: Sequence[ResponseFuture]) -> int:
         started_at = time.perf_counter()
@@ -81,10 +108,20 @@ class StorageMonitor(JobMonitor):
     def truncated(self) -> bool:
         return self._truncated
 
-    def pause(self, seconds: float) -> None:
+    def pause(self, seconds: float, done: int = 0, longest: float | None = None) -> None:
         if self._truncated:
             return  # statuses are left over from the last poll: read them now
-        time.sleep(max(0.0, min(max(self.interval, 2 * self._last_poll_cost), seconds)))
+        if longest is None:
+            pace = self.interval
+        else:
+            if self._backoff is None or self._backoff.longest != longest:
+                self._backoff = PollBackoff(self.interval, longest)
+            pace = self._backoff.next_pause(done)
+        self._woken.wait(max(0.0, min(max(pace, 2 * self._last_poll_cost), seconds)))
+        self._woken.clear()
+
+    def wake(self) -> None:
+        self._woken.set()
 
     def forget(self, executor_id: str, job_id: str | None = None) -> None:
         for key in [k for k in self._views if k[0] == executor_id and job_id in (None, k[1])]:
