@@ -21,7 +21,7 @@ from airflow_pywren.executor.storage import create_storage
 
 pytest_plugins = [
     "tests.services.s3",
-    "tests.services.openwhisk",
+    "tests.services.openwhisk.fixtures",
     "tests.services.rabbitmq",
     "tests.services.kubernetes",
     "tests.services.code_engine",

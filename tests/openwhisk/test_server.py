@@ -45,6 +45,20 @@ def test_unknown_namespace_and_action_are_404(server, api):
     assert session.delete(f"{base}/actions/missing", timeout=10).status_code == 404
 
 
+def test_requests_are_authenticated_then_routed_by_whole_path(server, api):
+    session, base = api
+    assert requests.get(f"{server.url}/api/v1/no/such/path", timeout=10).status_code == 401
+    assert session.get(f"{server.url}/api/v1/no/such/path", timeout=10).status_code == 404
+    other = f"{server.url}/api/v1/namespaces/{server.default_namespace}"
+    assert session.get(f"{other}/rules", timeout=10).status_code == 403  # the namespace is checked first
+    assert session.get(f"{base}/rules", timeout=10).status_code == 404
+    assert session.put(f"{base}/actions", json={}, timeout=10).status_code == 405
+    assert put(session, base, "with space", ECHO).json()["name"] == "with space"  # path parts are unquoted
+    assert session.get(f"{base}/actions/with%20space", timeout=10).json()["name"] == "with space"
+    assert session.get(f"{server.url}/api/v1/namespaces/_/actions/with%20space", timeout=10).status_code == 200
+    assert session.get(f"{base}/actions/with%20space/more", timeout=10).status_code == 404
+
+
 def test_put_validates_and_needs_overwrite_to_replace(api):
     session, base = api
     assert put(session, base, "echo", ECHO).json()["version"] == "0.0.1"

@@ -47,6 +47,7 @@ import pytest
 
 from tests.services.kubernetes import REPO_ROOT, TEST_RUNTIME, index_ranges, now_text
 from tests.services.processes import die_with_parent
+from tests.services.routing import Route, normalized_path, resolve
 
 COMBINATIONS = {
     "0.125": ("0.25G", "0.5G", "1G"),
@@ -61,6 +62,19 @@ COMBINATIONS = {
 }
 MEMORY_POLL = 0.05
 TICK = 0.05
+METHODS = ("GET", "POST", "DELETE")
+PROJECT = "/v2/projects/{project_id}"
+# Each route's target is the resource it addresses ("" for any other path of a project: 404
+# once the token may use the project).
+ROUTES: list[Route[str]] = [
+    Route(METHODS, PROJECT, "project"),
+    *(
+        Route(METHODS, pattern, resource)
+        for resource in ("secrets", "job_runs")
+        for pattern in (f"{PROJECT}/{resource}", f"{PROJECT}/{resource}/{{name}}")
+    ),
+    Route(METHODS, f"{PROJECT}/{{resource*}}", ""),
+]
 
 
 class APIError(Exception):
@@ -331,10 +345,11 @@ class CodeEngineTestServer:
         }
 
     def handle(self, method: str, path: str, query: dict[str, str], body: Any, auth: str | None) -> tuple[int, Any]:
-        parts = [p for p in path.split("/") if p]
-        if parts[:2] != ["v2", "projects"] or len(parts) < 3:
+        resolved = resolve(ROUTES, method, normalized_path(path))
+        if resolved is None:
             raise APIError(404, f"no route {path}", "not_found")
-        project_id = parts[2]
+        resource, parts = resolved[0].target, resolved[1]
+        project_id, name = parts["project_id"], parts.get("name")
         token = (auth or "").removeprefix("Bearer ").strip()
         key, expiry = self.tokens.get(token, ("", 0.0))
         if not key or time.time() > expiry:
@@ -343,10 +358,9 @@ class CodeEngineTestServer:
             raise APIError(404, f"Project '{project_id}' not found", "project_not_found")
         if self.projects[project_id] != key:
             raise APIError(403, "The IAM token is not authorized for this project", "forbidden")
-        resource, name = (parts[3] if len(parts) > 3 else ""), (parts[4] if len(parts) > 4 else None)
         with self.lock:
-            self.requests.append((method, resource or "project", project_id))
-            if not resource and method == "GET":
+            self.requests.append((method, resource or parts["resource"], project_id))
+            if resource == "project" and method == "GET":
                 return 200, {
                     "id": project_id,
                     "name": f"project-{project_id[:8]}",

@@ -56,6 +56,7 @@ import pytest
 import yaml
 
 from tests.services.processes import die_with_parent
+from tests.services.routing import Route, normalized_path, resolve
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TEST_RUNTIME = "airflowpywren/runtime:test"
@@ -74,6 +75,18 @@ REASONS = {
     415: "UnsupportedMediaType",
     422: "Invalid",
 }
+# The collection path of each resource, as (API group, resource); a resource's own path and its
+# subresources' (only ``pods/{name}/log`` is served) extend it.
+COLLECTIONS = {
+    ("batch", "jobs"): "/apis/batch/v1/namespaces/{namespace}/jobs",
+    ("", "pods"): "/api/v1/namespaces/{namespace}/pods",
+    ("", "secrets"): "/api/v1/namespaces/{namespace}/secrets",
+}
+ROUTES: list[Route[tuple[str, str]]] = [
+    Route(("GET", "POST", "PATCH", "DELETE"), pattern, resource)
+    for resource, collection in COLLECTIONS.items()
+    for pattern in (collection, f"{collection}/{{name}}", f"{collection}/{{name}}/{{subresource}}")
+]
 DEADLINE_MESSAGE = "Pod was active on the node longer than the specified deadline"
 EVICTED_MESSAGE = "The node was low on resource: memory. Threshold quantity: 100Mi, available: 12Mi."
 
@@ -679,23 +692,11 @@ class KubernetesTestServer:
             )
 
     def handle(self, method: str, path: str, query: dict[str, str], body: Any, auth: str | None) -> tuple[int, Any]:
-        parts = [p for p in path.split("/") if p]
-        if parts[:2] == ["api", "v1"]:
-            group, rest = "", parts[2:]
-        elif parts[:3] == ["apis", "batch", "v1"]:
-            group, rest = "batch", parts[3:]
-        else:
+        resolved = resolve(ROUTES, method, normalized_path(path))
+        if resolved is None:
             raise APIError(404, f"the server could not find the requested resource ({path})")
-        if len(rest) < 3 or rest[0] != "namespaces":
-            raise APIError(404, f"the server could not find the requested resource ({path})")
-        namespace, resource, name, sub = (
-            rest[1],
-            rest[2],
-            (rest[3] if len(rest) > 3 else None),
-            (rest[4] if len(rest) > 4 else None),
-        )
-        if (group, resource) not in (("batch", "jobs"), ("", "pods"), ("", "secrets")):
-            raise APIError(404, f"the server could not find the requested resource ({path})")
+        (group, resource), parts = resolved[0].target, resolved[1]
+        namespace, name, sub = parts["namespace"], parts.get("name"), parts.get("subresource")
         verb = {
             "GET": "get" if name else "list",
             "POST": "create",
