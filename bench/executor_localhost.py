@@ -292,8 +292,49 @@ def where_time_goes() -> tuple[str, dict[str, Any]]:
             ],
             spread_rows,
         )
+        + "\n\n"
+        + _spread_findings(profiles, spreads)
     )
     return text, {"profiles": profiles, "spread": spreads}
+
+
+def _spread_findings(profiles: dict[str, dict[str, Any]], spreads: dict[str, list[dict[str, float]]]) -> str:
+    """Where the run-to-run differences lie, per version, and what the profile says competes for the cores."""
+    lines = []
+    now_where = "unknown"
+    for name, runs in spreads.items():
+        fastest, slowest = min(runs, key=lambda r: r["elapsed_s"]), max(runs, key=lambda r: r["elapsed_s"])
+
+        def phases(run: dict[str, float]) -> tuple[float, float, float]:
+            return run["submit_s"], run["last_end_s"] - run["first_start_s"], run["elapsed_s"] - run["last_end_s"]
+
+        gap = slowest["elapsed_s"] - fastest["elapsed_s"]
+        deltas = [b - a for a, b in zip(phases(fastest), phases(slowest))]
+        where = max(range(3), key=lambda i: deltas[i])
+        labels = ("submitting", "the calls' own run", "seeing the results after the last call ended")
+        processes = profiles.get(name, {}).get("processes", {})
+        client = sum(processes.get("client", {}).values())
+        pool = sum(processes.get("runner", {}).values()) + sum(processes.get("workers", {}).values())
+        share = f"; in its profile the client used {client / (client + pool):.0%} of the CPU" if client + pool else ""
+        if name == "this version":
+            now_where = (
+                "in submitting",
+                "in the calls' own run (the workers)",
+                "how long after the last call the next poll comes (`pywren.monitor_interval`)",
+            )[where]
+        lines.append(
+            f"{name}: the slowest run took {seconds(gap)} longer than the fastest, {seconds(deltas[where])} of it "
+            f"in {labels[where]}{share}"
+        )
+    return (
+        "**Why runs swing.** "
+        + "; ".join(lines)
+        + ". On 2 cores the client shares the CPU with the runner's 2 workers: whatever the client does per poll "
+        "(in the first release it listed and read every call's status files and rescanned every pending call, "
+        "O(N) per poll, and each call wrote three files) is taken from the calls' run, so a run's length depended on "
+        "how its polls fell; this version's client does O(new records) work per poll, and the largest part of its "
+        f"remaining swing is {now_where}."
+    )
 
 
 def _cost_plot(ctx: Context, data: list[dict[str, Any]]) -> str:

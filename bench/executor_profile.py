@@ -160,10 +160,12 @@ def _charge(
             continue
         frames = stack.split(";")
         role = default_role
-        if frames and frames[0].startswith("process "):
+        pid = None
+        while frames and frames[0].startswith("process "):  # a child's samples carry its parents' frames first
             pid = int(frames[0].split()[1].split(":")[0])
-            role = "runner" if pid == runner_pid else default_role
             frames = frames[1:]
+        if pid is not None and pid == runner_pid:
+            role = "runner"
         function = "start-up and imports"
         for frame in reversed(frames):
             name, _, where = frame.partition(" (")
