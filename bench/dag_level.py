@@ -242,7 +242,7 @@ def _warm_runs(home: AirflowHome, sizes: tuple[int, ...], quick: bool) -> dict[s
     out = home.root / "warm.out"
     with open(out, "wb") as stdout, open(home.root / "warm.log", "wb") as stderr:
         process = subprocess.Popen(
-            [sys.executable, "-m", "bench.dag_warm_child", json.dumps(plan)],
+            [sys.executable, str(Path(__file__).with_name("dag_warm_child.py")), json.dumps(plan)],  # stdlib only
             env=home.env,
             cwd=home.root,
             stdin=subprocess.DEVNULL,
@@ -348,7 +348,10 @@ def _refusal(home: AirflowHome, n: int) -> dict[str, Any]:
     except RuntimeError:
         pass  # the command fails with the run: the log says why
     log = (home.root / log_name).read_text(errors="replace")
-    found = re.search(r"(UnmappableXComLengthPushed[^\n]*|[^\n]*max_map_length[^\n]*)", log)
+    found = re.search(
+        r"(UnmappableXComLengthPushed[^\n]*|[^\n]*unmappable_return_value_length[^\n]*|[^\n]*max_map_length[^\n]*)",
+        log,
+    )
     return {
         "n": n,
         "state": home.last_run("bench_dynamic_map").get("state"),
