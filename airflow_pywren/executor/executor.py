@@ -443,7 +443,7 @@ class FunctionExecutor:
     def _invoke(
         self,
         job_payload: dict[str, Any],
-        calls: Sequence[dict[str, Any]],
+        calls: CallList,
         futures: Sequence[ResponseFuture],
         progress: InvocationProgress,
         batch: int,
@@ -453,7 +453,7 @@ class FunctionExecutor:
         storage (see :mod:`.invocation`): calls refused, or not invoked after a compute error, are
         recorded as failed; then the activation ids, then that the invocation is complete."""
         size = batch or len(calls) or 1
-        invocations: list[Invocation] = []
+        batches: list[Sequence[Invocation]] = []
         failure: BaseException | None = None
         job_id = job_payload["job_id"]
         heartbeat = min(10.0, self.config["pywren"]["invocation_grace"] / 4)
@@ -464,15 +464,16 @@ class FunctionExecutor:
                 if start and not resuming:
                     recorder.invoking(progress.invoked + start, progress.invoked + min(start + size, len(calls)))
                 try:
-                    invocations.extend(self.compute.invoke(job_payload, calls[start : start + size]))
+                    batches.append(self.compute.invoke(job_payload, calls[start : start + size]))
                 except ComputeError as exc:
                     failure = exc
                     break
                 except OSError as exc:
                     failure = ComputeError(f"could not invoke job {job_id} on {self.compute.name}: {exc}")
                     break
+            invocations = itertools.chain.from_iterable(batches)  # in call order, made one at a time
             for index, future in enumerate(futures):
-                invocation = invocations[index] if index < len(invocations) else None
+                invocation = next(invocations, None)
                 if invocation is not None and invocation.error is None:
                     future.set_invocation(invocation.activation_id, invocation.invoker_id)
                     continue

@@ -7,7 +7,8 @@ manifest (``keys.INVOCATION``)::
 
     {"calls": 1000, "invoked": 400, "invoking": 600, "complete": false, "updated": 1764000000.0}
 
-and, once complete, the calls' activation ids (``"activations": {call_id: activation_id}``)
+and, once complete, the calls' activation ids (``"activations": {call_id: activation_id}``, with
+consecutive ids packed into ``"activation_runs"``: :func:`pack_activations`)
 or the remote invoker's (``"invoker_id"``, whose own activation stores the calls' ids in
 ``keys.ACTIVATIONS``), so that an attaching process can check for lost activations too.
 
@@ -80,8 +81,45 @@ class InvocationProgress:
             "updated": self.updated,
         }
         if self.complete:
-            record.update(activations=self.activations, invoker_id=self.invoker_id)
+            runs, others = pack_activations(self.activations)
+            record.update(activation_runs=runs, activations=others, invoker_id=self.invoker_id)
         return json.dumps(record).encode()
+
+
+def pack_activations(activations: dict[str, str]) -> tuple[list[list[Any]], dict[str, str]]:
+    """``activations`` as runs ``[first call index, count, prefix, first number]`` of consecutive calls whose ids
+    are one prefix and consecutive numbers (the localhost runner's ``local-<pid>-<n>``), and the other ids."""
+    runs: list[list[Any]] = []
+    others: dict[str, str] = {}
+    last: list[Any] | None = None
+    for call_id, activation_id in activations.items():
+        head = activation_id.rstrip("0123456789")
+        digits = activation_id[len(head) :]
+        index = int(call_id) if call_id.isdigit() else -1
+        if index < 0 or call_id != keys.call_id_of(index) or not digits or (digits[0] == "0" and len(digits) > 1):
+            others[call_id] = activation_id
+            continue
+        number = int(digits)
+        if last is not None and last[2] == head and index == last[0] + last[1] and number == last[3] + last[1]:
+            last[1] += 1
+        else:
+            last = [index, 1, head, number, activation_id]
+            runs.append(last)
+    for run in runs:
+        if run[1] == 1:  # a lone id (OpenWhisk's are random hex): as it is
+            others[keys.call_id_of(run[0])] = run.pop()
+    return [run[:4] for run in runs if run[1] > 1], others
+
+
+def unpack_activations(runs: Sequence[Sequence[Any]], others: dict[str, str]) -> dict[str, str]:
+    """The ``{call_id: activation_id}`` that :func:`pack_activations` packed."""
+    activations = {
+        keys.call_id_of(index + offset): f"{prefix}{number + offset}"
+        for index, count, prefix, number in runs
+        for offset in range(count)
+    }
+    activations.update(others)
+    return activations
 
 
 def read_progress(
@@ -102,7 +140,7 @@ def read_progress(
         int(record["invoking"]),
         bool(record["complete"]),
         float(record["updated"]),
-        dict(record.get("activations") or {}),
+        unpack_activations(record.get("activation_runs") or (), dict(record.get("activations") or {})),
         record.get("invoker_id"),
     )
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, overload
+from typing import Any, ClassVar, NamedTuple, overload
 
 from airflow_pywren.executor.config import Config, Setting
 
 
-@dataclass(frozen=True, slots=True)
-class Invocation:
-    """The outcome of submitting one call: an activation id, or the reason it was refused.
+class Invocation(NamedTuple):
+    """The outcome of submitting one call: an activation id, or the reason it was refused (a tuple: cheap to
+    make by the hundred thousand).
 
     ``invoker_id``: the activation that invokes the call for the client (a remote invoker), if any.
     """
@@ -40,6 +40,17 @@ class CallList(Sequence[dict[str, Any]]):
 
     def __len__(self) -> int:
         return len(self.call_ids)
+
+    def byte_ranges(self) -> list[int]:
+        """Every call's data byte range, flat: ``[start, end, start, end, ...]``."""
+        ends = self.data_ends
+        if ends is None:
+            return [0, 0] * len(self.call_ids)
+        flat: list[int] = []
+        for call_id in self.call_ids:
+            index = int(call_id)
+            flat += (ends[index - 1] if index else 0, ends[index])
+        return flat
 
     @overload
     def __getitem__(self, position: int) -> dict[str, Any]: ...
@@ -118,8 +129,8 @@ class ComputeBackend(ABC):
         self.config = config
 
     @abstractmethod
-    def invoke(self, job: dict[str, Any], calls: Sequence[dict[str, Any]]) -> list[Invocation]:
-        """Start one activation per call without waiting for them to finish."""
+    def invoke(self, job: dict[str, Any], calls: CallList) -> Sequence[Invocation]:
+        """Start one activation per call without waiting for them to finish; one invocation per call, in order."""
 
     def invoke_batch(self, calls: int) -> int:
         """How many of a job's ``calls`` to pass to one :meth:`invoke`, so that the executor records the

@@ -11,13 +11,13 @@ import struct
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, overload
 
 from airflow_pywren.executor import validation
 from airflow_pywren.executor.call_env import clean_environment
-from airflow_pywren.executor.compute.base import ComputeBackend, Invocation, PendingCall
+from airflow_pywren.executor.compute.base import CallList, ComputeBackend, Invocation, PendingCall
 from airflow_pywren.executor.compute.localhost_runner import recv_message, send_message
 from airflow_pywren.executor.config import Config, Setting
 from airflow_pywren.executor.errors import ComputeError
@@ -147,25 +147,23 @@ class LocalhostCompute(ComputeBackend):
             tail = log_path.read_text(errors="replace")[-2000:] if log_path.exists() else ""
             raise ComputeError(f"the localhost runner did not start (log {log_path}):\n{tail}")
 
-    def invoke(self, job: dict[str, Any], calls: Sequence[dict[str, Any]]) -> list[Invocation]:
-        ranges: list[int] = []
+    def invoke(self, job: dict[str, Any], calls: CallList) -> Sequence[Invocation]:
         extra: dict[str, dict[str, Any]] = {}
-        for index, call in enumerate(calls):
-            ranges.extend(call["data_byte_range"])
-            if len(call) > 2:
+        if calls.reduce:
+            for index, call in enumerate(calls):
                 extra[str(index)] = {k: v for k, v in call.items() if k not in ("call_id", "data_byte_range")}
+        call_ids = list(calls.call_ids)
         reply = self.request(
             {
                 "op": "invoke",
                 "job": job,
-                "call_ids": [call["call_id"] for call in calls],
-                "ranges": ranges,
+                "call_ids": call_ids,
+                "ranges": calls.byte_ranges(),
                 "extra": extra,
                 "nested": blocking.inside_localhost_call(),
             }
         )
-        prefix, first = reply["activation_prefix"], reply["first_sequence"]
-        return [Invocation(call["call_id"], f"{prefix}{first + index}") for index, call in enumerate(calls)]
+        return RunnerInvocations(call_ids, reply["activation_prefix"], reply["first_sequence"])
 
     def lost_activations(self, pending: Sequence[PendingCall]) -> dict[str, str]:
         """Calls whose runner (named in the id, ``local-{pid}-{n}``) is gone: queued ones, and
@@ -316,3 +314,31 @@ def stop_runners(runner_dir: str | os.PathLike[str]) -> int:
         except OSError:
             pass
     return stopped
+
+
+class RunnerInvocations(Sequence[Invocation]):
+    """The runner's activation ids of invoked calls, ``<prefix><first + position>``, each made when read."""
+
+    def __init__(self, call_ids: Sequence[str], prefix: str, first: int) -> None:
+        self.call_ids, self.prefix, self.first = call_ids, prefix, first
+
+    def __len__(self) -> int:
+        return len(self.call_ids)
+
+    @overload
+    def __getitem__(self, position: int) -> Invocation: ...
+
+    @overload
+    def __getitem__(self, position: slice) -> Sequence[Invocation]: ...
+
+    def __getitem__(self, position: int | slice) -> Invocation | Sequence[Invocation]:
+        if isinstance(position, slice):
+            return [self[i] for i in range(*position.indices(len(self)))]
+        if position < 0:
+            position += len(self)
+        return Invocation(self.call_ids[position], f"{self.prefix}{self.first + position}")
+
+    def __iter__(self) -> Iterator[Invocation]:
+        prefix, first = self.prefix, self.first
+        for position, call_id in enumerate(self.call_ids):
+            yield Invocation(call_id, f"{prefix}{first + position}")
