@@ -36,7 +36,7 @@ AIRFLOW_ENV = {
     "AIRFLOW__CORE__DAGS_FOLDER": str(_ROOT / "dags"),
     "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
     "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
-    "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{_ROOT / 'home' / 'airflow.db'}",
+    "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{_ROOT / 'home' / 'airflow.db'}?timeout=60",  # see services/airflow.py
     "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
 }
 os.environ.update(AIRFLOW_ENV)

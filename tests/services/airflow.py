@@ -40,7 +40,9 @@ def private_airflow_env(home: Path, dags_folder: Path, db: Path, connections: di
             "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{db}",
+            # an API server, a scheduler, a triggerer and task processes share one SQLite file: a writer waits up to
+            # 60 s for the lock (SQLite's default, 5 s, fails tasks with "database is locked" on a busy machine)
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{db}?timeout=60",
             "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
             "PYTHONPATH": os.pathsep.join(p for p in (_repo_path(), os.environ.get("PYTHONPATH")) if p),
             **{f"AIRFLOW_CONN_{name.upper()}": json.dumps(value) for name, value in connections.items()},
