@@ -58,9 +58,10 @@ BATCH_BACKENDS = ("k8s", "code_engine")
 
 
 def _batch_backend() -> str | None:
-    """``k8s`` or ``code_engine`` when that is the configured compute backend."""
+    """``k8s`` or ``code_engine`` when that is the configured compute backend (even if its section is incomplete:
+    the command then fails naming what that backend lacks, not what ``ibm_cf`` would)."""
     try:
-        backend = load_config()["pywren"]["compute_backend"]
+        backend = load_config(complete=False)["pywren"]["compute_backend"]
     except PyWrenError:
         return None
     return backend if backend in BATCH_BACKENDS else None
@@ -68,7 +69,7 @@ def _batch_backend() -> str | None:
 
 def _configured_runtime() -> str:
     try:
-        config = load_config()
+        config = load_config(complete=False)  # building an image needs no credentials
         section = (
             config["pywren"]["compute_backend"] if config["pywren"]["compute_backend"] in BATCH_BACKENDS else "ibm_cf"
         )

@@ -251,11 +251,14 @@ def config_file_path() -> Path | None:
     return path if path.is_file() else None
 
 
-def load_config(overrides: Mapping[str, Any] | None = None, base: Mapping[str, Any] | None = None) -> Config:
+def load_config(
+    overrides: Mapping[str, Any] | None = None, base: Mapping[str, Any] | None = None, complete: bool = True
+) -> Config:
     """Build and validate the configuration from every layer; later layers win.
 
     ``base`` (settings inherited by an executor created inside a call) comes right after
-    the defaults.
+    the defaults. ``complete=False`` checks names and types only, not that the chosen backends
+    have what they need (to read which backend is configured, say).
     """
     config = defaults()
     if base:
@@ -268,7 +271,8 @@ def load_config(overrides: Mapping[str, Any] | None = None, base: Mapping[str, A
         if not isinstance(overrides, Mapping):
             raise PyWrenConfigError(f"config must be a dict of sections, got {type(overrides).__name__}")
         config = merge(config, overrides, "the config argument")
-    _check_complete(config)
+    if complete:
+        _check_complete(config)
     return config
 
 

@@ -375,7 +375,29 @@ def secret_values(config: dict[str, dict[str, Any]]) -> list[str]:
                 password = urlsplit(value).password
                 if password:
                     secrets.append(password)
+    secrets.extend(kubeconfig_secrets((config.get("k8s") or {}).get("kubeconfig_dict")))
     return secrets
+
+
+KUBECONFIG_USER_SECRETS = ("token", "password", "client-key-data")
+KUBECONFIG_PROVIDER_SECRETS = ("access-token", "refresh-token", "id-token", "client-secret")
+
+
+def kubeconfig_secrets(kubeconfig: Any) -> list[str]:
+    """The credentials in a kubeconfig mapping (a kubernetes connection's ``kube_config``): tokens, passwords,
+    client keys, auth-provider tokens and secrets."""
+    if not isinstance(kubeconfig, dict):
+        return []
+    found: list[str] = []
+    for entry in kubeconfig.get("users") or []:
+        user = (entry.get("user") if isinstance(entry, dict) else None) or {}
+        if not isinstance(user, dict):
+            continue
+        found.extend(str(user[key]) for key in KUBECONFIG_USER_SECRETS if user.get(key))
+        provider = (user.get("auth-provider") or {}).get("config") or {}
+        if isinstance(provider, dict):
+            found.extend(str(provider[key]) for key in KUBECONFIG_PROVIDER_SECRETS if provider.get(key))
+    return found
 
 
 def conn_fields() -> dict[str, dict[str, Any]]:

@@ -15,7 +15,7 @@ import pytest
 from airflow_pywren.executor.errors import PyWrenConfigError, PyWrenError
 from airflow_pywren.executor.executor import FunctionExecutor
 from airflow_pywren.executor.jobs import job_reference
-from airflow_pywren.hooks.connection import config_from_connection
+from airflow_pywren.hooks.connection import config_from_connection, kubernetes_settings, secret_values
 from tests.airflow.conftest import CONN_ENV, AirflowHome, connection_json
 
 pytestmark = pytest.mark.airflow
@@ -70,6 +70,42 @@ def test_connection_fields_map_to_config_sections() -> None:
     assert config_from_connection(None, None, None, {"config": json.dumps({"pywren": {"runtime": "img"}})}) == {
         "pywren": {"runtime": "img"}
     }
+
+
+def test_kubernetes_connection_becomes_k8s_settings_whose_credentials_are_masked() -> None:
+    """A kubernetes connection's kube_config (JSON text, prefixed keys) becomes k8s settings; the masker gets
+    every credential in it."""
+    kubeconfig = {
+        "apiVersion": "v1",
+        "clusters": [{"name": "c", "cluster": {"server": "https://10.0.0.1"}}],
+        "users": [
+            {"name": "bot", "user": {"token": "K8s-t0ken-0ne"}},
+            {
+                "name": "oidc",
+                "user": {
+                    "client-certificate-data": "Q0VSVA==",
+                    "client-key-data": "S2V5LWRhdGE=",
+                    "auth-provider": {
+                        "name": "oidc",
+                        "config": {"refresh-token": "Refr3sh-Tw0", "idp-issuer-url": "x"},
+                    },
+                },
+            },
+        ],
+    }
+    settings = kubernetes_settings(
+        "kubernetes",
+        {
+            "extra__kubernetes__kube_config": json.dumps(kubeconfig),
+            "namespace": "batch",
+            "in_cluster": "false",
+            "cluster_context": "prod",
+        },
+    )
+    assert settings == {"kubeconfig_dict": kubeconfig, "namespace": "batch", "in_cluster": False, "context": "prod"}
+    assert sorted(secret_values({"k8s": settings})) == ["K8s-t0ken-0ne", "Refr3sh-Tw0", "S2V5LWRhdGE="]
+    with pytest.raises(PyWrenConfigError, match="must be of type 'kubernetes'"):
+        kubernetes_settings("http", {})
 
 
 def test_localhost_form_fields_and_errors_named_by_form_labels() -> None:

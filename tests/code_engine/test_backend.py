@@ -6,6 +6,8 @@ import time
 from typing import Any
 
 import pytest
+from ibm_cloud_sdk_core.authenticators import IAMAuthenticator
+from ibm_code_engine_sdk.code_engine_v2 import CodeEngineV2, JobRunList
 
 import airflow_pywren as pywren
 from airflow_pywren.executor.compute.code_engine import resources, settings_from_ibm_cf
@@ -167,3 +169,22 @@ def test_ibm_cf_settings_carry_over() -> None:
             "action_prefix": "pywren_x",
         }
     ) == {"region": "eu-de", "iam_api_key": "KEY", "runtime": "me/runtime:1", "job_prefix": "pywren-x"}
+
+
+@pytest.mark.timeout(180)
+def test_official_sdk_works_against_the_test_server_on_the_runs_the_backend_creates(
+    code_engine_server, project, ce_config, executors
+):
+    """IBM's ibm-code-engine-sdk, unchanged: IAM authenticator, project, job runs parsed by its own models."""
+    pw = executors(ce_config)
+    assert pw.get_result(pw.map(calls.square, range(5))) == [0, 1, 4, 9, 16]
+    settings = ce_config["code_engine"]
+    sdk = CodeEngineV2(authenticator=IAMAuthenticator(settings["iam_api_key"], url=code_engine_server.endpoint))
+    sdk.set_service_url(settings["endpoint"])
+    assert sdk.get_project(id=project).get_status_code() == 200
+    (run,) = JobRunList.from_dict(sdk.list_job_runs(project_id=project).get_result()).job_runs
+    assert (run.scale_array_spec, run.scale_cpu_limit, run.scale_memory_limit) == ("0-1", "0.125", "0.25G")
+    assert run.run_volume_mounts[0].reference == run.name and run.run_service_account == "none"
+    assert run.status_details.requested == 2
+    assert sdk.delete_job_run(project_id=project, name=run.name).get_status_code() == 202
+    assert not code_engine_server.runs_in(project)

@@ -83,6 +83,30 @@ def test_clean_removes_finished_jobs_and_their_secrets(server, namespace, k8s_co
     assert not [k for k in server.secrets if k[0] == namespace]
 
 
+def test_clean_leaves_running_jobs_and_other_executors_jobs(server, namespace, k8s_config, executors):
+    mine, other = executors(k8s_config), executors(k8s_config)
+    assert mine.get_result(mine.map(square, [1])) == [1] and other.get_result(other.map(square, [2])) == [4]
+    running = mine.map(calls.sleeps, [60])
+    _wait_for(lambda: sum(bool(j["status"].get("conditions")) for j in server.jobs_in(namespace)) == 2)
+    assert mine.compute.clean(mine.executor_id) == 1
+    left = {
+        (j["metadata"]["labels"]["airflow-pywren/executor-id"], j["metadata"]["labels"]["airflow-pywren/job-id"])
+        for j in server.jobs_in(namespace)
+    }
+    assert left == {(mine.executor_id, running[0].job_id), (other.executor_id, "M000")}
+    secrets = {k[1] for k in server.secrets if k[0] == namespace}
+    assert {j["metadata"]["name"] for j in server.jobs_in(namespace)} <= secrets  # the running Job keeps its payload
+    assert mine.cancel(running) == 1
+
+
+def _wait_for(condition, timeout: float = 60) -> None:
+    deadline = time.time() + timeout
+    while not condition():
+        if time.time() > deadline:
+            raise TimeoutError("condition not met")
+        time.sleep(0.05)
+
+
 def test_least_privilege_role_is_enough(server, namespace, k8s_config, executors, tmp_path):
     """A token allowed exactly the documented Role runs, cancels and cleans; one without Secrets is told what to grant."""
     rules = {(group, resource, verb) for group, resource, verbs in RBAC_RULES for verb in verbs}
@@ -111,3 +135,49 @@ def test_kubeconfig_dict_and_missing_kubeconfig(server, namespace, k8s_config, e
     missing = merge_config(k8s_config, {"k8s": {"kubeconfig": str(tmp_path / "nope")}})
     with pytest.raises(PyWrenConfigError, match="could not load Kubernetes credentials"):
         executors(missing)
+
+
+@pytest.mark.timeout(180)
+def test_job_view_shows_a_kubernetes_job_with_its_lost_calls(k8s_config, executors, monkeypatch):
+    from airflow_pywren.ui import reader
+
+    monkeypatch.setattr(reader, "MIN_REFRESH_SECONDS", 0.0)
+    pw = executors(k8s_config)
+    futures = pw.map(calls.exits_at_four, range(6))
+    pw.wait(futures)
+    view = reader.JobView(
+        executors(k8s_config), {"executor_id": pw.executor_id, "kind": "map", "job_ids": [futures[0].job_id]}
+    )
+    view.refresh()
+    summary = view.summary()
+    assert (summary["compute_backend"], summary["total"], summary["success"], summary["failed"]) == ("k8s", 6, 4, 2)
+    lost = summary["first_errors"]
+    assert [row["call_id"] for row in lost] == ["00004", "00005"]
+    assert lost[0]["activation_id"] == futures[4].activation_id and lost[0]["activation_id"].endswith("/1")
+    assert lost[0]["error"]["type"] == "ActivationLostError" and "exited (exit code 0" in lost[0]["error"]["message"]
+
+
+def test_in_cluster_credentials_inside_a_pod_without_kubeconfig(server, namespace, tmp_path, monkeypatch):
+    """In a pod (service host set, no kubeconfig) the pod's service account is used; a kubeconfig given wins."""
+    from kubernetes.config import incluster_config
+
+    from airflow_pywren.executor.compute.k8s import load_api_client
+
+    token, cert = tmp_path / "token", tmp_path / "ca.crt"
+    token.write_text("pod-t0ken")
+    cert.write_text("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")
+    monkeypatch.setattr(incluster_config, "SERVICE_TOKEN_FILENAME", str(token))
+    monkeypatch.setattr(incluster_config, "SERVICE_CERT_FILENAME", str(cert))
+    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "10.96.0.1")
+    monkeypatch.setenv("KUBERNETES_SERVICE_PORT", "443")
+    monkeypatch.delenv("KUBECONFIG", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.kube/config
+    api = load_api_client({})
+    assert api.configuration.host == "https://10.96.0.1:443"
+    assert any(str(v).endswith("pod-t0ken") for v in api.configuration.api_key.values())
+    api.close()
+    api = load_api_client({"kubeconfig": str(server.write_kubeconfig(tmp_path / "kc", namespace))})
+    assert api.configuration.host == server.endpoint
+    api.close()
+    with pytest.raises(PyWrenConfigError, match="could not load Kubernetes credentials"):
+        load_api_client({"in_cluster": False})  # no kubeconfig anywhere

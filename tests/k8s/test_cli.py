@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from pathlib import Path
 
 import pytest
 
@@ -11,6 +12,7 @@ from airflow_pywren.cli import main
 from tests.conftest import merge_config
 
 pytestmark = pytest.mark.timeout(180)
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def run(capsys, monkeypatch, config, *argv: str) -> tuple[int, str, str]:
@@ -53,3 +55,23 @@ def test_deploy_on_code_engine(code_engine_server, localhost_config, capsys, mon
     code, out, err = run(capsys, monkeypatch, config, "runtime", "deploy")
     assert code == 0, err
     assert "code_engine: Hello runtime! image=airflowpywren/runtime:test memory=256MB" in out
+
+
+@pytest.mark.parametrize("backend", ["k8s", "code_engine"])
+def test_build_tags_the_image_the_configured_batch_backend_runs(backend, localhost_config, capsys, monkeypatch):
+    """With no --tag, the image built is the one the k8s or code_engine section names, from the package's Dockerfile."""
+    config = merge_config(
+        localhost_config,
+        {"pywren": {"compute_backend": backend}, backend: {"runtime": f"registry.example/{backend}/runtime:7"}},
+    )
+    code, out, err = run(capsys, monkeypatch, config, "runtime", "build", "--context", str(REPO_ROOT), "--dry-run")
+    assert code == 0, err
+    assert out.splitlines()[0].endswith(
+        f"-f {REPO_ROOT / 'airflow_pywren/runtime/Dockerfile'} -t registry.example/{backend}/runtime:7 {REPO_ROOT}"
+    )
+
+
+def test_deploy_with_an_incomplete_code_engine_section_names_what_it_lacks(localhost_config, capsys, monkeypatch):
+    config = merge_config(localhost_config, {"pywren": {"compute_backend": "code_engine"}})
+    code, _, err = run(capsys, monkeypatch, config, "runtime", "deploy")
+    assert code == 1 and "'code_engine.project_id'" in err and "ibm_cf" not in err

@@ -27,6 +27,7 @@ non-zero exit is ``ContainerExitedCode<N>``. ``status_details`` carries the inde
 
 from __future__ import annotations
 
+import base64
 import itertools
 import json
 import os
@@ -216,6 +217,26 @@ class Instance:
         return detail
 
 
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def iam_token(api_key: str, expiry: float) -> str:
+    """An access token shaped like IAM's: a JWT (signed with a random key here) whose ``iat`` and ``exp`` the
+    IBM SDKs' token managers read."""
+    header = {"alg": "HS256", "typ": "JWT", "kid": "test"}
+    now = int(time.time())
+    claims = {
+        "iss": "test-iam",
+        "sub": f"ServiceId-{api_key[:8]}",
+        "iat": now,
+        "exp": int(expiry),
+        "jti": uuid.uuid4().hex,
+    }
+    signing_input = f"{_b64url(json.dumps(header).encode())}.{_b64url(json.dumps(claims).encode())}"
+    return f"{signing_input}.{_b64url(secrets.token_bytes(32))}"
+
+
 class CodeEngineTestServer:
     """HTTP front end, IAM stand-in, projects with secrets and job runs, and the instances that run them."""
 
@@ -333,8 +354,8 @@ class CodeEngineTestServer:
             0
         ] != "urn:ibm:params:oauth:grant-type:apikey" or api_key not in self.projects.values():
             raise APIError(400, "Provided API key could not be found.", "BXNIM0415E")
-        token = secrets.token_hex(24)
         expiry = time.time() + self.token_lifetime
+        token = iam_token(api_key, expiry)
         self.tokens[token] = (api_key, expiry)
         return {
             "access_token": token,
@@ -457,6 +478,14 @@ class CodeEngineTestServer:
             "scale_max_execution_time": int(body.get("scale_max_execution_time", 7200)),
             "scale_retry_limit": int(body.get("scale_retry_limit", 3)),
             "run_mode": body.get("run_mode", "task"),
+            "run_arguments": list(body.get("run_arguments") or []),
+            "run_commands": list(body.get("run_commands") or []),
+            "run_env_variables": list(body.get("run_env_variables") or []),
+            "run_volume_mounts": list(body.get("run_volume_mounts") or []),
+            "computed_env_variables": [
+                {"type": "literal", "name": "CE_JOBRUN", "value": name},
+                {"type": "literal", "name": "CE_SUBDOMAIN", "value": project_id[:12]},
+            ],
             "_indices": parse_indices(str(body.get("scale_array_spec") or "0")),
         }
         self.runs[(project_id, name)] = run

@@ -10,14 +10,18 @@ kubeconfig pointing at ``http://127.0.0.1:<port>`` with a bearer token):
   ``.../pods/{name}/log`` (GET, ``tailLines``);
 * ``/api/v1/namespaces/{ns}/secrets`` (GET list, POST, DELETE collection) and
   ``.../secrets/{name}`` (GET, PATCH as a JSON merge, DELETE);
+* ``/api/v1/namespaces/{ns}/events`` (GET list with ``fieldSelector`` on ``involvedObject.*``);
 * errors as ``Status`` objects (401, 403, 404, 409, 422), optional RBAC per token
   (``add_token(rules=...)``: ``(api group, resource, verb)`` triples, 403 otherwise).
 
 A job controller runs Indexed Jobs (``completions``, ``parallelism``, ``backoffLimitPerIndex``,
 ``completedIndexes``/``failedIndexes``, ``Complete``/``Failed`` conditions,
 ``ttlSecondsAfterFinished``) and owner-based garbage collection (deleting a Job deletes its
-pods and the Secrets it owns). One "node" runs at most ``max_pods`` pods; the others stay
-``Pending`` (``Unschedulable``). A pod is a subprocess of the runtime image's command
+pods and the Secrets it owns). One "node" (labels ``node_labels``) runs at most ``max_pods`` pods; the others, and pods whose
+``nodeSelector`` it does not match, stay ``Pending`` (``Unschedulable``, with the scheduler's
+message). A namespace may enforce Pod Security's ``restricted`` level or refuse every pod (as an
+exhausted ResourceQuota does): the job controller then creates no pod and records a
+``FailedCreate`` event on the Job with the API's message (``create_namespace``). A pod is a subprocess of the runtime image's command
 (``python -m airflow_pywren.executor.worker``) with the container's environment
 (``value`` and ``secretKeyRef``), ``JOB_COMPLETION_INDEX``, and its secret volumes written to
 a per-pod directory (environment values under a mount path point there). So each pod runs
@@ -81,6 +85,7 @@ COLLECTIONS = {
     ("batch", "jobs"): "/apis/batch/v1/namespaces/{namespace}/jobs",
     ("", "pods"): "/api/v1/namespaces/{namespace}/pods",
     ("", "secrets"): "/api/v1/namespaces/{namespace}/secrets",
+    ("", "events"): "/api/v1/namespaces/{namespace}/events",
 }
 ROUTES: list[Route[tuple[str, str]]] = [
     Route(("GET", "POST", "PATCH", "DELETE"), pattern, resource)
@@ -89,6 +94,10 @@ ROUTES: list[Route[tuple[str, str]]] = [
 ]
 DEADLINE_MESSAGE = "Pod was active on the node longer than the specified deadline"
 EVICTED_MESSAGE = "The node was low on resource: memory. Threshold quantity: 100Mi, available: 12Mi."
+SELECTOR_MESSAGE = (
+    "0/1 nodes are available: 1 node(s) didn't match Pod's node affinity/selector. preemption: 0/1 nodes are "
+    "available: 1 Preemption is not helpful for scheduling."
+)
 
 
 class APIError(Exception):
@@ -135,6 +144,48 @@ def matches(labels: dict[str, str], selector: str | None) -> bool:
         elif labels.get(term) is None:
             return False
     return True
+
+
+def field_matches(obj: dict[str, Any], selector: str | None) -> bool:
+    """``involvedObject.kind=Job,involvedObject.name=x`` (a ``fieldSelector``) against an object."""
+    for term in (selector or "").split(","):
+        if "=" not in term:
+            continue
+        path, value = term.replace("==", "=").split("=", 1)
+        found: Any = obj
+        for part in path.strip().split("."):
+            found = found.get(part) if isinstance(found, dict) else None
+        if str(found if found is not None else "") != value.strip():
+            return False
+    return True
+
+
+def restricted_violations(pod_spec: dict[str, Any]) -> list[str]:
+    """What a pod spec lacks for Pod Security's ``restricted`` level (its checks on these fields, in its words)."""
+    pod_security = pod_spec.get("securityContext") or {}
+    found = []
+    for container in pod_spec.get("containers") or []:
+        name, security = container.get("name"), container.get("securityContext") or {}
+        if security.get("allowPrivilegeEscalation") is not False:
+            found.append(
+                f'allowPrivilegeEscalation != false (container "{name}" must set '
+                "securityContext.allowPrivilegeEscalation=false)"
+            )
+        if "ALL" not in ((security.get("capabilities") or {}).get("drop") or []):
+            found.append(
+                f'unrestricted capabilities (container "{name}" must set securityContext.capabilities.drop=["ALL"])'
+            )
+        if not (security.get("runAsNonRoot", pod_security.get("runAsNonRoot"))):
+            found.append(f'runAsNonRoot != true (pod or container "{name}" must set securityContext.runAsNonRoot=true)')
+        if security.get("runAsUser", pod_security.get("runAsUser")) == 0:
+            found.append(f'runAsUser=0 (container "{name}" must not set runAsUser=0)')
+        seccomp = (security.get("seccompProfile") or pod_security.get("seccompProfile") or {}).get("type")
+        if seccomp not in ("RuntimeDefault", "Localhost"):
+            found.append(
+                f'seccompProfile (pod or container "{name}" must set securityContext.seccompProfile.type to '
+                '"RuntimeDefault" or "Localhost")'
+            )
+    return found
 
 
 def merge_patch(target: Any, patch: Any) -> Any:
@@ -452,6 +503,9 @@ class KubernetesTestServer:
         self.max_pods = max_pods
         self.lock = threading.RLock()
         self.namespaces: set[str] = {"default"}
+        self.admission: dict[str, dict[str, str | None]] = {}  # namespace -> pod_security, refuse_pods
+        self.node_labels = {"kubernetes.io/hostname": "test-node", "kubernetes.io/os": "linux", "pool": "batch"}
+        self.events: dict[tuple[str, str], dict[str, Any]] = {}
         self.jobs: dict[tuple[str, str], dict[str, Any]] = {}
         self.pods: dict[tuple[str, str], Pod] = {}
         self.secrets: dict[tuple[str, str], dict[str, Any]] = {}
@@ -495,11 +549,61 @@ class KubernetesTestServer:
         self.tokens[token] = rules
         return token
 
-    def create_namespace(self, name: str | None = None) -> str:
+    def create_namespace(
+        self, name: str | None = None, pod_security: str | None = None, refuse_pods: str | None = None
+    ) -> str:
+        """A namespace; ``pod_security="restricted"`` enforces that level, ``refuse_pods`` refuses every pod
+        with that reason (``exceeded quota: ...``)."""
         name = name or f"ns-{secrets.token_hex(4)}"
         with self.lock:
             self.namespaces.add(name)
+            self.admission[name] = {"pod_security": pod_security, "refuse_pods": refuse_pods}
         return name
+
+    def refusal(self, namespace: str, pod_name: str, pod_spec: dict[str, Any]) -> str | None:
+        """Why the API refuses to create this pod in ``namespace``, in its words; None if it accepts it."""
+        rules = self.admission.get(namespace) or {}
+        if rules.get("refuse_pods"):
+            return f'pods "{pod_name}" is forbidden: {rules["refuse_pods"]}'
+        if rules.get("pod_security") == "restricted":
+            violations = restricted_violations(pod_spec)
+            if violations:
+                return f'pods "{pod_name}" is forbidden: violates PodSecurity "restricted:latest": ' + ", ".join(
+                    violations
+                )
+        return None
+
+    def record_event(self, job: dict[str, Any], reason: str, message: str) -> None:
+        """A Warning event on the Job (counted, as the API aggregates repeats)."""
+        namespace, name = job["metadata"]["namespace"], f"{job['metadata']['name']}.{reason.lower()}"
+        event = self.events.get((namespace, name))
+        if event is not None:
+            event.update({"count": event["count"] + 1, "lastTimestamp": now_text(), "message": message})
+            return
+        self.events[(namespace, name)] = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {
+                "name": name,
+                "namespace": namespace,
+                "uid": str(uuid.uuid4()),
+                "creationTimestamp": now_text(),
+            },
+            "involvedObject": {
+                "apiVersion": "batch/v1",
+                "kind": "Job",
+                "name": job["metadata"]["name"],
+                "namespace": namespace,
+                "uid": job["metadata"]["uid"],
+            },
+            "reason": reason,
+            "message": message,
+            "type": "Warning",
+            "count": 1,
+            "firstTimestamp": now_text(),
+            "lastTimestamp": now_text(),
+            "source": {"component": "job-controller"},
+        }
 
     def kubeconfig(self, namespace: str = "default", token: str | None = None) -> dict[str, Any]:
         """A kubeconfig (as a mapping) for this server."""
@@ -577,7 +681,12 @@ class KubernetesTestServer:
         with self.lock:
             running = sum(1 for p in self.pods.values() if p.started is not None and not p.ended)
             for pod in sorted(self.pods.values(), key=lambda p: p.created):
-                if pod.started is None and not pod.ended and running < self.max_pods:
+                if pod.started is not None or pod.ended:
+                    continue
+                selector = pod.obj["spec"].get("nodeSelector") or {}
+                if any(self.node_labels.get(k) != v for k, v in selector.items()):
+                    pod.obj["status"]["conditions"][0]["message"] = SELECTOR_MESSAGE
+                elif running < self.max_pods:
                     pod.start()
                     running += 1
             for pod in list(self.pods.values()):
@@ -624,6 +733,10 @@ class KubernetesTestServer:
             if index in done or index in state["started"]:
                 continue
             pod = Pod(self, job, index)
+            refused = self.refusal(pod.namespace, pod.name, pod.obj["spec"])
+            if refused is not None:
+                self.record_event(job, "FailedCreate", f"Error creating: {refused}")
+                break
             self.pods[(pod.namespace, pod.name)] = pod
             state["started"].add(index)
             active.append(pod)
@@ -707,9 +820,14 @@ class KubernetesTestServer:
         self.authorize(auth, group, full_resource, verb, namespace)
         with self.lock:
             self.requests.append((method, f"{group}/{full_resource}".lstrip("/"), namespace))
-            store: dict[tuple[str, str], Any] = {"jobs": self.jobs, "pods": self.pods, "secrets": self.secrets}[
-                resource
-            ]
+            store: dict[tuple[str, str], Any] = {
+                "jobs": self.jobs,
+                "pods": self.pods,
+                "secrets": self.secrets,
+                "events": self.events,
+            }[resource]
+            if resource == "events" and (method != "GET" or name is not None):
+                raise APIError(405, "events are recorded by the controllers here; list them")
             if sub == "log" and method == "GET":
                 pod = self.pods.get((namespace, name or ""))
                 if pod is None:
@@ -724,10 +842,11 @@ class KubernetesTestServer:
                     for (ns, _), v in sorted(store.items(), key=lambda kv: kv[0])
                     if ns == namespace
                     and matches(self._obj(v)["metadata"].get("labels") or {}, query.get("labelSelector"))
+                    and field_matches(self._obj(v), query.get("fieldSelector"))
                 ]
                 if query.get("limit"):
                     items = items[: int(query["limit"])]
-                kind = {"jobs": "JobList", "pods": "PodList", "secrets": "SecretList"}[resource]
+                kind = {"jobs": "JobList", "pods": "PodList", "secrets": "SecretList", "events": "EventList"}[resource]
                 return 200, {
                     "kind": kind,
                     "apiVersion": "batch/v1" if group else "v1",

@@ -13,7 +13,9 @@ Per pod: the container memory request and limit are the job's ``runtime_memory``
 request ``k8s.cpu``; ``activeDeadlineSeconds`` is ``calls_per_pod * timeout + k8s.deadline_margin``
 (each call also stops itself at its own timeout). ``backoffLimitPerIndex: 0`` and
 ``restartPolicy: Never``: a failed pod fails only its own index and no call runs twice.
-The pods get no service account token unless ``k8s.service_account`` is set.
+The pods get no service account token unless ``k8s.service_account`` is set, and meet Pod Security's
+``restricted`` profile (non-root user ``k8s.run_as_user``, the runtime's default seccomp profile, no
+privilege escalation, no capabilities).
 
 Labels on the Job, its pods and the Secret: ``app.kubernetes.io/managed-by=airflow-pywren``,
 ``airflow-pywren/executor-id`` and ``airflow-pywren/job-id``. A call's activation id is
@@ -24,8 +26,11 @@ pending calls: GET the Job, LIST its pods by label): a pod that ended (OOMKilled
 DeadlineExceeded, Evicted, deleted) or cannot start (image pull errors, for
 ``k8s.image_pull_timeout`` seconds; the Job is then deleted so that it cannot run later) fails
 the calls of its index that have no final status, with the pod's reason; so does a Job that
-no longer exists. ``cancel()`` deletes the Job (and records the cancelled calls); ``clean()``
-deletes the executor's finished Jobs and their Secrets.
+no longer exists, and a Job none of whose pods reached a node within ``k8s.start_timeout``
+seconds (unschedulable, or refused by a quota or Pod Security: the Job's ``FailedCreate`` event
+is quoted when the credentials may list events; the Job is deleted). ``cancel()`` deletes the
+Job (and records the cancelled calls); ``clean()`` deletes the executor's finished Jobs and
+their Secrets.
 
 Credentials: ``k8s.kubeconfig_dict`` (a kubeconfig as a mapping, e.g. from an Airflow
 ``kubernetes`` connection), else in-cluster config (``k8s.in_cluster``, or automatically inside
@@ -82,6 +87,8 @@ RBAC_RULES = (
     ("", "secrets", ("create", "patch", "deletecollection")),
 )
 """What the backend's credentials need in ``k8s.namespace`` (a namespaced Role): see the README."""
+OPTIONAL_RBAC_RULES = (("", "events", ("list",)),)
+"""Used when granted: the reason of a Job that creates no pod quotes its ``FailedCreate`` event."""
 
 
 def _short_hash(text: str, length: int = 8) -> str:
@@ -200,6 +207,16 @@ class KubernetesCompute(ComputeBackend):
         "image_pull_timeout": Setting(
             (int, float), 120, "seconds a pod may fail to pull its image before its calls fail", minimum=0
         ),
+        "start_timeout": Setting(
+            (int, float, type(None)),
+            600,
+            "seconds a Job may have no pod on a node (unschedulable, or its pods refused: a quota, Pod Security) "
+            "before its calls fail (null: wait)",
+            minimum=0,
+        ),
+        "run_as_user": Setting(
+            (int, type(None)), 1000, "user id of the pods' container (null: the image's user, which must not be root)"
+        ),
         "ttl_after_finished": Setting(
             (int, type(None)), 3600, "seconds Kubernetes keeps a finished Job (null: until clean())", minimum=0
         ),
@@ -226,6 +243,7 @@ class KubernetesCompute(ComputeBackend):
         self._jobs: dict[tuple[str, str], dict[str, Any]] = {}  # jobs invoked here: payload fields and calls
         self._reasons: dict[str, str] = {}  # activation id -> reason, once a pod's end is known
         self._pull_errors: dict[str, float] = {}  # pod name -> when a start error was first seen
+        self._unplaced: dict[str, float] = {}  # Job name -> when it was first seen with no pod on a node
 
     # ------------------------------------------------------------- errors
     def _api_error(self, exc: Exception, what: str) -> Exception:
@@ -286,9 +304,13 @@ class KubernetesCompute(ComputeBackend):
         }
         if self.settings["image_pull_policy"]:
             container["imagePullPolicy"] = self.settings["image_pull_policy"]
+        security: dict[str, Any] = {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
+        if self.settings["run_as_user"] is not None:
+            security["runAsUser"] = int(self.settings["run_as_user"])
         pod_spec: dict[str, Any] = {
             "restartPolicy": "Never",
             "activeDeadlineSeconds": max(1, deadline),
+            "securityContext": security,  # Pod Security's "restricted" profile
             "containers": [container],
             "volumes": [{"name": "payload", "secret": {"secretName": name}}],
         }
@@ -470,9 +492,77 @@ class KubernetesCompute(ComputeBackend):
                     reason = f"Job {name} ended ({finished}) before the pod of index {index} ran these calls"
             if reason:
                 found[aid] = self._reasons[aid] = reason
+        waiting = [i for i in indexes if batch.activation_id(name, i) not in found]
+        if waiting and not start_failed and not finished:
+            stalled = self._start_stalled(name, job, pods, failed_indexes | completed)
+            if stalled:
+                for index in waiting:
+                    aid = batch.activation_id(name, index)
+                    found[aid] = self._reasons[aid] = stalled
+                start_failed = True
         if start_failed:
             self._delete_job(name)
         return found
+
+    def _start_stalled(self, name: str, job: Any, pods: list[Any], ended: set[int]) -> str | None:
+        """Why no pod of the Job reached a node within ``k8s.start_timeout`` seconds, once it has not; else None.
+
+        Pods waiting for room while others of the Job run (or ran) are not counted: the cluster is busy, not
+        unable. A Job none of whose pods is placed is: no node fits them (node selector, memory or CPU
+        requests, taints), or the API refuses to create them (a ResourceQuota, a LimitRange, Pod Security).
+        """
+        limit = self.settings["start_timeout"]
+        placed = bool(ended) or any(pod.spec.node_name or pod.status.phase not in ("Pending", None) for pod in pods)
+        if limit is None or placed:
+            self._unplaced.pop(name, None)
+            return None
+        first = self._unplaced.setdefault(name, time.monotonic())
+        if time.monotonic() - first < float(limit):
+            return None
+        pending = next(iter(sorted(pods, key=lambda p: p.metadata.name)), None)
+        if pending is not None:
+            scheduled = next((c for c in pending.status.conditions or [] if c.type == "PodScheduled"), None)
+            spec = job.spec.template.spec
+            container = spec.containers[0]
+            requests = (container.resources.requests or {}) if container.resources else {}
+            why = (
+                f"pod {pending.metadata.name} is Pending ({getattr(scheduled, 'reason', None) or 'not scheduled'}: "
+                f"{getattr(scheduled, 'message', None) or 'no message'}); check 'k8s.node_selector' "
+                f"({spec.node_selector or 'none'}) and that a node can fit a pod requesting "
+                f"{requests.get('memory', '?')} memory (runtime_memory) and {requests.get('cpu', '?')} CPU ('k8s.cpu')"
+            )
+        else:
+            event = self._failed_create_event(name)
+            why = (
+                f"the Job created no pod ({event})"
+                if event
+                else "the Job created no pod: the API refuses them (a ResourceQuota, a LimitRange or the namespace's "
+                f"Pod Security level; `kubectl describe job {name} -n {self.namespace}` shows why, and allowing "
+                "'list' on events lets this message quote it)"
+            )
+        return (
+            f"no pod of Job {name} reached a node within 'k8s.start_timeout' = {float(limit):g} s: {why}; or raise "
+            "'k8s.start_timeout'. The Job was deleted so that it cannot run later"
+        )
+
+    def _failed_create_event(self, name: str) -> str | None:
+        """The newest ``FailedCreate`` event of the Job (its message says why its pods are refused), if readable."""
+        try:
+            events = self.core_api.list_namespaced_event(
+                self.namespace,
+                field_selector=f"involvedObject.kind=Job,involvedObject.name={name}",
+                _request_timeout=30,
+            ).items
+        except Exception as exc:  # the Role need not allow it
+            logger.debug("could not read the events of Job %s: %s", name, exc)
+            return None
+        refused = [e for e in events if e.reason == "FailedCreate"]
+        if not refused:
+            return None
+        newest = max(
+            refused, key=lambda e: str(e.last_timestamp or e.event_time or e.metadata.creation_timestamp or "")
+        )
+        return f"FailedCreate: {newest.message}"
 
     def _pod_reason(self, pod: Any, job: Any) -> tuple[str | None, bool]:
         """Why this pod's calls will never write their statuses, if they will not; and whether it cannot start."""
