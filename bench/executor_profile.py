@@ -88,17 +88,21 @@ def _runner_pid(runner_dir: Path) -> int:
     raise RuntimeError(f"no localhost runner found for {runner_dir}")
 
 
+def _client(tree: Path) -> tuple[Path, list[str], dict[str, str]]:
+    """A private PyWren home, and the command and environment that run :data:`CLIENT` with ``tree``'s package."""
+    home = bench_home()
+    config = {"localhost": {"storage_dir": str(home / "storage"), "runner_dir": str(home / "runner")}}
+    script = home / "client.py"
+    script.write_text(CLIENT)
+    return home, [sys.executable, str(script), json.dumps(config)], {**os.environ, "PYTHONPATH": str(tree)}
+
+
 def profile_tree(tree: Path, n: int) -> dict[str, Any]:
     """Run a no-op map over ``n`` items with ``tree``'s package under py-spy; CPU seconds by process and function."""
     spy = py_spy()
     if spy is None:
         return {"error": "py-spy is not installed"}
-    home = bench_home()
-    config = {"localhost": {"storage_dir": str(home / "storage"), "runner_dir": str(home / "runner")}}
-    script = home / "client.py"
-    script.write_text(CLIENT)
-    env = {**os.environ, "PYTHONPATH": str(tree)}
-    command = [sys.executable, str(script), json.dumps(config)]
+    home, command, env = _client(tree)
     subprocess.run([*command, "0", "0"], env=env, cwd=home, check=True, timeout=300, capture_output=True)
     runner = _runner_pid(home / "runner")
     runner_out, client_out = home / "runner.txt", home / "client.txt"
@@ -132,12 +136,7 @@ def profile_tree(tree: Path, n: int) -> dict[str, Any]:
 def job_phases(tree: Path, n: int, runs: int) -> list[dict[str, float]]:
     """``runs`` no-op maps over ``n`` items, one after another in one client of ``tree``'s package: for each,
     submit time, when the first call started and the last one ended, and when the client had all results."""
-    home = bench_home()
-    config = {"localhost": {"storage_dir": str(home / "storage"), "runner_dir": str(home / "runner")}}
-    script = home / "client.py"
-    script.write_text(CLIENT)
-    env = {**os.environ, "PYTHONPATH": str(tree)}
-    command = [sys.executable, str(script), json.dumps(config)]
+    home, command, env = _client(tree)
     try:
         subprocess.run([*command, "0", "0"], env=env, cwd=home, check=True, timeout=300, capture_output=True)
         done = subprocess.run(

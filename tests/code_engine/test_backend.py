@@ -188,3 +188,27 @@ def test_official_sdk_works_against_the_test_server_on_the_runs_the_backend_crea
     assert run.status_details.requested == 2
     assert sdk.delete_job_run(project_id=project, name=run.name).get_status_code() == 202
     assert not code_engine_server.runs_in(project)
+
+
+@pytest.mark.timeout(180)
+def test_a_run_none_of_whose_instances_starts_fails_its_calls_and_is_deleted(
+    code_engine_server, project, ce_config, executors
+):
+    code_engine_server.held_projects.add(project)  # the project's quota is used up: instances stay pending
+    try:
+        pw = executors(merge_config(ce_config, {"code_engine": {"start_timeout": 1}}))
+        futures = pw.map(calls.square, range(4))  # two instances of three and one call
+        results = outcomes(pw, futures)
+    finally:
+        code_engine_server.held_projects.discard(project)
+    assert all(isinstance(r, ActivationLostError) for r in results)
+    message = str(results[0])
+    assert "'code_engine.start_timeout' = 1 s" in message and "2 pending of 2" in message
+    assert not code_engine_server.runs_in(project)  # deleted: it cannot run the calls later
+
+
+@pytest.mark.timeout(180)
+def test_a_run_waiting_for_room_while_another_runs_is_not_failed(code_engine_server, project, ce_config, executors):
+    pw = executors(merge_config(ce_config, {"code_engine": {"start_timeout": 0.5, "calls_per_instance": 1}}))
+    futures = pw.map(calls.sleeps, [0.4] * 14)  # more instances than the server runs at once
+    assert pw.get_result(futures) == [0.4] * 14

@@ -48,7 +48,7 @@ import pytest
 
 from tests.services.kubernetes import REPO_ROOT, TEST_RUNTIME, index_ranges, now_text
 from tests.services.processes import die_with_parent
-from tests.services.routing import Route, normalized_path, resolve
+from tests.services.routing import APIRequestHandler, Route, normalized_path, resolve
 
 COMBINATIONS = {
     "0.125": ("0.25G", "0.5G", "1G"),
@@ -246,6 +246,8 @@ class CodeEngineTestServer:
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.max_instances = max_instances
+        self.held_projects: set[str] = set()
+        """Projects whose instances stay pending (as when the project's quota is used up by other work)."""
         self.region = region
         self.lock = threading.RLock()
         self.projects: dict[str, str] = {}  # project id -> API key
@@ -311,10 +313,15 @@ class CodeEngineTestServer:
         while not self._stop.wait(TICK):
             with self.lock:
                 running = sum(1 for ins in itertools.chain(*self.instances.values()) if ins.status == "running")
-                for instances in self.instances.values():
+                for (project_id, _), instances in self.instances.items():
                     for instance in instances:
                         instance.poll()
-                        if instance.status == "pending" and instance.started is None and running < self.max_instances:
+                        if (
+                            instance.status == "pending"
+                            and instance.started is None
+                            and running < self.max_instances
+                            and project_id not in self.held_projects
+                        ):
                             instance.start()
                             running += instance.status == "running"
 
@@ -494,16 +501,12 @@ class CodeEngineTestServer:
 
 
 def _make_handler(server: CodeEngineTestServer) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
+    class Handler(APIRequestHandler):
+        methods = ("GET", "POST", "DELETE")
 
-        def log_message(self, format: str, *args: Any) -> None:
-            return None
-
-        def _handle(self, method: str) -> None:
+        def answer(self, method: str) -> None:
             split = urlsplit(self.path)
-            length = int(self.headers.get("Content-Length") or 0)
-            raw = self.rfile.read(length) if length else b""
+            raw = self.read_body()
             try:
                 if split.path == "/identity/token" and method == "POST":
                     code, answer = 200, server.issue_token(parse_qs(raw.decode()))
@@ -525,21 +528,7 @@ def _make_handler(server: CodeEngineTestServer) -> type[BaseHTTPRequestHandler]:
                     400,
                     {"errors": [{"code": "invalid_json", "message": "the body is not JSON"}], "status_code": 400},
                 )
-            data = b"" if answer is None else json.dumps(answer).encode()
-            self.send_response(code)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def do_GET(self) -> None:  # noqa: N802
-            self._handle("GET")
-
-        def do_POST(self) -> None:  # noqa: N802
-            self._handle("POST")
-
-        def do_DELETE(self) -> None:  # noqa: N802
-            self._handle("DELETE")
+            self.send_body(code, b"" if answer is None else json.dumps(answer).encode())
 
     return Handler
 

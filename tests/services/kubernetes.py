@@ -60,7 +60,7 @@ import pytest
 import yaml
 
 from tests.services.processes import die_with_parent
-from tests.services.routing import Route, normalized_path, resolve
+from tests.services.routing import APIRequestHandler, Route, normalized_path, resolve
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TEST_RUNTIME = "airflowpywren/runtime:test"
@@ -999,17 +999,13 @@ def _status(code: int, message: str) -> dict[str, Any]:
 
 
 def _make_handler(server: KubernetesTestServer) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
+    class Handler(APIRequestHandler):
+        methods = ("GET", "POST", "PATCH", "DELETE")
 
-        def log_message(self, format: str, *args: Any) -> None:
-            return None
-
-        def _handle(self, method: str) -> None:
+        def answer(self, method: str) -> None:
             split = urlsplit(self.path)
             query = {k: v[-1] for k, v in parse_qs(split.query).items()}
-            length = int(self.headers.get("Content-Length") or 0)
-            raw = self.rfile.read(length) if length else b""
+            raw = self.read_body()
             try:
                 body = json.loads(raw) if raw else None
             except ValueError:
@@ -1025,26 +1021,9 @@ def _make_handler(server: KubernetesTestServer) -> type[BaseHTTPRequestHandler]:
 
         def _reply(self, code: int, answer: Any) -> None:
             if isinstance(answer, str):
-                data, kind = answer.encode(), "text/plain"
+                self.send_body(code, answer.encode(), "text/plain")
             else:
-                data, kind = json.dumps(answer).encode(), "application/json"
-            self.send_response(code)
-            self.send_header("Content-Type", kind)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def do_GET(self) -> None:  # noqa: N802
-            self._handle("GET")
-
-        def do_POST(self) -> None:  # noqa: N802
-            self._handle("POST")
-
-        def do_PATCH(self) -> None:  # noqa: N802
-            self._handle("PATCH")
-
-        def do_DELETE(self) -> None:  # noqa: N802
-            self._handle("DELETE")
+                self.send_body(code, json.dumps(answer).encode())
 
     return Handler
 

@@ -92,6 +92,9 @@ class RabbitMQBroker:
         """Start the node and wait until it accepts AMQP connections."""
         if self.running:
             return
+        # clients find the node by its AMQP port, rabbitmqctl by epmd: the distribution port may change, and
+        # must when restarting, since another process may have taken the last one while the node was down
+        self.dist_port = free_port()
         log = open(self.base_dir / "log" / "server.out", "ab")
         self.process = subprocess.Popen(
             [str(RABBITMQ_BIN / "rabbitmq-server")],

@@ -10,7 +10,9 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler
+from typing import Any, ClassVar, Generic, TypeVar
 from urllib.parse import unquote
 
 TargetT = TypeVar("TargetT")
@@ -64,3 +66,38 @@ def resolve(routes: Sequence[Route[TargetT]], method: str, path: str) -> tuple[R
 def normalized_path(path: str) -> str:
     """``path`` with one leading slash and no trailing one, as the routes are written."""
     return "/" + path.strip("/")
+
+
+class APIRequestHandler(BaseHTTPRequestHandler):
+    """A test server's request handler: HTTP/1.1 keep-alive, no access log, each method in ``methods`` to
+    :meth:`answer` (others: 501, as the standard handler answers), and :meth:`send_body` for the answer."""
+
+    protocol_version = "HTTP/1.1"
+    methods: ClassVar[tuple[str, ...]] = ("GET", "PUT", "POST", "PATCH", "DELETE")
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return None
+
+    def answer(self, method: str) -> None:
+        raise NotImplementedError
+
+    def read_body(self) -> bytes:
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
+
+    def send_body(
+        self, status: int, data: bytes, content_type: str = "application/json", reason: str | None = None
+    ) -> None:
+        self.send_response(status, reason)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _dispatch(self) -> None:
+        if self.command in self.methods:
+            self.answer(self.command)
+        else:
+            self.send_error(HTTPStatus.NOT_IMPLEMENTED, f"Unsupported method ({self.command!r})")
+
+    do_GET = do_PUT = do_POST = do_PATCH = do_DELETE = _dispatch  # noqa: N815

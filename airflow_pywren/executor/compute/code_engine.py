@@ -255,6 +255,13 @@ class CodeEngineCompute(ComputeBackend):
         "image_pull_timeout": Setting(
             (int, float), 120, "seconds an instance may fail to pull its image before its calls fail", minimum=0
         ),
+        "start_timeout": Setting(
+            (int, float, type(None)),
+            600,
+            "seconds a job run may have no instance started (the project's quota or the region's capacity used "
+            "up) before its calls fail and the run is deleted (null: wait)",
+            minimum=0,
+        ),
         "job_prefix": Setting((str,), "pywren", "prefix of the job run names"),
         "lost_check_interval": Setting(
             (int, float), 10, "seconds between checks of the job runs of jobs with calls pending", minimum=0
@@ -286,6 +293,7 @@ class CodeEngineCompute(ComputeBackend):
         self._jobs: dict[str, dict[str, Any]] = {}  # run name -> job fields and call ids (jobs invoked here)
         self._reasons: dict[str, str] = {}
         self._pull_errors: dict[str, float] = {}
+        self._unstarted: dict[str, float] = {}  # job run -> when it was first seen with no instance started
         self._secrets_deleted: set[str] = set()
 
     def check(self) -> None:
@@ -433,11 +441,36 @@ class CodeEngineCompute(ComputeBackend):
                 reason = f"job run {name} ended ({run.get('status')}) before instance {index} ran these calls"
             if reason:
                 found[aid] = self._reasons[aid] = reason
+        pulling = any(str((d or {}).get("last_failure_reason") or "") in PULL_ERRORS for d in per_index.values())
+        stalled = (
+            None if run.get("status") in FINISHED or pulling else self._start_stalled(name, details, succeeded, failed)
+        )
+        if stalled:
+            for aid in ids.values():
+                found.setdefault(aid, self._reasons.setdefault(aid, stalled))
+            delete_run = True
         if delete_run:
             self.client.request("DELETE", self.client.url("job_runs", name), ok=(200, 202, 204, 404))
         if (run.get("status") in FINISHED or delete_run) and name not in self._secrets_deleted:
             self._delete_secret(name)
         return found
+
+    def _start_stalled(self, name: str, details: dict[str, Any], succeeded: set[int], failed: set[int]) -> str | None:
+        """Why no instance of the run started within ``code_engine.start_timeout`` seconds, once none has; else None."""
+        limit = self.settings["start_timeout"]
+        if limit is None or int(details.get("running") or 0) or succeeded or failed:
+            self._unstarted.pop(name, None)
+            return None
+        first = self._unstarted.setdefault(name, time.monotonic())
+        if time.monotonic() - first < float(limit):
+            return None
+        return (
+            f"no instance of job run {name} started within 'code_engine.start_timeout' = {float(limit):g} s "
+            f"({details.get('pending', '?')} pending of {details.get('requested', '?')}): the project's quota or "
+            "the region's capacity is used up (`ibmcloud ce jobrun get --name "
+            f"{name}` shows why); free it or raise 'code_engine.start_timeout'. The job run was deleted so that it "
+            "cannot run later"
+        )
 
     def _failure(self, name: str, index: int, why: str, run: dict[str, Any]) -> str:
         memory = run.get("scale_memory_limit")

@@ -21,7 +21,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from tests.services.openwhisk import routes
 from tests.services.openwhisk.activations import Activation, ActivationRunner, ContainerPool
-from tests.services.routing import normalized_path
+from tests.services.routing import APIRequestHandler, normalized_path
 
 TEST_RUNTIME = "airflowpywren/runtime:test"
 RECORD_LIMIT = 50_000
@@ -206,47 +206,23 @@ class OpenWhiskTestServer:
 
 
 def _make_handler(server: OpenWhiskTestServer) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
+    class Handler(APIRequestHandler):
+        methods = ("GET", "PUT", "POST", "DELETE")
 
-        def log_message(self, format: str, *args: Any) -> None:
-            return None
-
-        def _handle(self, method: str) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
+        def answer(self, method: str) -> None:
             url = urlsplit(self.path)
             request = routes.Request(
                 method=method,
                 path=normalized_path(url.path),
                 query={k: v[-1] for k, v in parse_qs(url.query).items()},
                 headers=self.headers,
-                body=self.rfile.read(length) if length else b"",
+                body=self.read_body(),
                 client_port=self.client_address[1],
             )
             route, status, body = routes.answer(server, request)
             if route is routes.INVOKE_ROUTE:
                 with server.lock:
                     server.answers[status] += 1
-            self._reply(status, body)
-
-        def _reply(self, status: int, body: Any) -> None:
-            data = json.dumps(body).encode()
-            self.send_response(status, ERRORS.get(status))
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def do_GET(self) -> None:  # noqa: N802
-            self._handle("GET")
-
-        def do_PUT(self) -> None:  # noqa: N802
-            self._handle("PUT")
-
-        def do_POST(self) -> None:  # noqa: N802
-            self._handle("POST")
-
-        def do_DELETE(self) -> None:  # noqa: N802
-            self._handle("DELETE")
+            self.send_body(status, json.dumps(body).encode(), reason=ERRORS.get(status))
 
     return Handler
