@@ -59,7 +59,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import yaml
 
-from tests.services.processes import die_with_parent
+from tests.services.processes import die_with_parent, serve_until_stopped
 from tests.services.routing import APIRequestHandler, Route, normalized_path, resolve
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -1049,14 +1049,7 @@ def main(argv: list[str] | None = None) -> int:
     server = KubernetesTestServer(workdir, args.max_pods, port=args.port).start()
     path = server.write_kubeconfig(workdir / "kubeconfig")
     print(json.dumps({"k8s": {"kubeconfig": str(path)}}), flush=True)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    try:
-        stop.wait()
-    except KeyboardInterrupt:
-        pass
-    server.stop()
-    return 0
+    return serve_until_stopped(server.stop)
 
 
 if __name__ == "__main__":

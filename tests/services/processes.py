@@ -5,6 +5,8 @@ from __future__ import annotations
 import ctypes
 import signal
 import socket
+import threading
+from collections.abc import Callable
 
 PR_SET_PDEATHSIG = 1
 
@@ -22,3 +24,15 @@ def die_with_parent() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     except (OSError, AttributeError):
         pass
+
+
+def serve_until_stopped(stop_server: Callable[[], None]) -> int:
+    """Block a server's command line until SIGTERM or Ctrl-C, then call ``stop_server``; the exit status."""
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        stop.wait()
+    except KeyboardInterrupt:
+        pass
+    stop_server()
+    return 0

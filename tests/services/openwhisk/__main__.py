@@ -5,12 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import sys
-import threading
 from pathlib import Path
 
 from tests.services.openwhisk.server import OpenWhiskTestServer
+from tests.services.processes import serve_until_stopped
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,14 +25,7 @@ def main(argv: list[str] | None = None) -> int:
         workdir, args.containers, port=args.port, namespace=args.namespace, api_key=args.api_key
     ).start()
     print(json.dumps({"ibm_cf": server.settings()}), flush=True)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    try:
-        stop.wait()
-    except KeyboardInterrupt:
-        pass
-    server.stop()
-    return 0
+    return serve_until_stopped(server.stop)
 
 
 if __name__ == "__main__":
