@@ -349,7 +349,7 @@ class FunctionExecutor:
                 func, items, "data" if kind == CALL_ASYNC else "iterdata", extra_args, self.signer
             )
         else:
-            staged = arguments.StagedData(b"", [0] * len(items), False)
+            staged = arguments.StagedData(b"", [], False)  # reducers read the map results, not a data object
         data_bytes = staged.blob
         job_id = f"{_JOB_LETTER[kind]}{next(self._job_counter):03d}"
         prefix = self.storage.prefix
