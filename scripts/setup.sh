@@ -20,9 +20,11 @@ if [ ! -x .venv/bin/python ]; then
   fi
 fi
 stamp=.venv/.airflow-pywren-installed
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+# the versions the tests last passed with (see its header); AIRFLOW_PYWREN_CONSTRAINTS= installs the newest
+constraints=${AIRFLOW_PYWREN_CONSTRAINTS-scripts/constraints.txt}
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || { [ -n "$constraints" ] && [ "$constraints" -nt "$stamp" ]; }; then
   .venv/bin/python -m pip install --quiet --upgrade pip  # dependency groups (--group) need pip >= 25.1
-  .venv/bin/python -m pip install --quiet -e '.[k8s]' --group dev
+  .venv/bin/python -m pip install --quiet -e '.[k8s]' --group dev ${constraints:+--constraint "$constraints"}
   touch "$stamp"
 fi
 
