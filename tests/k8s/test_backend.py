@@ -62,6 +62,7 @@ def test_job_spec_limits_labels_and_secret(server, namespace, k8s_config, execut
     container = pod_spec.containers[0]
     assert container.resources.limits == {"memory": "300Mi"} and container.resources.requests["memory"] == "300Mi"
     assert pod_spec.active_deadline_seconds == 3 * 20 + 30
+    assert spec.active_deadline_seconds == 1 * (3 * 20 + 30) + 600  # one wave of pods, then k8s.start_timeout
     assert pod_spec.node_selector == {"pool": "batch"} and pod_spec.image_pull_secrets[0].name == "regcred"
     assert pod_spec.automount_service_account_token is False and pod_spec.restart_policy == "Never"
     # storage settings travel in the Secret the Job owns, never in the Job itself

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -86,3 +87,26 @@ def test_pods_waiting_for_room_while_others_of_the_job_run_are_not_failed(server
     pw = executors(config)
     assert outcomes(pw, pw.map(calls.sleeps, [3] * 8)) == [3] * 8
     assert len(server.pods_of(namespace)) == 8
+
+
+def test_job_whose_pods_wait_for_room_ends_by_itself_when_no_client_watches(server, namespace, k8s_config, executors):
+    """Kubernetes ends the Job at its own deadline (waves x pod deadline + start_timeout), client or not."""
+    config = merge_config(
+        k8s_config,
+        {"k8s": {"start_timeout": 1, "node_selector": {"pool": "gpu"}, "calls_per_pod": 1, "parallelism": 2}},
+    )
+    pw = executors(merge_config(config, {"k8s": {"deadline_margin": 0}}))
+    futures = pw.map(calls.square, range(4), timeout=1)  # 2 waves of 2 pods: Job deadline 2 x 1 + 1 s
+    job = server.jobs_in(namespace)[0]
+    assert job["spec"]["activeDeadlineSeconds"] == 3
+    pw.close()  # the client goes away: nothing checks the Job from here on
+    deadline = time.time() + 60
+    while time.time() < deadline and not server.jobs_in(namespace)[0]["status"].get("conditions"):
+        time.sleep(0.1)
+    (condition,) = server.jobs_in(namespace)[0]["status"]["conditions"]
+    assert (condition["type"], condition["reason"]) == ("Failed", "DeadlineExceeded")
+    assert not server.pods_of(namespace)  # its waiting pods are gone too
+    observer = executors(config)
+    results = outcomes(observer, observer.job_futures(futures[0].job_id, executor_id=pw.executor_id))
+    assert all(isinstance(r, ActivationLostError) for r in results), results
+    assert "activeDeadlineSeconds of 3 s" in str(results[3]) and "'k8s.start_timeout'" in str(results[3])

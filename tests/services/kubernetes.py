@@ -16,7 +16,7 @@ kubeconfig pointing at ``http://127.0.0.1:<port>`` with a bearer token):
 
 A job controller runs Indexed Jobs (``completions``, ``parallelism``, ``backoffLimitPerIndex``,
 ``completedIndexes``/``failedIndexes``, ``Complete``/``Failed`` conditions,
-``ttlSecondsAfterFinished``) and owner-based garbage collection (deleting a Job deletes its
+``ttlSecondsAfterFinished``, the Job's ``activeDeadlineSeconds``: its unended pods are deleted) and owner-based garbage collection (deleting a Job deletes its
 pods and the Secrets it owns). One "node" (labels ``node_labels``) runs at most ``max_pods`` pods; the others, and pods whose
 ``nodeSelector`` it does not match, stay ``Pending`` (``Unschedulable``, with the scheduler's
 message). A namespace may enforce Pod Security's ``restricted`` level or refuse every pod (as an
@@ -723,8 +723,9 @@ class KubernetesTestServer:
         done = state["succeeded"] | state["failed"]
         deadline = spec.get("activeDeadlineSeconds")
         if deadline and time.time() - state["start"] > float(deadline):
-            for pod in active:
-                pod.kill(("DeadlineExceeded",))
+            for pod in active:  # the Job controller deletes the Job's pods that have not ended
+                self.pods.pop((pod.namespace, pod.name), None)
+                pod.kill(("Deleted",))
             self._finish_job(job, "Failed", "DeadlineExceeded", "Job was active longer than specified deadline")
             return
         for index in range(completions):

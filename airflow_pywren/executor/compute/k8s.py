@@ -11,7 +11,9 @@ which picks the batch worker when its payload file is mounted: :mod:`..worker.ba
 
 Per pod: the container memory request and limit are the job's ``runtime_memory`` (MiB), the CPU
 request ``k8s.cpu``; ``activeDeadlineSeconds`` is ``calls_per_pod * timeout + k8s.deadline_margin``
-(each call also stops itself at its own timeout). ``backoffLimitPerIndex: 0`` and
+(each call also stops itself at its own timeout). The Job's own ``activeDeadlineSeconds`` is one pod
+deadline per wave of ``k8s.parallelism`` pods plus ``k8s.start_timeout``, so that Kubernetes ends
+a Job whose pods wait for room even when no client watches it. ``backoffLimitPerIndex: 0`` and
 ``restartPolicy: Never``: a failed pod fails only its own index and no call runs twice.
 The pods get no service account token unless ``k8s.service_account`` is set, and meet Pod Security's
 ``restricted`` profile (non-root user ``k8s.run_as_user``, the runtime's default seccomp profile, no
@@ -211,7 +213,7 @@ class KubernetesCompute(ComputeBackend):
             (int, float, type(None)),
             600,
             "seconds a Job may have no pod on a node (unschedulable, or its pods refused: a quota, Pod Security) "
-            "before its calls fail (null: wait)",
+            "before its calls fail; also the Job's own deadline beyond its pods' (null: wait, no Job deadline)",
             minimum=0,
         ),
         "run_as_user": Setting(
@@ -328,13 +330,18 @@ class KubernetesCompute(ComputeBackend):
             "airflow-pywren/calls": str(calls),
             "airflow-pywren/calls-per-pod": str(per),
         }
+        parallelism = min(pods, int(self.settings["parallelism"]))
         spec: dict[str, Any] = {
             "completionMode": "Indexed",
             "completions": pods,
-            "parallelism": min(pods, int(self.settings["parallelism"])),
+            "parallelism": parallelism,
             "backoffLimitPerIndex": 0,
             "template": {"metadata": {"labels": labels, "annotations": annotations}, "spec": pod_spec},
         }
+        if self.settings["start_timeout"] is not None:
+            # Kubernetes itself ends the Job, with or without a client watching it
+            waves = math.ceil(pods / parallelism)
+            spec["activeDeadlineSeconds"] = waves * max(1, deadline) + int(math.ceil(self.settings["start_timeout"]))
         if self.settings["ttl_after_finished"] is not None:
             spec["ttlSecondsAfterFinished"] = int(self.settings["ttl_after_finished"])
         return {
@@ -488,6 +495,8 @@ class KubernetesCompute(ComputeBackend):
                         f"the pod of index {index} of Job {name} succeeded but these calls wrote no final status, "
                         "and the pod is gone; check that the pods write to the storage this client reads"
                     )
+                elif finished == JOB_DEADLINE_EXCEEDED:
+                    reason = _job_deadline_reason(name, job)
                 elif finished:
                     reason = f"Job {name} ended ({finished}) before the pod of index {index} ran these calls"
             if reason:
@@ -716,6 +725,18 @@ class KubernetesCompute(ComputeBackend):
 
     def close(self) -> None:
         self.api_client.close()
+
+
+JOB_DEADLINE_EXCEEDED = "Failed: DeadlineExceeded"
+
+
+def _job_deadline_reason(name: str, job: Any) -> str:
+    return (
+        f"Kubernetes stopped Job {name} at its activeDeadlineSeconds of {job.spec.active_deadline_seconds} s "
+        "(each wave of 'k8s.parallelism' pods at its pods' deadline, plus 'k8s.start_timeout') before these calls "
+        "ran: its pods waited that long for room on the cluster. Give the namespace room for 'k8s.parallelism' "
+        "pods, or raise 'k8s.start_timeout'"
+    )
 
 
 def _job_finished(job: Any) -> str | None:
