@@ -485,7 +485,9 @@ class KubernetesCompute(ComputeBackend):
                 if reason:
                     break
             if reason is None and not candidates:
-                if index in failed_indexes:
+                if finished == JOB_DEADLINE_EXCEEDED:  # its controller deleted the pods that had not ended
+                    reason = _job_deadline_reason(name, job)
+                elif index in failed_indexes:
                     reason = (
                         f"the pod of index {index} of Job {name} was deleted before its calls ended "
                         "(the Job lists the index as failed); submit the calls again"
@@ -495,8 +497,6 @@ class KubernetesCompute(ComputeBackend):
                         f"the pod of index {index} of Job {name} succeeded but these calls wrote no final status, "
                         "and the pod is gone; check that the pods write to the storage this client reads"
                     )
-                elif finished == JOB_DEADLINE_EXCEEDED:
-                    reason = _job_deadline_reason(name, job)
                 elif finished:
                     reason = f"Job {name} ended ({finished}) before the pod of index {index} ran these calls"
             if reason:
