@@ -32,12 +32,8 @@ class StorageHandle:
         self.backend = backend
         self.bucket = backend.bucket
         self.backend_name = backend.name
-        settings = backend.settings
-        self._bucket_settings = dict(settings)
-        if backend.name == "localhost" and settings.get("data_dir"):
-            self._bucket_settings["storage_dir"] = settings["data_dir"]
         self._buckets: dict[str, StorageBackend] = {}
-        if self._bucket_settings.get("storage_dir") == settings.get("storage_dir"):
+        if backend.bucket_settings(backend.bucket) == {**backend.settings, "bucket": backend.bucket}:
             self._buckets[backend.bucket] = backend  # the job's bucket is where named buckets are
 
     def _in(self, bucket: str | None) -> StorageBackend:
@@ -45,7 +41,7 @@ class StorageHandle:
             return self.backend
         if bucket not in self._buckets:
             self._buckets[bucket] = create_storage(
-                self.backend.name, {**self._bucket_settings, "bucket": bucket}
+                self.backend.name, self.backend.bucket_settings(bucket)
             ).whole_bucket()
         return self._buckets[bucket]
 

@@ -43,10 +43,10 @@ def job_view_url(dag_id: str, run_id: str, task_id: str, map_index: int = -1, ba
 
 
 def job_record(
-    job_ref: dict[str, Any] | JobRef, conn_id: str, status: str, done: int = 0, failed: int = 0
+    job_ref: dict[str, Any] | JobRef, conn_id: str, status: JobStatus, done: int = 0, failed: int = 0
 ) -> dict[str, Any]:
     """The small JSON the job view reads: the reference (never per-call lists), its connection, status and counts."""
-    ref = JobRef.parse(job_ref).with_conn_id(conn_id).with_progress(JobStatus(status), done, failed)
+    ref = JobRef.parse(job_ref).with_conn_id(conn_id).with_progress(status, done, failed)
     record = {key: value for key, value in ref.to_xcom().items() if key not in ("result_keys", "results")}
     record["recorded_at"] = time.time()
     return record
@@ -64,7 +64,13 @@ class PyWrenJobLink(BaseOperatorLink):
 
     @classmethod
     def record(
-        cls, context: Any, job_ref: dict[str, Any] | JobRef, conn_id: str, status: str, done: int = 0, failed: int = 0
+        cls,
+        context: Any,
+        job_ref: dict[str, Any] | JobRef,
+        conn_id: str,
+        status: JobStatus,
+        done: int = 0,
+        failed: int = 0,
     ) -> None:
         """Store the job record and the link of the running task instance (both small, O(1) in calls)."""
         ti = context["ti"]

@@ -224,7 +224,7 @@ class BasePyWrenOperator(BaseOperator):
 
     def _record(self, context: Context, ref: JobRef, progress: JobProgress | None) -> None:
         """Record the job and its state for the job view (and the task's link)."""
-        status = "submitted" if progress is None or not progress.finished else progress.status
+        status = JobStatus.SUBMITTED if progress is None or not progress.finished else progress.status
         done, failed = (0, 0) if progress is None else (progress.done, progress.failed)
         PyWrenJobLink.record(context, ref, self.pywren_conn_id, status, done, failed)
 

@@ -13,7 +13,7 @@ from airflow_pywren.compat import (
     PokeReturnValue,
     conf,
 )
-from airflow_pywren.executor.jobref import JobRef
+from airflow_pywren.executor.jobref import JobRef, JobStatus
 from airflow_pywren.executor.jobs import JobProgress, JobWatcher, compact_reference
 from airflow_pywren.links.pywren import PyWrenJobLink
 from airflow_pywren.triggers.pywren import (
@@ -138,7 +138,7 @@ class PyWrenJobSensor(BaseSensorOperator):
         if getattr(self, "_recorded", None) == progress.finished:
             return
         self._recorded = progress.finished
-        status = progress.status if progress.finished else "submitted"
+        status = progress.status if progress.finished else JobStatus.SUBMITTED
         PyWrenJobLink.record(context, job_ref, self._conn_id(job_ref), status, progress.done, progress.failed)
 
     # -------------------------------------------------------------- helpers

@@ -21,7 +21,7 @@ from fastapi.staticfiles import StaticFiles
 
 from airflow_pywren.executor.jobref import JobRef
 from airflow_pywren.links.pywren import JOB_XCOM_KEY, job_view_url
-from airflow_pywren.ui.reader import JobCleaned, JobKey, JobView, JobViews, ref_job_ids
+from airflow_pywren.ui.reader import JobCleaned, JobKey, JobView, JobViews
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +106,7 @@ def _job_record(values: dict[str, Any]) -> dict[str, Any] | None:
     """The task instance's job record, or a job reference it returned (tasks run before the record existed)."""
     for key in (JOB_XCOM_KEY, "return_value"):
         value = values.get(key)
-        if isinstance(value, dict) and value.get("executor_id") and ref_job_ids(value):
+        if isinstance(value, dict) and JobRef.is_ref(value):
             return value
     return None
 
@@ -134,19 +134,20 @@ def _public(record: dict[str, Any]) -> dict[str, Any]:
 def _view(record: dict[str, Any]) -> JobView:
     from airflow_pywren.hooks.pywren import PyWrenHook, _check_same_storage
 
-    conn_id = record.get("pywren_conn_id") or PyWrenHook.default_conn_name
-    key = JobKey(f"{conn_id}|{record.get('location', '')}", str(record["executor_id"]), tuple(ref_job_ids(record)))
+    ref = JobRef.parse(record, "the task instance's job record")
+    conn_id = ref.pywren_conn_id or PyWrenHook.default_conn_name
+    key = JobKey(f"{conn_id}|{ref.location or ''}", ref.executor_id, ref.job_ids)
 
     def make_executor() -> Any:
         executor = PyWrenHook(pywren_conn_id=conn_id).get_conn(rabbitmq_monitor=False)
         try:
-            _check_same_storage(executor, JobRef.parse(record, "the task instance's job record"), conn_id)
+            _check_same_storage(executor, ref, conn_id)
         except BaseException:
             executor.close()
             raise
         return executor
 
-    return VIEWS.get(key, record, make_executor)
+    return VIEWS.get(key, ref, make_executor)
 
 
 def _redacted(message: str) -> str:

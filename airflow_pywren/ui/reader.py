@@ -14,13 +14,14 @@ import json
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from airflow_pywren.executor.errors import PyWrenError, StorageKeyNotFound
 from airflow_pywren.executor.executor import FunctionExecutor
 from airflow_pywren.executor.future import ERROR, PENDING, RUNNING, SUCCESS, ResponseFuture
+from airflow_pywren.executor.jobref import JobRef, JobStatus
 from airflow_pywren.executor.monitor.storage import read_start
 
 PREVIEW_CHARS = 2000
@@ -57,20 +58,14 @@ class JobKey:
     job_ids: tuple[str, ...]
 
 
-def ref_job_ids(job_ref: dict[str, Any]) -> list[str]:
-    """The job ids of a reference (``job_ids``, or a single ``job_id``)."""
-    ids = job_ref.get("job_ids") or ([job_ref["job_id"]] if job_ref.get("job_id") else [])
-    return [str(job_id) for job_id in ids]
-
-
 class JobView:
     """The calls of one referenced job, refreshed on demand."""
 
-    def __init__(self, executor: FunctionExecutor, job_ref: dict[str, Any]) -> None:
+    def __init__(self, executor: FunctionExecutor, job_ref: JobRef | Mapping[str, Any]) -> None:
         self.executor = executor
-        self.job_ref = job_ref
-        self.executor_id = str(job_ref["executor_id"])
-        self.job_ids = ref_job_ids(job_ref)
+        self.job_ref = JobRef.parse(job_ref, "the job record")
+        self.executor_id = self.job_ref.executor_id
+        self.job_ids = list(self.job_ref.job_ids)
         self.lock = threading.Lock()
         self.futures: list[ResponseFuture] = self._load_futures()
         self.refreshed_at = 0.0
@@ -133,7 +128,7 @@ class JobView:
         last_end = max(ends) if ends and finished else None
         kinds = {f.job_id: f.kind for f in self.futures}
         return {
-            "kind": self.job_ref.get("kind") or (next(iter(kinds.values())) if kinds else None),
+            "kind": self.job_ref.kind,
             "executor_id": self.executor_id,
             "job_ids": self.job_ids,
             "jobs": [
@@ -149,9 +144,9 @@ class JobView:
             "running": counts[RUNNING],
             "success": counts[SUCCESS],
             "failed": counts[ERROR],
-            "status": (ERROR if counts[ERROR] else SUCCESS)
+            "status": (JobStatus.ERROR if counts[ERROR] else JobStatus.SUCCESS)
             if finished
-            else (RUNNING if done or counts[RUNNING] else "submitted"),
+            else (JobStatus.RUNNING if done or counts[RUNNING] else JobStatus.SUBMITTED),
             "submitted_at": submitted,
             "first_start": first_start,
             "last_end": last_end,
@@ -352,7 +347,7 @@ class JobViews:
         self._views: OrderedDict[JobKey, JobView] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, key: JobKey, job_ref: dict[str, Any], make_executor: ExecutorFactory) -> JobView:
+    def get(self, key: JobKey, job_ref: JobRef, make_executor: ExecutorFactory) -> JobView:
         """The cached view of ``key`` (refreshed), or a new one built with ``make_executor()``."""
         with self._lock:
             view = self._views.get(key)

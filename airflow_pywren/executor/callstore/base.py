@@ -19,8 +19,6 @@ from airflow_pywren.executor import keys
 from airflow_pywren.executor.errors import StorageKeyNotFound
 from airflow_pywren.executor.storage.base import StorageBackend
 
-SUCCESS = "success"
-
 
 @dataclass
 class CallUpdates:

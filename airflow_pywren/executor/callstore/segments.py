@@ -33,8 +33,9 @@ from pathlib import Path
 from typing import Any
 
 from airflow_pywren.executor import keys
-from airflow_pywren.executor.callstore.base import SUCCESS, CallStore, CallUpdates, JobCalls, missing_output
+from airflow_pywren.executor.callstore.base import CallStore, CallUpdates, JobCalls, missing_output
 from airflow_pywren.executor.errors import StorageError, StorageKeyNotFound
+from airflow_pywren.executor.jobref import CallStatus
 from airflow_pywren.executor.storage.localhost import LocalhostStorage, make_private_dirs
 
 MAGIC = b"PWR1"
@@ -288,11 +289,11 @@ class SegmentJobCalls(JobCalls):
     def _apply(self, segment: str, offset: int, record: dict[str, Any], output: bytes, updates: CallUpdates) -> None:
         call_id = record["call_id"]
         record["executor_id"], record["job_id"] = self.executor_id, self.job_id
-        if record.get("status") == "running":
+        if record.get("status") == CallStatus.RUNNING:
             if call_id not in self._finals:
                 self._starts[call_id] = updates.started[call_id] = record
             return
-        success = record.get("status") == SUCCESS
+        success = record.get("status") == CallStatus.SUCCESS
         seen = self._finals.get(call_id)
         if seen is not None and (seen[2] or not success):
             return  # first final record stands, unless a success follows an error

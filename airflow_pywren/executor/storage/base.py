@@ -107,6 +107,10 @@ class StorageBackend(ABC):
         """A stream of bytes ``[start, end)`` of an object (one ranged GET) and the object's current info."""
         raise NotImplementedError(f"storage {self.name!r} cannot read data objects")
 
+    def bucket_settings(self, bucket: str) -> dict[str, Any]:
+        """The settings of this backend for the user bucket ``bucket`` (what a function's storage handle names)."""
+        return {**self.settings, "bucket": bucket}
+
     def function_settings(self) -> dict[str, Any]:
         """The settings the function side needs to reach this storage, and nothing more."""
         return dict(self.settings)

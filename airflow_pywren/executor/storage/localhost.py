@@ -69,6 +69,10 @@ class LocalhostStorage(StorageBackend):
         self.data_root = Path(os.path.expanduser(data_dir)).resolve()
         self.settings["data_dir"] = str(self.data_root)
 
+    def bucket_settings(self, bucket: str) -> dict[str, Any]:
+        """A user bucket is a directory of ``data_dir`` (the job's own bucket is in ``storage_dir``)."""
+        return {**self.settings, "storage_dir": self.settings["data_dir"], "bucket": bucket}
+
     def _path(self, key: str, is_prefix: bool = False) -> Path:
         return self.root / self.confine(key, is_prefix)
 

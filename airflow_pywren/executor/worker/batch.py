@@ -70,6 +70,7 @@ def slice_of(payload: dict[str, Any], index: int) -> list[dict[str, Any]]:
 
 def run_slice(payload: dict[str, Any], index: int) -> int:
     """Run the calls of index ``index``; how many ended in error (their statuses say why)."""
+    from airflow_pywren.executor.jobref import CallStatus
     from airflow_pywren.executor.worker import handler
 
     job = payload["job"]
@@ -77,7 +78,7 @@ def run_slice(payload: dict[str, Any], index: int) -> int:
     failed = 0
     for call in slice_of(payload, index):
         result = handler.run_call({**job, **call, "activation_id": aid})
-        failed += result.get("status") != "success"
+        failed += result.get("status") != CallStatus.SUCCESS
     return failed
 
 

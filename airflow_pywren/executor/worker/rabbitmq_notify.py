@@ -25,6 +25,7 @@ from typing import Any, ClassVar
 import pika
 import pika.exceptions
 
+from airflow_pywren.executor.jobref import CallStatus
 from airflow_pywren.executor.worker.outbox import Outbox
 
 logger = logging.getLogger(__name__)
@@ -210,7 +211,7 @@ class RabbitMQNotifier:
         body = json.dumps(message).encode()
         outbox = Outbox.for_process()
         outbox.submit(lambda: self._send(body))
-        if message.get("status") != "running":
+        if message.get("status") != CallStatus.RUNNING:
             outbox.drain()
 
     def _send(self, body: bytes) -> None:
