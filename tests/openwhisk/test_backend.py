@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import time
 from typing import Any
 
@@ -14,6 +13,7 @@ import airflow_pywren as pywren
 from airflow_pywren.executor.compute.ibm_cf import ACTION_CODE, OpenWhiskCompute, OpenWhiskError, action_name
 from airflow_pywren.executor.config import load_config
 from tests.conftest import merge_config
+from tests.services.processes import free_port
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -75,9 +75,7 @@ def test_default_namespace_underscore_is_the_keys_own(server, namespace, ow_conf
 
 
 def test_unreachable_endpoint_fails_at_executor_creation(ow_config):
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     with pytest.raises(
         OpenWhiskError, match=rf"cannot reach the OpenWhisk endpoint 'ibm_cf.endpoint' = http://127.0.0.1:{port}"
     ):
@@ -134,9 +132,7 @@ def test_401_on_invoke_is_not_retried(server, namespace, ow_config, executors):
 
 def test_endpoint_lost_after_the_check_fails_the_calls_after_retries(ow_config, executors):
     pw = executors(with_ibm_cf(ow_config, invoke_retries=1))
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        pw.compute.client.endpoint = f"http://127.0.0.1:{sock.getsockname()[1]}"  # nothing listens there
+    pw.compute.client.endpoint = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     futures = pw.map(double, [1, 2])
     pw.wait(futures, timeout=60)
     assert [f.status for f in futures] == ["error", "error"]
