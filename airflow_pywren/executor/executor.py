@@ -259,9 +259,12 @@ class FunctionExecutor:
         ``reducer_wait_local=True`` the client waits for the maps and then invokes it.
         Returns the map futures followed by the reducer's future. Over data (see ``map``),
         ``reducer_one_per_object=True`` runs one reducer per object over its chunks' results,
-        and the reducers' futures follow in object order.
+        and the reducers' futures follow in object order. PyWren 1.0's positional form
+        ``map_reduce(f, data, r, chunk_size)`` is read as such: a fourth argument that is an
+        int above 1 is the chunk size.
         """
         options = self._submit_options("map_reduce", extra_args, include_modules, legacy)
+        reducer_wait_local, chunk_size = _wait_local_or_chunk_size(reducer_wait_local, chunk_size)
         if not isinstance(reducer_one_per_object, bool):
             raise PyWrenSubmitError(f"reducer_one_per_object must be True or False, got {reducer_one_per_object!r}")
         plan = self._data_plan(map_func, iterdata, chunk_size, chunk_n, options["extra_args"])
@@ -855,6 +858,25 @@ class FunctionExecutor:
             progress_log = self._progress_logs.setdefault(job_id, ProgressLog(PROGRESS_LOG_SECONDS, quiet=float("inf")))
             if progress_log.due(progress):
                 logger.info("%s", progress.line())
+
+
+def _wait_local_or_chunk_size(reducer_wait_local: Any, chunk_size: int | None) -> tuple[bool, int | None]:
+    """``reducer_wait_local`` as a bool, and the chunk size PyWren 1.0 passed in its place."""
+    if reducer_wait_local is None or isinstance(reducer_wait_local, bool):
+        return bool(reducer_wait_local), chunk_size
+    if isinstance(reducer_wait_local, int) and reducer_wait_local in (0, 1):
+        return bool(reducer_wait_local), chunk_size
+    if isinstance(reducer_wait_local, int) and reducer_wait_local > 1:
+        if chunk_size is not None:
+            raise PyWrenSubmitError(
+                f"map_reduce got chunk_size={chunk_size!r} and a fourth argument {reducer_wait_local!r}, which "
+                "PyWren 1.0 code passes as the chunk size: give reducer_wait_local=True or False by keyword"
+            )
+        return False, reducer_wait_local
+    raise PyWrenSubmitError(
+        f"reducer_wait_local must be True or False, got {reducer_wait_local!r}: pass it by keyword, "
+        "e.g. map_reduce(f, data, r, reducer_wait_local=True)"
+    )
 
 
 def _as_list(iterdata: Iterable[Any], name: str) -> list[Any]:

@@ -97,6 +97,40 @@ def test_a_list_of_keys_with_the_legacy_parameters(pw, store):
     ]
 
 
+def test_the_pywren_1_0_positional_chunk_size(pw, store):
+    """PyWren 1.0's README form: ``map_reduce(my_map_function, bucket_name, my_reduce_function, chunk_size)``."""
+    put_logs(store)
+
+    def my_map_function(bucket, key, data_stream):
+        return sum(1 for _ in data_stream)
+
+    def sizes(obj):
+        return obj.chunk_size, obj.parts
+
+    futures = pw.map_reduce(my_map_function, f"{store.bucket}/logs/", sum, 16_384)
+    assert len(futures) == 1 + sum(-(-len(b) // 16_384) for b in (LOG_A, LOG_B, LOG_C))
+    assert pw.get_result() == 3000 + 2000 + 1001
+    pw.map_reduce(my_map_function, f"{store.bucket}/logs/", list, 16_384, reducer_one_per_object=True)
+    assert [sum(counts) for counts in pw.get_result()] == [3000, 2000, 1001]
+    pw.map(sizes, f"{store.bucket}/logs/2026-12-01/a.log", chunk_size=16_384)
+    assert set(pw.get_result()) == {(16_384, -(-len(LOG_A) // 16_384))}
+
+
+@pytest.mark.parametrize(
+    ("fourth", "chunk_size", "message"),
+    [
+        ("yes", None, "reducer_wait_local must be True or False, got 'yes'"),
+        (-5, None, "reducer_wait_local must be True or False, got -5"),
+        (16_384, 1024, "chunk_size=1024 and a fourth argument 16384"),
+    ],
+)
+def test_a_fourth_argument_that_is_neither_a_flag_nor_a_chunk_size_is_refused(pw, store, fourth, chunk_size, message):
+    put_logs(store)
+    with pytest.raises(PyWrenSubmitError, match=message):
+        pw.map_reduce(count_lines, f"{store.bucket}/logs/", sum, fourth, chunk_size=chunk_size)
+    assert pw.futures == []
+
+
 def test_dict_items_carry_other_arguments_and_id_is_the_call_index(pw, store):
     put_logs(store)
 
