@@ -117,3 +117,11 @@ def test_runtime_build_from_an_installed_wheel_uses_the_shipped_dockerfile(wheel
         f"CLOUDPICKLE_VERSION={result['cloudpickle']}",
     ]
     assert build[build.index("-t") + 1] == "example/runtime:1"
+
+
+def test_the_checkout_runtime_dockerfile_is_the_shipped_one() -> None:
+    """``docker/runtime`` holds the same image definition the package ships (links, not copies)."""
+    shipped = REPO_ROOT / "airflow_pywren" / "runtime"
+    for name in ("Dockerfile", "Dockerfile.dockerignore"):
+        link = REPO_ROOT / "docker" / "runtime" / name
+        assert link.is_symlink() and link.resolve() == (shipped / name).resolve()
