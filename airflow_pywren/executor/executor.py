@@ -641,6 +641,11 @@ class FunctionExecutor:
             self.lost_calls.follow_invocation(manifest, progress)
         return futures
 
+    def job_submitted_at(self, job_id: str, executor_id: str | None = None) -> float:
+        """When a stored job was submitted (epoch seconds, the submitter's clock), from its manifest."""
+        executor_id = validation.check_executor_id(self.executor_id if executor_id is None else executor_id)
+        return float(self._manifest(executor_id, job_id)["host_submit_time"])
+
     def invoke_missing(self, job_id: str, extra_env: dict[str, str] | None = None) -> int:
         """Invoke the calls of this executor's job ``job_id`` that the process submitting it never invoked
         (it stopped part-way); return how many. Each call runs once: a call is invoked here only if it

@@ -2,14 +2,16 @@
 
 Inputs come from the job reference (``inputs.datasets``, recorded when a map over data
 was planned); an output location given in ``outputs=`` is reported when, after the job,
-at least one object exists under it (one LIST). Dataset names follow OpenLineage's
-conventions: ``s3://bucket`` + key for COS, ``file`` + path for the embedded storage.
+an object under it was written since the job was submitted (a listing; objects that were
+there before do not count). Dataset names follow OpenLineage's conventions:
+``s3://bucket`` + key for COS, ``file`` + path for the embedded storage.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import os
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from airflow_pywren.executor.data.locations import FILE, HTTP, location_text, parse_location
@@ -21,6 +23,10 @@ logger = logging.getLogger(__name__)
 
 Datasets = list[dict[str, str]]
 
+CLOCK_SLACK_SECONDS = 2.0
+"""How much earlier than the job's submission an object's time may be and still count as the job's
+(the storage's clock and the submitter's differ a little)."""
+
 
 def _as_list(outputs: Sequence[Any] | str | None) -> list[Any]:
     if outputs is None:
@@ -30,8 +36,19 @@ def _as_list(outputs: Sequence[Any] | str | None) -> list[Any]:
     return list(outputs)
 
 
-def written_outputs(executor: FunctionExecutor, outputs: Sequence[Any] | str | None) -> Datasets:
-    """The declared output locations that hold at least one object now."""
+def _file_times(path: str) -> Iterator[float]:
+    if os.path.isfile(path):
+        yield os.stat(path).st_mtime
+    for folder, _, files in os.walk(path):
+        for name in files:
+            yield os.stat(os.path.join(folder, name)).st_mtime
+
+
+def written_outputs(
+    executor: FunctionExecutor, outputs: Sequence[Any] | str | None, since: float | None = None
+) -> Datasets:
+    """The declared output locations holding an object written at ``since`` or later (any object without it)."""
+    earliest = None if since is None else since - CLOCK_SLACK_SECONDS
     written: Datasets = []
     for value in _as_list(outputs):
         try:
@@ -39,15 +56,14 @@ def written_outputs(executor: FunctionExecutor, outputs: Sequence[Any] | str | N
             if location.kind == HTTP:
                 continue
             if location.kind == FILE:
-                import os
-
-                exists = os.path.exists(location.key)
+                times: Iterator[float | None] = iter(_file_times(location.key))
             else:
-                exists = next(iter(executor.storage.list_objects(location.bucket, location.key)), None) is not None
+                times = (info.modified for info in executor.storage.list_objects(location.bucket, location.key))
+            found = any(earliest is None or at is None or at >= earliest for at in times)
         except (PyWrenError, OSError) as exc:
             logger.warning("output %r is not reported to lineage: %s", value, exc)
             continue
-        if exists:
+        if found:
             written.append(dataset_name(location, executor.storage))
     return written
 
@@ -56,8 +72,18 @@ def job_lineage(executor: FunctionExecutor, ref: Any, outputs: Sequence[Any] | s
     """(inputs, outputs) of a finished job (its JobRef or XCom dict) as dataset names."""
     from airflow_pywren.executor.jobref import JobRef
 
-    inputs = list((JobRef.parse(ref).inputs or {}).get("datasets") or [])
-    return inputs, written_outputs(executor, outputs)
+    job_ref = JobRef.parse(ref)
+    inputs = list((job_ref.inputs or {}).get("datasets") or [])
+    if not outputs:
+        return inputs, []
+    try:
+        submitted: float | None = executor.job_submitted_at(job_ref.job_ids[0], executor_id=job_ref.executor_id)
+    except PyWrenError as exc:
+        logger.warning(
+            "job %s: its submission time is unknown (%s); any object under an output counts", job_ref.name, exc
+        )
+        submitted = None
+    return inputs, written_outputs(executor, outputs, submitted)
 
 
 def operator_lineage(inputs: Datasets, outputs: Datasets) -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -167,6 +168,30 @@ def test_data_functions_also_get_storage_ibm_cos_and_id(pw, store, storage_kind)
     ]
 
 
+def test_lineage_reports_only_the_outputs_the_job_wrote(pw, store, storage_kind):
+    from airflow_pywren.executor.jobs import reference_of
+    from airflow_pywren.operators.lineage import job_lineage
+
+    put_logs(store)
+    store.put("before/old.txt", b"written by an earlier run\n")
+    if storage_kind == "localhost":  # an object from an hour ago (S3 cannot backdate one)
+        hour_ago = time.time() - 3600
+        os.utime(store.root / store.bucket / "before" / "old.txt", (hour_ago, hour_ago))
+
+    def count_and_store(obj, storage):
+        storage.put_object(obj.bucket, f"counts/{obj.part}-{obj.key.rsplit('/', 1)[-1]}", b"1\n")
+        return 1
+
+    futures = pw.map(count_and_store, f"{store.bucket}/logs/")
+    pw.wait(futures)
+    ref = reference_of(pw, "map", futures)
+    declared = [f"cos://{store.bucket}/counts/", f"cos://{store.bucket}/never-written/", f"{store.bucket}/before/"]
+    inputs, outputs = job_lineage(pw, ref, declared)
+    names = [d["name"].rsplit(store.bucket + "/", 1)[-1] if d["namespace"] == "file" else d["name"] for d in outputs]
+    assert names == (["counts/"] if storage_kind == "localhost" else ["counts/", "before/"])
+    assert [d["name"].endswith("logs/") for d in inputs] == [True]
+
+
 def test_call_async_over_one_object_in_its_forms(pw, store):
     put_logs(store)
 
@@ -185,6 +210,21 @@ def test_call_async_over_one_object_in_its_forms(pw, store):
     assert with_args.result() == ("logs/2026-12-01/c.log", 1, sum(b"last 10" in x for x in LOG_C.splitlines()))
     assert only_object.result() == 1
     assert pw.job_inputs[lines.job_id]["locations"] == [f"cos://{store.bucket}/logs/2026-12-01/a.log"]
+
+
+def test_inputs_of_many_locations_are_reported_by_directory_then_by_bucket(pw, store):
+    few_dirs = [f"{store.bucket}/day-{i % 4}/part-{i}.log" for i in range(24)]
+    many_dirs = [f"{store.bucket}/day-{i}/part-{i}.log" for i in range(24)]
+    for key in {*few_dirs, *many_dirs}:
+        store.put(key.split("/", 1)[1], b"one line\n")
+
+    def names(keys):
+        datasets = plan_data(count_lines, keys, pw.storage).summary()["datasets"]
+        return sorted(d["name"].rsplit(store.bucket, 1)[-1].lstrip("/") for d in datasets)
+
+    assert names(few_dirs[:20]) == sorted(key.split("/", 1)[1] for key in few_dirs[:20])
+    assert names(few_dirs) == [f"day-{i}/" for i in range(4)]  # 24 keys in 4 directories
+    assert names(many_dirs) == [""]  # 24 directories: the bucket
 
 
 def test_call_async_refuses_data_that_names_several_objects(pw, store):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -49,9 +50,7 @@ class DataPlan:
 
     def summary(self) -> dict[str, Any]:
         """What a job reference records about its inputs: small whatever the number of objects."""
-        datasets = list(
-            {tuple(d.items()): d for d in (dataset_name(loc, self.storage) for loc in self.locations)}.values()
-        )
+        datasets = _at_most(MAX_INPUTS_RECORDED, [dataset_name(loc, self.storage) for loc in self.locations])
         return {
             "locations": [loc.text for loc in self.locations[:MAX_INPUTS_RECORDED]],
             "locations_total": len(self.locations),
@@ -60,6 +59,27 @@ class DataPlan:
             "bytes": sum(max(obj.size, 0) for obj in self.objects),
             "chunks": len(self.parts),
         }
+
+
+def _unique(datasets: list[dict[str, str]]) -> list[dict[str, str]]:
+    return list({tuple(d.items()): d for d in datasets}.values())
+
+
+def _at_most(limit: int, datasets: list[dict[str, str]]) -> list[dict[str, str]]:
+    """The datasets, or their directories, or their namespaces (buckets): the first of these with ``limit`` or fewer."""
+    datasets = _unique(datasets)
+    if len(datasets) <= limit:
+        return datasets
+    directories = _unique([{**d, "name": d["name"].rstrip("/").rpartition("/")[0] + "/"} for d in datasets])
+    if len(directories) <= limit:
+        return directories
+    by_namespace: dict[str, list[str]] = {}
+    for d in directories:
+        by_namespace.setdefault(d["namespace"], []).append(d["name"])
+    return [
+        {"namespace": namespace, "name": (os.path.commonpath(names) if namespace == "file" else "").rstrip("/") + "/"}
+        for namespace, names in by_namespace.items()
+    ][:limit]
 
 
 def dataset_name(location: Location, storage: StorageBackend) -> dict[str, str]:

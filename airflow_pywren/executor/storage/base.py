@@ -6,7 +6,7 @@ import copy
 from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, BinaryIO, ClassVar
 
 from airflow_pywren.executor import validation
@@ -20,6 +20,8 @@ class ObjectInfo:
     key: str
     size: int
     etag: str
+    modified: float | None = field(default=None, compare=False)
+    """When the object was last written (epoch seconds), where the listing says."""
 
 
 class StorageBackend(ABC):

@@ -375,7 +375,13 @@ class IBMCOSStorage(StorageBackend):
                 return
             self._count("LIST", page)
             for obj in page.get("Contents", ()):
-                yield ObjectInfo(key=obj["Key"], size=int(obj["Size"]), etag=_etag(obj.get("ETag")))
+                modified = obj.get("LastModified")
+                yield ObjectInfo(
+                    key=obj["Key"],
+                    size=int(obj["Size"]),
+                    etag=_etag(obj.get("ETag")),
+                    modified=modified.timestamp() if modified is not None else None,
+                )
 
     def head_object(self, bucket: str, key: str) -> ObjectInfo:
         with self._data_errors("HEAD", "head_object", bucket, key):

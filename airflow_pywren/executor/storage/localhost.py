@@ -205,7 +205,7 @@ def file_etag(stat: os.stat_result) -> str:
 
 
 def _info(key: str, stat: os.stat_result) -> ObjectInfo:
-    return ObjectInfo(key=key, size=stat.st_size, etag=file_etag(stat))
+    return ObjectInfo(key=key, size=stat.st_size, etag=file_etag(stat), modified=stat.st_mtime)
 
 
 class RangeFile(io.RawIOBase):
