@@ -142,6 +142,22 @@ FIELDS: tuple[Field, ...] = (
         "k8s: Secret with the registry credentials of the runtime image",
     ),
     Field(
+        "k8s_parallelism",
+        "k8s",
+        "parallelism",
+        "Pods at once",
+        "k8s: pods of one Job that run at the same time (default 100)",
+        kind="integer",
+    ),
+    Field(
+        "k8s_calls_per_pod",
+        "k8s",
+        "calls_per_pod",
+        "Calls per pod",
+        "k8s: calls each pod runs one after another (default 10)",
+        kind="integer",
+    ),
+    Field(
         "ce_region", "code_engine", "region", "Code Engine region", "code_engine: region of the project, e.g. us-south"
     ),
     Field("ce_project_id", "code_engine", "project_id", "Code Engine project id", "code_engine: the project's id"),

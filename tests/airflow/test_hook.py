@@ -24,6 +24,45 @@ pytestmark = pytest.mark.airflow
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
 
+def test_kubernetes_and_code_engine_form_fields_map_to_their_sections() -> None:
+    extra = {
+        "compute_backend": "k8s",
+        "k8s_namespace": "batch",
+        "k8s_kubeconfig": "/etc/pywren/kubeconfig",
+        "k8s_context": "prod",
+        "k8s_in_cluster": "false",
+        "k8s_service_account": "pywren-runner",
+        "k8s_image_pull_secret": "regcred",
+        "k8s_parallelism": "20",
+        "k8s_calls_per_pod": 5,
+        "ce_region": "eu-de",
+        "ce_project_id": "c0ffee",
+        "ce_api_key": "ce-secret",
+        "ce_image_secret": "icr",
+    }
+    config = config_from_connection(host=None, login=None, password=None, extra=extra)
+    assert config["pywren"] == {"compute_backend": "k8s"}
+    assert config["k8s"] == {
+        "namespace": "batch",
+        "kubeconfig": "/etc/pywren/kubeconfig",
+        "context": "prod",
+        "in_cluster": False,
+        "service_account": "pywren-runner",
+        "image_pull_secret": "regcred",
+        "parallelism": 20,
+        "calls_per_pod": 5,
+    }
+    assert config["code_engine"] == {
+        "region": "eu-de",
+        "project_id": "c0ffee",
+        "iam_api_key": "ce-secret",
+        "image_secret": "icr",
+    }
+    assert "ce-secret" in secret_values(config)
+    with pytest.raises(PyWrenConfigError, match=r"'Calls per pod' \(k8s_calls_per_pod\) must be a whole number"):
+        config_from_connection(host=None, login=None, password=None, extra={"k8s_calls_per_pod": "ten"})
+
+
 def test_connection_fields_map_to_config_sections() -> None:
     config = config_from_connection(
         host="us-south.functions.cloud.ibm.com",

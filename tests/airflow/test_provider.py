@@ -104,6 +104,8 @@ def test_provider_manager_registers_connection_type_form_link_and_decorator(airf
         "k8s_in_cluster",
         "k8s_service_account",
         "k8s_image_pull_secret",
+        "k8s_parallelism",
+        "k8s_calls_per_pod",
         "ce_region",
         "ce_project_id",
         "ce_api_key",

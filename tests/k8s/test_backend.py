@@ -28,6 +28,17 @@ def test_map_runs_in_indexed_job_pods(server, namespace, k8s_config, executors):
     assert requests["POST batch/jobs"] == 1 and requests["POST secrets"] == 1
 
 
+def test_a_configured_service_account_runs_the_pods_with_its_token(server, namespace, k8s_config, executors):
+    from kubernetes import client, config
+
+    pw = executors(merge_config(k8s_config, {"k8s": {"service_account": "pywren-runner"}}))
+    assert pw.get_result(pw.map(square, [3])) == [9]
+    api = config.new_client_from_config(k8s_config["k8s"]["kubeconfig"])
+    pod_spec = client.BatchV1Api(api).list_namespaced_job(namespace).items[0].spec.template.spec
+    assert pod_spec.service_account_name == "pywren-runner"
+    assert pod_spec.automount_service_account_token is None  # the account's own setting decides
+
+
 def test_job_spec_limits_labels_and_secret(server, namespace, k8s_config, executors):
     from kubernetes import client, config
 
@@ -65,6 +76,8 @@ def test_job_spec_limits_labels_and_secret(server, namespace, k8s_config, execut
     assert spec.active_deadline_seconds == 1 * (3 * 20 + 30) + 600  # one wave of pods, then k8s.start_timeout
     assert pod_spec.node_selector == {"pool": "batch"} and pod_spec.image_pull_secrets[0].name == "regcred"
     assert pod_spec.automount_service_account_token is False and pod_spec.restart_policy == "Never"
+    assert pod_spec.service_account_name is None  # no k8s.service_account: no identity, no token
+    assert job.metadata.namespace == namespace and container.image == k8s_config["k8s"]["runtime"]
     # storage settings travel in the Secret the Job owns, never in the Job itself
     assert "storage_dir" not in str(job.to_dict())
     secret = client.CoreV1Api(api).read_namespaced_secret(job.metadata.name, namespace)
