@@ -37,18 +37,18 @@ def read_day(store_get, bucket: str, keys: list[str]) -> dict[str, int]:
     return {"requests": requests, "errors": errors}
 
 
-def check_day(result: Any, capfd: pytest.CaptureFixture, store_get, bucket: str) -> None:
+def check_day(result: Any, capfd: pytest.CaptureFixture, store_get, bucket: str, parts: int = 3) -> None:
     out = capfd.readouterr().out
     assert result.state == "success", out[-3000:]
     generated = result.xcom("generate_logs")
     aggregated = result.xcom("aggregate")
     inputs = aggregated["inputs"]
-    keys = sorted(f"logs/{result.xcom('plan_day')[0]['day']}/access-{i:03d}.log" for i in range(3))
+    keys = sorted(f"logs/{result.xcom('plan_day')[0]['day']}/access-{i:03d}.log" for i in range(parts))
     assert (inputs["objects"], inputs["locations"]) == (
-        3,
+        parts,
         [f"cos://{bucket}/logs/{result.xcom('plan_day')[0]['day']}/"],
     )
-    assert inputs["chunks"] == aggregated["total"] - 1 > 3  # several chunks per object, then the reducer
+    assert inputs["chunks"] == aggregated["total"] - 1 > parts  # several chunks per object, then the reducer
     assert len(json.dumps(inputs)) < 600  # the reference stays small
     expected = read_day(store_get, bucket, keys)
     summary = result.xcom("report")
@@ -57,7 +57,7 @@ def check_day(result: Any, capfd: pytest.CaptureFixture, store_get, bucket: str)
     stored = json.loads(store_get(bucket, summary["stored_at"].split("/", 1)[1]))
     assert stored["requests"] == expected["requests"]
     assert f"requests: {expected['requests']:,}" in out
-    assert generated["total"] == 3
+    assert generated["total"] == parts
 
 
 def test_web_logs_example_on_the_embedded_default(
@@ -78,11 +78,14 @@ def test_web_logs_example_on_cos(
     monkeypatch: pytest.MonkeyPatch,
     capfd: pytest.CaptureFixture,
 ) -> None:
+    """The example at its default size (a day of 128 MB), its data and results in COS on moto."""
     monkeypatch.setenv(CONN_ENV, connection_json(merge_config(localhost_config, cos_config)))
     bucket = new_bucket(s3_server, "weblogs")
-    result = airflow_home.run_dag(web_logs_dag, "pywren_web_logs", conf={**SMALL_DAY, "bucket": bucket})
+    result = airflow_home.run_dag(web_logs_dag, "pywren_web_logs", conf={"bucket": bucket})
     client = s3_client(s3_server)
-    check_day(result, capfd, lambda b, k: client.get_object(Bucket=b, Key=k)["Body"].read(), bucket)
+    listing = client.list_objects_v2(Bucket=bucket, Prefix="logs/")["Contents"]
+    assert sum(obj["Size"] for obj in listing) >= 100 * 1024 * 1024
+    check_day(result, capfd, lambda b, k: client.get_object(Bucket=b, Key=k)["Body"].read(), bucket, parts=4)
 
 
 def test_web_logs_example_at_its_full_size_with_airflow_dags_test(
