@@ -60,6 +60,9 @@ def test_a_whole_bucket_and_one_call_per_object_without_chunking(pw, store):
     def name_and_lines(obj):
         return obj.key, obj.part, obj.parts, obj.data_byte_range, obj.chunk_size, count_lines(obj)
 
+    assert pw.get_result(pw.map(name_and_lines, store.bucket + "/")) == pw.get_result(
+        pw.map(name_and_lines, store.bucket)
+    )
     futures = pw.map(name_and_lines, store.bucket)
     assert pw.get_result(futures) == [
         ("logs/2026-12-01/a.log", 0, 1, (0, len(LOG_A)), None, 3000),
@@ -371,6 +374,15 @@ def test_files_on_this_machine(local_pw, tmp_path):
     pw.map(count_lines, [Path(tmp_path / "in" / "one.csv")])
     assert pw.get_result() == [3000]
 
+    def where(obj):
+        return obj.url, obj.key, obj.bucket, obj.chunk_size, obj.part
+
+    pw.map(where, f"file://{tmp_path}/in/one.csv", chunk_n=2)
+    assert [(url, key, chunk, part) for url, key, _, chunk, part in pw.get_result()] == [
+        (f"file://{tmp_path}/in/one.csv", f"{tmp_path}/in/one.csv", -(-len(LOG_A) // 2), 0),
+        (f"file://{tmp_path}/in/one.csv", f"{tmp_path}/in/one.csv", -(-len(LOG_A) // 2), 1),
+    ]
+
 
 def test_buckets_live_under_a_configured_data_root(localhost_config, tmp_path):
     lake = tmp_path / "lake"
@@ -420,6 +432,21 @@ def test_urls_are_read_with_one_ranged_get_per_chunk(local_pw, http_files):
     assert chunks == -(-len(LOG_A) // 20_000) + -(-len(LOG_C) // 20_000)
     assert http_files.requests[("GET", "/logs/a.log")] + http_files.requests[("GET", "/logs/c.log")] == chunks
     assert http_files.requests[("HEAD", "/logs/a.log")] == 1  # discovery: one HEAD per URL, no GET
+
+
+def test_a_url_chunk_knows_its_url_and_a_single_reducer_can_wait_locally(local_pw, http_files):
+    http_files.files["/logs/a.log"] = LOG_A
+    url = http_files.url + "/logs/a.log"
+
+    def where(obj):
+        return obj.url, obj.key, obj.chunk_size, obj.part, count_lines(obj)
+
+    futures = local_pw.map_reduce(where, [url], list, chunk_size=20_000, reducer_wait_local=True)
+    chunks = -(-len(LOG_A) // 20_000)
+    assert len(futures) == chunks + 1
+    results = local_pw.get_result()
+    assert [r[:4] for r in results] == [(url, None, 20_000, part) for part in range(chunks)]
+    assert sum(r[4] for r in results) == 3000
 
 
 def test_a_server_without_ranges_is_read_whole_and_cannot_be_chunked(local_pw, http_files):
