@@ -96,6 +96,25 @@ def test_deleted_pod_fails_its_calls(server, namespace, k8s_config, executors):
 
 
 @pytest.mark.timeout(180)
+def test_a_job_deleted_outside_the_executor_fails_the_calls_it_had_not_finished(
+    server, namespace, k8s_config, executors
+):
+    pw = executors(merge_config(k8s_config, {"k8s": {"calls_per_pod": 2}}))
+    futures = pw.map(calls.sleeps, [0, 0, 60, 60])
+    _running(server, namespace, index=1)
+    while not all(f.done() for f in futures[:2]):
+        pw.wait(futures[:2], timeout=1)  # the first pod's calls finish before the Job goes
+    batch = client.BatchV1Api(config.new_client_from_config(k8s_config["k8s"]["kubeconfig"]))
+    (job,) = batch.list_namespaced_job(namespace).items
+    batch.delete_namespaced_job(job.metadata.name, namespace, propagation_policy="Background")  # kubectl delete job
+    results = outcomes(pw, futures)
+    assert results[:2] == [0, 0]
+    for lost in results[2:]:
+        assert isinstance(lost, pywren.ActivationLostError), lost
+        assert f"Kubernetes Job {job.metadata.name} no longer exists" in str(lost), str(lost)
+
+
+@pytest.mark.timeout(180)
 def test_attached_observer_sees_the_same_losses(k8s_config, executors):
     pw = executors(k8s_config)
     futures = pw.map(calls.exits_at_four, range(6))
