@@ -191,6 +191,23 @@ def test_official_sdk_works_against_the_test_server_on_the_runs_the_backend_crea
 
 
 @pytest.mark.timeout(180)
+def test_a_run_deleted_in_the_console_fails_its_unfinished_calls(code_engine_server, project, ce_config, executors):
+    pw = executors(ce_config)
+    futures = pw.map(calls.sleeps, [60, 60])
+    deadline = time.time() + 60
+    while not code_engine_server.runs_in(project) and time.time() < deadline:
+        time.sleep(0.05)
+    settings = ce_config["code_engine"]
+    sdk = CodeEngineV2(authenticator=IAMAuthenticator(settings["iam_api_key"], url=code_engine_server.endpoint))
+    sdk.set_service_url(settings["endpoint"])
+    (run,) = code_engine_server.runs_in(project)
+    assert sdk.delete_job_run(project_id=project, name=run["name"]).get_status_code() == 202
+    for lost in outcomes(pw, futures):
+        assert isinstance(lost, ActivationLostError), lost
+        assert f"Code Engine job run {run['name']} no longer exists" in str(lost), str(lost)
+
+
+@pytest.mark.timeout(180)
 def test_a_run_none_of_whose_instances_starts_fails_its_calls_and_is_deleted(
     code_engine_server, project, ce_config, executors
 ):
