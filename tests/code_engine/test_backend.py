@@ -190,6 +190,15 @@ def test_official_sdk_works_against_the_test_server_on_the_runs_the_backend_crea
     assert not code_engine_server.runs_in(project)
 
 
+def test_a_token_revoked_by_iam_is_replaced_once_and_the_job_runs(code_engine_server, project, ce_config, executors):
+    pw = executors(ce_config)
+    assert pw.get_result(pw.map(calls.square, [2])) == [4]
+    issued = dict(code_engine_server.tokens)
+    code_engine_server.tokens.clear()  # IAM revoked it (or it expired early): the API answers 401
+    assert pw.get_result(pw.map(calls.square, [3])) == [9]
+    assert len(code_engine_server.tokens) == 1 and not set(code_engine_server.tokens) & set(issued)
+
+
 @pytest.mark.timeout(180)
 def test_a_run_deleted_in_the_console_fails_its_unfinished_calls(code_engine_server, project, ce_config, executors):
     pw = executors(ce_config)
