@@ -345,7 +345,7 @@ def config_from_connection(
 def kubernetes_settings(conn_type: str | None, extra: dict[str, Any] | None) -> dict[str, Any]:
     """``k8s`` settings from an Airflow ``kubernetes`` connection (the cncf.kubernetes provider's fields:
     ``in_cluster``, ``kube_config_path``, ``kube_config`` (JSON or YAML text), ``cluster_context``,
-    ``namespace``; with or without the ``extra__kubernetes__`` prefix)."""
+    ``namespace``, ``disable_verify_ssl``; with or without the ``extra__kubernetes__`` prefix)."""
     if conn_type and conn_type != "kubernetes":
         raise PyWrenConfigError(
             f"'kubernetes_conn_id' names a connection of type {conn_type!r}; it must be of type "
@@ -375,6 +375,8 @@ def kubernetes_settings(conn_type: str | None, extra: dict[str, Any] | None) -> 
         settings["context"] = str(fields["cluster_context"])
     if not _empty(fields.get("namespace")):
         settings["namespace"] = str(fields["namespace"])
+    if not _empty(fields.get("disable_verify_ssl")) and _as_bool("disable_verify_ssl", fields["disable_verify_ssl"]):
+        settings["verify_tls"] = False
     return settings
 
 

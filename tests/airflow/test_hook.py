@@ -145,6 +145,9 @@ def test_kubernetes_connection_becomes_k8s_settings_whose_credentials_are_masked
     assert sorted(secret_values({"k8s": settings})) == ["K8s-t0ken-0ne", "Refr3sh-Tw0", "S2V5LWRhdGE="]
     with pytest.raises(PyWrenConfigError, match="must be of type 'kubernetes'"):
         kubernetes_settings("http", {})
+    by_path = kubernetes_settings("kubernetes", {"kube_config_path": "/etc/kube/config", "disable_verify_ssl": "true"})
+    assert by_path == {"kubeconfig": "/etc/kube/config", "verify_tls": False}
+    assert kubernetes_settings("kubernetes", {"extra__kubernetes__disable_verify_ssl": False}) == {}
 
 
 def test_localhost_form_fields_and_errors_named_by_form_labels() -> None:

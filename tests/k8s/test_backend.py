@@ -146,6 +146,10 @@ def test_kubeconfig_dict_and_missing_kubeconfig(server, namespace, k8s_config, e
     config = merge_config(k8s_config, {"k8s": {"kubeconfig": None, "kubeconfig_dict": server.kubeconfig(namespace)}})
     pw = executors(config)
     assert pw.get_result(pw.map(square, [3])) == [9]
+    from airflow_pywren.executor.compute.k8s import load_api_client
+
+    assert load_api_client(config["k8s"]).configuration.verify_ssl is True
+    assert load_api_client({**config["k8s"], "verify_tls": False}).configuration.verify_ssl is False
     missing = merge_config(k8s_config, {"k8s": {"kubeconfig": str(tmp_path / "nope")}})
     with pytest.raises(PyWrenConfigError, match="could not load Kubernetes credentials"):
         executors(missing)

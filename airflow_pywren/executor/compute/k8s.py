@@ -155,6 +155,9 @@ def load_api_client(settings: dict[str, Any]) -> Any:
             f"compute_backend 'k8s' could not load Kubernetes credentials: {exc}; set 'k8s.kubeconfig' (a file), "
             "'k8s.context', 'k8s.in_cluster: true' inside a cluster, or use an Airflow kubernetes connection"
         ) from exc
+    if settings.get("verify_tls") is False:
+        configuration.verify_ssl = False
+        logger.warning("k8s.verify_tls is false: the API server's certificate at %s is not checked", configuration.host)
     logger.debug("kubernetes credentials from %s (%s)", source, configuration.host)
     return client.ApiClient(configuration)
 
@@ -185,6 +188,7 @@ class KubernetesCompute(ComputeBackend):
             (bool, type(None)), None, "use the pod's service account (default: when in a pod with no kubeconfig)"
         ),
         "namespace": Setting((str,), "default", "namespace of the Jobs"),
+        "verify_tls": Setting((bool,), True, "verify the API server's TLS certificate (false only for test clusters)"),
         "runtime": Setting((str,), "airflowpywren/runtime:latest", "runtime image of the pods"),
         "image_pull_policy": Setting(
             (str, type(None)),
