@@ -40,8 +40,11 @@ def run_xcoms(dag_id: str, run_id: str) -> list[str]:
         return [json.dumps(row.value) if not isinstance(row.value, str) else row.value for row in rows]
 
 
-@pytest.mark.parametrize("storage", ["localhost", "ibm_cos"])
+@pytest.mark.parametrize(
+    ("compute", "storage"), [("localhost", "localhost"), ("localhost", "ibm_cos"), ("ibm_cf", "ibm_cos")]
+)
 def test_no_secret_in_task_logs_or_xcom(
+    compute: str,
     storage: str,
     airflow_home: AirflowHome,
     localhost_config: dict[str, Any],
@@ -56,6 +59,11 @@ def test_no_secret_in_task_logs_or_xcom(
         config = merge_config(config, request.getfixturevalue("cos_config"))
         config["ibm_cos"].update(access_key_id=secrets.token_hex(10), secret_access_key=secrets.token_hex(20))
         wanted.append(config["ibm_cos"]["secret_access_key"])
+    if compute == "ibm_cf":  # the OpenWhisk API test server, a fresh namespace and key
+        server = request.getfixturevalue("openwhisk_server")
+        ow = server.settings(server.add_namespace()[0])
+        config = merge_config(config, {"pywren": {"compute_backend": "ibm_cf"}, "ibm_cf": ow})
+        wanted.append(ow["api_key"].partition(":")[2])
     monkeypatch.setenv(CONN_ENV, connection_json(config))
     result = airflow_home.write_and_run("secrets_scan", DAG, header=True)
     logs = capfd.readouterr().out
