@@ -154,3 +154,23 @@ def test_a_result_too_big_for_the_disk_fails_its_call_and_leaves_no_temp_file(
         assert small.result() == b"x" * 10
         assert temp_files(tiny_disk) == []
         executor.clean()
+
+
+def test_a_disk_read_only_for_a_moment_delays_the_results_and_loses_none(tiny_disk: Path, localhost_config) -> None:
+    """Writes refused with EROFS while the calls run are retried (``write_retry_seconds``) once it is writable."""
+    config = merge_config(
+        localhost_config,
+        {"localhost": {"storage_dir": str(tiny_disk / "storage")}, "pywren": {"write_retry_seconds": 60}},
+    )
+    with pywren.FunctionExecutor(config=config) as executor:
+        futures = executor.map(slow_square, [1, 2, 3, 4])
+        subprocess.run(["mount", "-o", "remount,ro", str(tiny_disk)], check=True)
+        try:
+            with pytest.raises(OSError, match="Read-only file system"):
+                (tiny_disk / "storage" / "probe").write_bytes(b"")
+            time.sleep(2)  # every call ends while the disk is read-only
+        finally:
+            subprocess.run(["mount", "-o", "remount,rw", str(tiny_disk)], check=True)
+        assert executor.get_result(futures, timeout=120) == [1, 4, 9, 16]
+        assert temp_files(tiny_disk) == []
+        executor.clean()
