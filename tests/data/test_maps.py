@@ -193,6 +193,8 @@ def test_lineage_reports_only_the_outputs_the_job_wrote(pw, store, storage_kind)
     names = [d["name"].rsplit(store.bucket + "/", 1)[-1] if d["namespace"] == "file" else d["name"] for d in outputs]
     assert names == (["counts/"] if storage_kind == "localhost" else ["counts/", "before/"])
     assert [d["name"].endswith("logs/") for d in inputs] == [True]
+    namespace = "file" if storage_kind == "localhost" else f"s3://{store.bucket}"  # OpenLineage's naming
+    assert {d["namespace"] for d in inputs + outputs} == {namespace}
 
 
 def test_call_async_over_one_object_in_its_forms(pw, store):
