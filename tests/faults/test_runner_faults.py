@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 import airflow_pywren as pywren
-from airflow_pywren.executor.compute.localhost import LocalhostCompute, stop_runners
+from airflow_pywren.executor.compute.localhost import LocalhostCompute, _process_alive, stop_runners
 from tests.conftest import merge_config
 
 
@@ -48,19 +48,31 @@ def test_jobs_submitted_while_the_runner_is_stopped_run_on_a_new_runner(own_runn
     assert len(pids) > 1  # runners really were stopped and replaced
 
 
+def runner_pid(future) -> int:
+    """The pid of the localhost runner that ran a call (its activation id is ``local-{pid}-{n}``)."""
+    return int(future.stats["activation_id"].split("-")[1])
+
+
 def test_a_runner_that_exits_idle_hands_new_jobs_to_a_new_runner(own_runner) -> None:
     config = merge_config(own_runner, {"localhost": {"runner_idle_timeout": 1}})
     with pywren.FunctionExecutor(config=config) as executor:
-        compute = LocalhostCompute(executor.config)
-        seen = set()
+        served: list[int] = []
         for round_number in range(6):
-            assert executor.get_result(executor.map(add_one, [round_number]), timeout=120) == [round_number + 1]
-            stats = compute.stats()
-            if stats:
-                seen.add(stats["pid"])
+            futures = executor.map(add_one, [round_number])
+            assert executor.get_result(futures, timeout=120) == [round_number + 1]
+            served.append(runner_pid(futures[0]))
             threading.Event().wait(0.9 + 0.05 * round_number)  # submit around the runner's idle exit
+        # once the runner that served the last job has exited idle, the next job starts a new one
+        idle = served[-1]
+        deadline = time.monotonic() + 60
+        while _process_alive(idle) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not _process_alive(idle), f"runner {idle} did not exit after 1 s idle"
+        futures = executor.map(add_one, [100])
+        assert executor.get_result(futures, timeout=120) == [101]
+        assert runner_pid(futures[0]) != idle
+        assert LocalhostCompute(executor.config).stats()["pid"] == runner_pid(futures[0])
         executor.clean()
-    assert seen
 
 
 def test_a_runner_told_to_stop_finishes_the_calls_it_accepted(own_runner, tmp_path: Path) -> None:
