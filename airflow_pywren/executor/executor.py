@@ -914,9 +914,9 @@ def _check_call_options(
             raise PyWrenSubmitError(
                 f"extra_meta must be JSON-serializable (it is stored with each call's status): {exc}"
             ) from None
-    if isinstance(runtime_memory, bool) or not isinstance(runtime_memory, int) or runtime_memory < 1:
+    if isinstance(runtime_memory, bool) or not isinstance(runtime_memory, (int, float)) or runtime_memory < 1:
         raise PyWrenSubmitError(f"runtime_memory must be a positive number of MB, got {runtime_memory!r}")
-    validation.check_number(
+    validation.check_number(  # NaN, infinity and fractions of a MB are refused here, naming the bounds
         runtime_memory, "runtime_memory", 1, validation.MAX_RUNTIME_MEMORY, integer=True, unit=" MB"
     )
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:

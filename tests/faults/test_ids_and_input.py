@@ -131,12 +131,29 @@ def test_localhost_bucket_must_be_a_plain_name(localhost_config, bucket: str) ->
         ({"timeout": 1e300}, "timeout must be a finite number from 0.001 to 2.6784e\\+06 seconds"),
         ({"runtime_memory": 10**12}, "runtime_memory must be an integer from 1 to 1.04858e\\+06 MB"),
         ({"runtime_memory": 0}, "runtime_memory must be a positive number"),
+        ({"runtime_memory": math.nan}, "runtime_memory must be an integer from 1 to 1.04858e\\+06 MB, got nan"),
+        ({"runtime_memory": math.inf}, "runtime_memory must be an integer from 1 to 1.04858e\\+06 MB, got inf"),
+        ({"runtime_memory": -math.inf}, "runtime_memory must be a positive number of MB, got -inf"),
     ],
 )
 def test_absurd_call_options_are_refused(pw, kwargs: dict[str, Any], message: str) -> None:
     with pytest.raises(PyWrenSubmitError, match=message):
         pw.map(add_one, [1], **kwargs)
     assert pw.job_ids() == []
+
+
+@pytest.mark.parametrize("memory", [math.nan, math.inf])
+def test_runtime_memory_nan_or_infinite_is_refused_by_every_submission(localhost_config, pw, memory: float) -> None:
+    named = f"runtime_memory must be an integer from 1 to 1.04858e\\+06 MB, got {memory!r}"
+    with pytest.raises(PyWrenSubmitError, match=named):
+        pw.call_async(add_one, 1, runtime_memory=memory)
+    with pytest.raises(PyWrenSubmitError, match=named):
+        pw.map_reduce(add_one, [1], sum, map_runtime_memory=memory)
+    with pytest.raises(PyWrenSubmitError, match=named):
+        pw.map_reduce(add_one, [1], sum, reduce_runtime_memory=memory)
+    assert pw.job_ids() == []
+    with pytest.raises(PyWrenConfigError, match=f"'pywren.runtime_memory' .*must be int, got float {memory!r}"):
+        pywren.FunctionExecutor(config=localhost_config, runtime_memory=memory)  # the executor's default per call
 
 
 @pytest.mark.parametrize(
@@ -148,6 +165,8 @@ def test_absurd_call_options_are_refused(pw, kwargs: dict[str, Any], message: st
         ("pywren", "monitor_interval", 0, "'pywren.monitor_interval' must be 0.001 or more"),
         ("pywren", "runtime_timeout", math.nan, "'pywren.runtime_timeout' must be a finite number"),
         ("pywren", "runtime_memory", 10**9, "'pywren.runtime_memory' must be 1.04858e\\+06 or less"),
+        ("pywren", "runtime_memory", math.nan, "'pywren.runtime_memory' .*must be int, got float nan"),
+        ("pywren", "runtime_memory", math.inf, "'pywren.runtime_memory' .*must be int, got float inf"),
         ("localhost", "workers", 257, "'localhost.workers' must be 256 or less"),
         ("localhost", "workers", 10**6, "'localhost.workers' must be 256 or less"),
         ("localhost", "runner_idle_timeout", math.inf, "'localhost.runner_idle_timeout' must be a finite number"),
@@ -173,3 +192,24 @@ def test_whole_bucket_view_never_leaves_the_bucket(any_storage, key: str) -> Non
     with pytest.raises(StorageError, match="outside"):
         any_storage.get("fault-suite-user/ok")  # the job storage itself stays under its prefix
     assert view.delete_prefix("fault-suite-user/") == 1
+
+
+@pytest.mark.parametrize(
+    ("source", "text"),
+    [
+        ("PYWREN_CONFIG", '{"pywren": {"runtime_memory": NaN}}'),
+        ("PYWREN_CONFIG", '{"pywren": {"runtime_memory": Infinity}}'),
+        ("PYWREN_CONFIG_FILE", "pywren:\n  runtime_memory: .nan\n"),
+        ("PYWREN_CONFIG_FILE", "pywren:\n  runtime_memory: .inf\n"),
+    ],
+)
+def test_runtime_memory_nan_or_infinite_in_config_sources_is_refused(
+    localhost_config, monkeypatch, tmp_path, source: str, text: str
+) -> None:
+    if source == "PYWREN_CONFIG_FILE":
+        (tmp_path / "config.yaml").write_text(text)
+        monkeypatch.setenv(source, str(tmp_path / "config.yaml"))
+    else:
+        monkeypatch.setenv(source, text)
+    with pytest.raises(PyWrenConfigError, match=r"'pywren.runtime_memory' .*must be int, got float (nan|inf)"):
+        pywren.FunctionExecutor(config=localhost_config)
