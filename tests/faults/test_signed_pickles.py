@@ -13,6 +13,7 @@ import pytest
 import airflow_pywren as pywren
 from airflow_pywren.executor import keys
 from airflow_pywren.executor.callstore import call_store_for, segments
+from airflow_pywren.executor.jobs import job_reference
 from airflow_pywren.executor.serialization import ResultRef
 from airflow_pywren.executor.signing import SignatureError
 from tests.conftest import merge_config
@@ -228,3 +229,107 @@ def test_default_key_file_is_private_whatever_the_umask(localhost_config, tmp_pa
 def test_short_signing_key_is_refused(localhost_config) -> None:
     with pytest.raises(pywren.PyWrenConfigError, match="'pywren.signing_key' must be a string of at least 16"):
         pywren.FunctionExecutor(config=merge_config(localhost_config, {"pywren": {"signing_key": "short"}}))
+
+
+# ------------------------------------------------------------------ Airflow: the hook, a downstream task and map
+@pytest.mark.airflow
+@pytest.mark.parametrize("executor_config", ["localhost", "localhost+ibm_cos"], indirect=True)
+@pytest.mark.parametrize("how", ["planted", "tampered", "empty"])
+def test_hook_get_results_refuses_a_replaced_result(
+    airflow_home, executor_config, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, how: str
+) -> None:
+    from airflow_pywren.hooks.pywren import PyWrenHook
+    from tests.airflow.conftest import CONN_ENV, connection_json
+
+    marker = tmp_path / "planted-code-ran"
+    monkeypatch.setenv(CONN_ENV, connection_json(executor_config, signing_key=KEY_A))  # the connection's key field
+    hook = PyWrenHook()
+    with hook.get_conn() as executor:
+        futures = executor.map(square, [1, 2, 3])
+        assert executor.get_result(futures) == [1, 4, 9]
+        ref = job_reference(executor, "map", futures)
+        key = executor.signer.describe()
+        assert hook.get_results(ref) == [1, 4, 9]
+        original = stored_output(executor.storage, executor.executor_id, futures[1].job_id, futures[1].call_id)
+        blob = {"planted": planted_pickle(marker), "tampered": tampered(original, marker), "empty": b""}[how]
+        replace_output(executor, futures[1], blob)
+        with pytest.raises(SignatureError, match=f"call 00001 of job {futures[1].job_id}") as info:
+            hook.get_results(ref)
+        assert key in str(info.value)  # names the key: where it comes from and its fingerprint
+        assert KEY_A not in str(info.value) and KEY_A.encode().hex() not in str(info.value)
+        assert not marker.exists()
+        executor.clean()
+
+
+TAMPERED_DAG = """
+import json
+from pathlib import Path
+
+from tests.faults.test_signed_pickles import planted_pickle, replace_stored_output, stored_output
+
+MARKER = Path({marker!r})
+
+
+def square(x):
+    return x * x
+
+
+def add_one(x):
+    return x + 1
+
+
+@dag(dag_id="tampered_result", schedule=None, start_date=START, catchup=False)
+def tampered_result():
+    squares = PyWrenMapOperator(task_id="squares", map_function=square, iterdata=[1, 2, 3], poll_interval=0.05)
+
+    @task
+    def plant(ref):
+        with PyWrenHook().get_conn(executor_id=ref["executor_id"]) as executor:
+            job_id = ref["job_ids"][0]
+            replace_stored_output(executor.storage, ref["executor_id"], job_id, "00001", planted_pickle(MARKER))
+        with PyWrenHook().get_conn(executor_id=ref["executor_id"]) as reader:  # what any reader now finds
+            assert stored_output(reader.storage, ref["executor_id"], job_id, "00001") == planted_pickle(MARKER)
+
+    @task(retries=0)
+    def read(ref):
+        return PyWrenHook().get_results(ref)
+
+    plus_one = PyWrenMapOperator(
+        task_id="plus_one", map_function=add_one, iterdata=squares.output, poll_interval=0.05, retries=0
+    )
+    plant(squares.output) >> [read(squares.output), plus_one]
+
+
+tampered_result()
+"""
+
+
+@pytest.mark.airflow
+def test_a_replaced_result_fails_the_downstream_task_and_map_that_read_it(
+    airflow_home, localhost_config, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capfd: pytest.CaptureFixture
+) -> None:
+    from tests.airflow.conftest import CONN_ENV, connection_json
+
+    marker = tmp_path / "planted-code-ran"
+    monkeypatch.setenv(CONN_ENV, connection_json(localhost_config, signing_key=KEY_A))
+    result = airflow_home.write_and_run("tampered_result", TAMPERED_DAG.format(marker=str(marker)), header=True)
+    logs = capfd.readouterr().out
+    assert result.task_states == {
+        "squares": "success",
+        "plant": "success",
+        "read": "failed",
+        "plus_one": "failed",
+    }, logs[-3000:]
+    # the Python task reading the results, in the Airflow worker
+    assert "SignatureError" in logs and "the output of call 00001 of job M000" in logs
+    assert "the signing key pywren.signing_key (fingerprint" in logs
+    # the downstream map: its call 00001 refused the upstream result inside the call, the others ran
+    assert "1 of 3 call(s) of map job M000 failed" in logs
+    upstream_key = result.xcom("squares")["result_key_pattern"].format(call_id="00001")
+    assert f"job M000 call 00001 failed: SignatureError: the upstream result '{upstream_key}' is not signed" in logs
+    assert not marker.exists()
+    with pywren.FunctionExecutor(
+        config=merge_config(localhost_config, {"pywren": {"signing_key": KEY_A}}),
+        executor_id=result.xcom("squares")["executor_id"],
+    ) as executor:
+        executor.clean()
