@@ -30,6 +30,9 @@ pytest_plugins = [
 
 # Backends the executor suite runs against: compute+storage.
 BACKEND_PARAMS = ["localhost", "ibm_cf+localhost", "localhost+ibm_cos", "ibm_cf+ibm_cos"]
+# The container backends, on their test servers (each call runs in a pod or instance process): for suites that
+# must cover every compute backend, such as the fault suite's.
+CONTAINER_BACKEND_PARAMS = ["k8s+ibm_cos", "code_engine+ibm_cos"]
 
 
 def merge_config(*configs: dict[str, Any]) -> dict[str, Any]:
@@ -101,4 +104,39 @@ def executor_config(request: pytest.FixtureRequest, localhost_config: dict[str, 
         parts.append(request.getfixturevalue("cos_config"))
     if compute == "ibm_cf":
         parts.append(request.getfixturevalue("openwhisk_config"))
+    if compute == "k8s":
+        parts.append(k8s_compute_config(request.getfixturevalue("k8s_server")))
+    if compute == "code_engine":
+        parts.append(code_engine_compute_config(request.getfixturevalue("code_engine_server")))
     return merge_config(*parts)
+
+
+def k8s_compute_config(server: Any) -> dict[str, Any]:
+    """k8s compute on a new namespace of the Kubernetes test server, with a new token in the config itself."""
+    namespace = server.create_namespace()
+    return {
+        "pywren": {"compute_backend": "k8s"},
+        "k8s": {
+            "kubeconfig_dict": server.kubeconfig(namespace, token=server.add_token()),
+            "namespace": namespace,
+            "runtime": "airflowpywren/runtime:test",
+            "calls_per_pod": 3,
+            "lost_check_interval": 0.2,
+            "image_pull_timeout": 1,
+        },
+    }
+
+
+def code_engine_compute_config(server: Any) -> dict[str, Any]:
+    """code_engine compute on a new project (with its own API key) of the Code Engine test server."""
+    project_id, _ = server.add_project()
+    return {
+        "pywren": {"compute_backend": "code_engine"},
+        "code_engine": {
+            **server.settings(project_id),
+            "runtime": "airflowpywren/runtime:test",
+            "calls_per_instance": 3,
+            "lost_check_interval": 0.2,
+            "image_pull_timeout": 1,
+        },
+    }

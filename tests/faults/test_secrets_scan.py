@@ -1,20 +1,24 @@
 """After jobs on every backend, no configured secret is in storage, in the client's DEBUG logs or in errors.
 
 The secrets travel to the function side in each activation's payload (OpenWhisk requires
-it; the localhost runner gets it over its private socket), never into objects in storage.
+it; on Kubernetes and Code Engine it is a Secret mounted into the pods or instances; the
+localhost runner gets it over its private socket), never into objects in storage. The
+compute credentials (OpenWhisk key, kubeconfig token, Code Engine API key) are scanned for
+too.
 """
 
 from __future__ import annotations
 
 import logging
 import secrets
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 import airflow_pywren as pywren
-from tests.conftest import BACKEND_PARAMS, merge_config
+from tests.conftest import BACKEND_PARAMS, CONTAINER_BACKEND_PARAMS, merge_config
 from tests.services.s3 import s3_client
 
 SIGNING_KEY = secrets.token_hex(16)  # made at run time: the shipped source of this module holds no key
@@ -32,8 +36,13 @@ def secrets_of(config: dict[str, Any]) -> list[str]:
     found: list[str] = [SIGNING_KEY, SIGNING_KEY.encode().hex()]  # the key, and as it travels in payloads
     if "ibm_cos" in config and config["pywren"].get("storage_backend") == "ibm_cos":
         found.append(config["ibm_cos"]["secret_access_key"])
-    if config["pywren"].get("compute_backend") == "ibm_cf":
+    compute = config["pywren"].get("compute_backend")
+    if compute == "ibm_cf":
         found.append(config["ibm_cf"]["api_key"].partition(":")[2])
+    if compute == "k8s":  # the bearer token of the kubeconfig given in the config
+        found.append(config["k8s"]["kubeconfig_dict"]["users"][0]["user"]["token"])
+    if compute == "code_engine":
+        found.append(config["code_engine"]["iam_api_key"])
     return found
 
 
@@ -48,13 +57,24 @@ def stored_blobs(config: dict[str, Any]) -> list[tuple[str, bytes]]:
     return [(str(p), p.read_bytes()) for p in root.rglob("*") if p.is_file()]
 
 
-@pytest.mark.parametrize("executor_config", BACKEND_PARAMS, indirect=True)
-def test_no_secret_in_storage_logs_or_errors(executor_config: dict[str, Any], caplog: pytest.LogCaptureFixture) -> None:
+def with_runtime_keys(executor_config: dict[str, Any]) -> dict[str, Any]:
+    """The config with the signing key and COS keys made at run time: none is in shipped source code."""
     config = merge_config(executor_config, {"pywren": {"signing_key": SIGNING_KEY}})
-    if "ibm_cos" in config:  # keys made at run time (the S3 server takes any): none is in shipped source code
+    if "ibm_cos" in config:  # the S3 server takes any keys
         config["ibm_cos"].update(access_key_id=secrets.token_hex(10), secret_access_key=secrets.token_hex(20))
+    return config
+
+
+def scan_jobs_for_secrets(
+    config: dict[str, Any], caplog: pytest.LogCaptureFixture, errors: Callable[[], list[str]] = list
+) -> pywren.FunctionExecutor:
+    """Run jobs that succeed and fail, then look for the config's secrets in storage, the DEBUG logs and errors.
+
+    ``errors`` makes more error messages to scan (it runs while the jobs' executor is open); the
+    executor is returned (closed) for what the caller wants to check about it.
+    """
     configured = secrets_of(config)
-    assert len(configured) >= 2
+    assert len(configured) >= 2 and all(configured)
     caplog.set_level(logging.DEBUG, logger="airflow_pywren")  # a log_level given earlier in the run may have raised it
     messages: list[str] = []
     with pywren.FunctionExecutor(config=config) as executor:
@@ -67,6 +87,7 @@ def test_no_secret_in_storage_logs_or_errors(executor_config: dict[str, Any], ca
         with pytest.raises(pywren.PyWrenConfigError) as bad:
             pywren.FunctionExecutor(config=merge_config(config, {"pywren": {"monitor_interval": -1}}))
         messages.append(str(bad.value))
+        messages += errors()
         blobs = stored_blobs(config)
         assert len(blobs) >= 10  # the jobs' objects were scanned, not an empty place
         assert any(b"square" in blob for _, blob in blobs)  # the scan reads what is in them
@@ -77,3 +98,9 @@ def test_no_secret_in_storage_logs_or_errors(executor_config: dict[str, Any], ca
         assert not [m for m in messages if secret in m], f"a secret is in an error message: {secret[:4]}..."
         leaked = [name for name, blob in blobs if secret.encode() in blob]
         assert not leaked, f"a secret ({secret[:4]}...) is in stored objects: {leaked[:5]}"
+    return executor
+
+
+@pytest.mark.parametrize("executor_config", [*BACKEND_PARAMS, *CONTAINER_BACKEND_PARAMS], indirect=True)
+def test_no_secret_in_storage_logs_or_errors(executor_config: dict[str, Any], caplog: pytest.LogCaptureFixture) -> None:
+    scan_jobs_for_secrets(with_runtime_keys(executor_config), caplog)

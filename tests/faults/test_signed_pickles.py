@@ -16,7 +16,7 @@ from airflow_pywren.executor.callstore import call_store_for, segments
 from airflow_pywren.executor.jobs import job_reference
 from airflow_pywren.executor.serialization import ResultRef
 from airflow_pywren.executor.signing import SignatureError
-from tests.conftest import merge_config
+from tests.conftest import BACKEND_PARAMS, CONTAINER_BACKEND_PARAMS, merge_config
 
 KEY_A = "a" * 32
 KEY_B = "b" * 32
@@ -89,6 +89,7 @@ def replace_output(executor, future, blob: bytes) -> None:
     replace_stored_output(executor.storage, future.executor_id, future.job_id, future.call_id, blob)
 
 
+@pytest.mark.parametrize("executor_config", [*BACKEND_PARAMS, *CONTAINER_BACKEND_PARAMS], indirect=True)
 @pytest.mark.parametrize("how", ["planted", "tampered", "empty"])
 def test_replaced_result_is_refused_on_every_backend(executor_config, tmp_path: Path, how: str) -> None:
     marker = tmp_path / "planted-code-ran"
