@@ -3,17 +3,18 @@
 The secrets travel to the function side in each activation's payload (OpenWhisk requires
 it; on Kubernetes and Code Engine it is a Secret mounted into the pods or instances; the
 localhost runner gets it over its private socket), never into objects in storage. The
-compute credentials (OpenWhisk key, kubeconfig token, Code Engine API key) are scanned for
-too.
+compute credentials (OpenWhisk key, kubeconfig token, Code Engine API key) and the
+RabbitMQ password are scanned for too.
 """
 
 from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -43,6 +44,8 @@ def secrets_of(config: dict[str, Any]) -> list[str]:
         found.append(config["k8s"]["kubeconfig_dict"]["users"][0]["user"]["token"])
     if compute == "code_engine":
         found.append(config["code_engine"]["iam_api_key"])
+    if config["pywren"].get("rabbitmq_monitor"):
+        found.append(urlsplit(config["rabbitmq"]["amqp_url"]).password or "")
     return found
 
 
@@ -104,3 +107,48 @@ def scan_jobs_for_secrets(
 @pytest.mark.parametrize("executor_config", [*BACKEND_PARAMS, *CONTAINER_BACKEND_PARAMS], indirect=True)
 def test_no_secret_in_storage_logs_or_errors(executor_config: dict[str, Any], caplog: pytest.LogCaptureFixture) -> None:
     scan_jobs_for_secrets(with_runtime_keys(executor_config), caplog)
+
+
+@pytest.fixture
+def broker_user(rabbitmq_broker) -> Iterator[tuple[str, str]]:
+    """A RabbitMQ user with a password made at run time, allowed everything on the default virtual host."""
+    user, password = f"scan-{secrets.token_hex(4)}", secrets.token_hex(16)
+    rabbitmq_broker.start()
+    rabbitmq_broker.ctl("add_user", user, password)
+    rabbitmq_broker.ctl("set_permissions", "-p", "/", user, ".*", ".*", ".*")
+    yield user, password
+    rabbitmq_broker.ctl("delete_user", user, check=False)
+
+
+@pytest.mark.rabbitmq
+@pytest.mark.parametrize("executor_config", ["localhost", "localhost+ibm_cos"], indirect=True)
+def test_no_amqp_password_in_storage_logs_or_errors(
+    executor_config: dict[str, Any], rabbitmq_broker, broker_user: tuple[str, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    user, password = broker_user
+    port = urlsplit(rabbitmq_broker.amqp_url).port
+    url = f"amqp://{user}:{password}@127.0.0.1:{port}/%2F"
+    config = merge_config(
+        with_runtime_keys(executor_config), {"pywren": {"rabbitmq_monitor": True}, "rabbitmq": {"amqp_url": url}}
+    )
+    wrong_password = secrets.token_hex(12)
+
+    def broker_errors() -> list[str]:
+        """Errors and warnings that name the broker: a URL that is not valid, a password it refuses."""
+        with pytest.raises(pywren.PyWrenConfigError) as invalid:
+            pywren.FunctionExecutor(
+                config=merge_config(config, {"rabbitmq": {"amqp_url": f"amqp://{user}:{password}@127.0.0.1:x/"}})
+            )
+        assert "is not a valid AMQP URL" in str(invalid.value)  # naming the URL: the scan checks how
+        refused = merge_config(config, {"rabbitmq": {"amqp_url": url.replace(password, wrong_password)}})
+        with pywren.FunctionExecutor(config=refused) as unauthorized:
+            assert not unauthorized.job_monitor.connected
+        assert any(f"RabbitMQ at amqp://{user}:***@127.0.0.1:{port}/" in r.getMessage() for r in caplog.records)
+        return [str(invalid.value)]
+
+    executor = scan_jobs_for_secrets(config, caplog, broker_errors)
+    assert password in secrets_of(config)
+    assert executor.job_monitor.name == "rabbitmq"
+    logs = "\n".join(record.getMessage() for record in caplog.records)
+    assert wrong_password not in logs
+    assert "connected to RabbitMQ at" in logs  # the jobs ran with notices through the broker
