@@ -198,3 +198,64 @@ def test_a_job_whose_submitter_is_alive_is_not_taken_for_stopped(
         finally:
             submitting.join()
         submitter.clean()
+
+
+SENSOR_DAG = """
+import json
+
+from airflow_pywren.sensors.pywren import PyWrenJobSensor
+
+REF = json.loads({ref!r})
+
+
+@dag(dag_id={dag_id!r}, schedule=None, start_date=START, catchup=False)
+def attach_to_partly_invoked():
+    PyWrenJobSensor(
+        task_id="wait", job_ref=REF, poke_interval=0.2, timeout=120, retries=1, retry_delay=0, deferrable={deferrable!r}
+    )
+
+
+attach_to_partly_invoked()
+"""
+
+
+@pytest.mark.airflow
+@pytest.mark.parametrize("storage_config", ["localhost"], indirect=True)
+@pytest.mark.parametrize("deferrable", [False, True], ids=["poke", "deferrable"])
+def test_a_sensor_on_a_partly_invoked_job_fails_naming_the_calls_never_invoked(
+    airflow_home,
+    storage_config: dict[str, Any],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture,
+    deferrable: bool,
+) -> None:
+    """The sensor (or its trigger) attached to a job whose submitter was killed while invoking it: after the
+    invocation grace (1 s here) it fails, a final failure naming the never-invoked calls, instead of waiting."""
+    from airflow_pywren.executor.jobs import job_reference
+    from tests.airflow.conftest import CONN_ENV, connection_json
+
+    # the invoked calls run 3 s each on two workers: the job is unfinished when the sensor first looks
+    runs = kill_while_invoking(storage_config, tmp_path, "before_sending", busy=3.0)
+    monkeypatch.setenv(CONN_ENV, connection_json(storage_config))
+    with pywren.FunctionExecutor(config=storage_config, executor_id="partly") as attached:
+        ref = job_reference(attached, "map", attached.job_futures(JOB))
+    dag_id = f"sensor_partly_invoked_{'deferrable' if deferrable else 'poke'}"
+    source = SENSOR_DAG.format(ref=json.dumps(ref), dag_id=dag_id, deferrable=deferrable)
+    result = airflow_home.write_and_run(dag_id, source, header=True)
+    logs = capfd.readouterr().out
+    assert result.task_states == {"wait": "failed"}, logs[-3000:]
+    assert result.try_numbers["wait"] == 1  # a final failure: no retry although retries=1
+    assert ("deferring to PyWrenJobTrigger" in logs) is deferrable  # the trigger reached the verdict
+    invoked = 2 * BATCH
+    assert f"{CALLS - invoked} of {CALLS} call(s) of map job {JOB} failed." in logs
+    first = f"{invoked:05d}"
+    assert (
+        f"First failure: job {JOB} call {first}: CallNeverInvokedError: call {first} of job {JOB} was never invoked"
+        in logs
+    )
+    assert f"stopped after invoking {invoked} of its {CALLS} call(s)" in logs
+    assert f"Also failed: job {JOB} call {invoked + 1:05d}: CallNeverInvokedError" in logs
+    assert runs_per_call(runs) == Counter(range(invoked))  # the invoked calls ran, once; the others never
+    with pywren.FunctionExecutor(config=storage_config, executor_id="partly") as executor:
+        executor.clean()
