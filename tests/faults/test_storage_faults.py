@@ -156,21 +156,39 @@ def test_a_result_too_big_for_the_disk_fails_its_call_and_leaves_no_temp_file(
         executor.clean()
 
 
-def test_a_disk_read_only_for_a_moment_delays_the_results_and_loses_none(tiny_disk: Path, localhost_config) -> None:
-    """Writes refused with EROFS while the calls run are retried (``write_retry_seconds``) once it is writable."""
+def fill(disk: Path) -> Path:
+    """Fill ``disk`` to the last byte with one file (removing it frees the disk again)."""
+    filler = disk / "filler"
+    with open(filler, "wb", buffering=0) as out:
+        block = b"\0" * 65536
+        try:
+            while True:
+                out.write(block)
+        except OSError:
+            pass
+        try:
+            while True:
+                out.write(b"\0")
+        except OSError:
+            pass
+    return filler
+
+
+def test_a_disk_full_for_a_moment_delays_the_results_and_loses_none(tiny_disk: Path, localhost_config) -> None:
+    """Writes refused with ENOSPC while the calls end are retried (``write_retry_seconds``) once there is room."""
     config = merge_config(
         localhost_config,
         {"localhost": {"storage_dir": str(tiny_disk / "storage")}, "pywren": {"write_retry_seconds": 60}},
     )
     with pywren.FunctionExecutor(config=config) as executor:
         futures = executor.map(slow_square, [1, 2, 3, 4])
-        subprocess.run(["mount", "-o", "remount,ro", str(tiny_disk)], check=True)
+        filler = fill(tiny_disk)
         try:
-            with pytest.raises(OSError, match="Read-only file system"):
-                (tiny_disk / "storage" / "probe").write_bytes(b"")
-            time.sleep(2)  # every call ends while the disk is read-only
+            with pytest.raises(OSError, match="No space left on device"):
+                (tiny_disk / "probe").write_bytes(b"x" * 8192)
+            time.sleep(2)  # every call ends while the disk is full
         finally:
-            subprocess.run(["mount", "-o", "remount,rw", str(tiny_disk)], check=True)
+            filler.unlink()
         assert executor.get_result(futures, timeout=120) == [1, 4, 9, 16]
         assert temp_files(tiny_disk) == []
         executor.clean()

@@ -202,6 +202,7 @@ def test_a_check_pages_through_the_listing_and_then_reads_single_records(
     pw = executors(ow_config)
     futures = pw.map(double, range(24), timeout=LONG)
     assert pw.get_result(futures) == [2 * i for i in range(24)]
+    assert server.wait_idle(60)  # a result is stored before the action returns: let every record end
     finder = ibm_cf_lost.LostActivationFinder(pw.compute.client, 0, pw.compute.lost_finder.job_actions)
     already = len(server.activation_requests)
 
