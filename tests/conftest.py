@@ -18,6 +18,7 @@ from airflow_pywren.executor.callstore import CallStore, call_store_for
 from airflow_pywren.executor.compute.localhost import stop_runners
 from airflow_pywren.executor.config import load_config, storage_section
 from airflow_pywren.executor.storage import create_storage
+from tests.services.kubernetes import TEST_RUNTIME
 
 pytest_plugins = [
     "tests.services.s3",
@@ -33,6 +34,20 @@ BACKEND_PARAMS = ["localhost", "ibm_cf+localhost", "localhost+ibm_cos", "ibm_cf+
 # The container backends, on their test servers (each call runs in a pod or instance process): for suites that
 # must cover every compute backend, such as the fault suite's.
 CONTAINER_BACKEND_PARAMS = ["k8s+ibm_cos", "code_engine+ibm_cos"]
+# What every test of the container backends sets besides credentials: the test image, a few calls per pod or
+# instance, lost-call checks every 0.2 s, image pulls that fail within a second.
+K8S_TEST_SETTINGS = {
+    "runtime": TEST_RUNTIME,
+    "calls_per_pod": 3,
+    "lost_check_interval": 0.2,
+    "image_pull_timeout": 1,
+}
+CODE_ENGINE_TEST_SETTINGS = {
+    "runtime": TEST_RUNTIME,
+    "calls_per_instance": 3,
+    "lost_check_interval": 0.2,
+    "image_pull_timeout": 1,
+}
 
 
 def merge_config(*configs: dict[str, Any]) -> dict[str, Any]:
@@ -119,10 +134,7 @@ def k8s_compute_config(server: Any) -> dict[str, Any]:
         "k8s": {
             "kubeconfig_dict": server.kubeconfig(namespace, token=server.add_token()),
             "namespace": namespace,
-            "runtime": "airflowpywren/runtime:test",
-            "calls_per_pod": 3,
-            "lost_check_interval": 0.2,
-            "image_pull_timeout": 1,
+            **K8S_TEST_SETTINGS,
         },
     }
 
@@ -132,11 +144,5 @@ def code_engine_compute_config(server: Any) -> dict[str, Any]:
     project_id, _ = server.add_project()
     return {
         "pywren": {"compute_backend": "code_engine"},
-        "code_engine": {
-            **server.settings(project_id),
-            "runtime": "airflowpywren/runtime:test",
-            "calls_per_instance": 3,
-            "lost_check_interval": 0.2,
-            "image_pull_timeout": 1,
-        },
+        "code_engine": {**server.settings(project_id), **CODE_ENGINE_TEST_SETTINGS},
     }

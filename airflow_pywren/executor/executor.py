@@ -867,10 +867,8 @@ class FunctionExecutor:
 
 def _wait_local_or_chunk_size(reducer_wait_local: Any, chunk_size: int | None) -> tuple[bool, int | None]:
     """``reducer_wait_local`` as a bool, and the chunk size PyWren 1.0 passed in its place."""
-    if reducer_wait_local is None or isinstance(reducer_wait_local, bool):
-        return bool(reducer_wait_local), chunk_size
-    if isinstance(reducer_wait_local, int) and reducer_wait_local in (0, 1):
-        return bool(reducer_wait_local), chunk_size
+    if reducer_wait_local is None or (isinstance(reducer_wait_local, int) and reducer_wait_local in (0, 1)):
+        return bool(reducer_wait_local), chunk_size  # bool is an int: True and False land here
     if isinstance(reducer_wait_local, int) and reducer_wait_local > 1:
         if chunk_size is not None:
             raise PyWrenSubmitError(

@@ -56,7 +56,7 @@ def written_outputs(
             if location.kind == HTTP:
                 continue
             if location.kind == FILE:
-                times: Iterator[float | None] = iter(_file_times(location.key))
+                times: Iterator[float | None] = _file_times(location.key)
             else:
                 times = (info.modified for info in executor.storage.list_objects(location.bucket, location.key))
             found = any(earliest is None or at is None or at >= earliest for at in times)

@@ -12,7 +12,7 @@ from ibm_code_engine_sdk.code_engine_v2 import CodeEngineV2, JobRunList
 import airflow_pywren as pywren
 from airflow_pywren.executor.compute.code_engine import resources, settings_from_ibm_cf
 from airflow_pywren.executor.errors import ActivationLostError, CallCancelledError, PyWrenConfigError
-from tests.conftest import merge_config
+from tests.conftest import CODE_ENGINE_TEST_SETTINGS, merge_config
 from tests.k8s import calls
 from tests.services.code_engine import CodeEngineTestServer
 
@@ -30,13 +30,7 @@ def ce_config(
         localhost_config,
         {
             "pywren": {"compute_backend": "code_engine", "lost_call_grace": 600},
-            "code_engine": {
-                **code_engine_server.settings(project),
-                "runtime": "airflowpywren/runtime:test",
-                "calls_per_instance": 3,
-                "lost_check_interval": 0.2,
-                "image_pull_timeout": 1,
-            },
+            "code_engine": {**code_engine_server.settings(project), **CODE_ENGINE_TEST_SETTINGS},
         },
     )
 

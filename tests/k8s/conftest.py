@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 import airflow_pywren as pywren
-from tests.conftest import merge_config
+from tests.conftest import K8S_TEST_SETTINGS, merge_config
 from tests.services.kubernetes import KubernetesTestServer
 
 
@@ -36,14 +36,7 @@ def k8s_config(kubeconfig: Path, namespace: str, localhost_config: dict[str, Any
         localhost_config,
         {
             "pywren": {"compute_backend": "k8s", "lost_call_grace": 600},
-            "k8s": {
-                "kubeconfig": str(kubeconfig),
-                "namespace": namespace,
-                "runtime": "airflowpywren/runtime:test",
-                "lost_check_interval": 0.2,
-                "calls_per_pod": 3,
-                "image_pull_timeout": 1,
-            },
+            "k8s": {"kubeconfig": str(kubeconfig), "namespace": namespace, **K8S_TEST_SETTINGS},
         },
     )
 
